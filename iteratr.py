@@ -1,0 +1,11 @@
+"""Run iteratr from a checkout: ``python iteratr.py ARGS`` behaves like the installed ``iteratr ARGS``."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from iteratr.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from iteratr.cli import main
+
+main()
