@@ -1,3 +1,3 @@
-from iteratr.cli import main
+from iteratr.main import main
 
 main()

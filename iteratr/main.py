@@ -1,0 +1,21 @@
+"""The ``iteratr`` entry point: ``iteratr tool`` skips click (see ``iteratr.toolcli``); the rest is ``iteratr.cli``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    from iteratr.boundary import guarded
+
+    if args[:1] == ["tool"]:
+        from iteratr import toolcli
+
+        code = guarded(lambda: toolcli.run(args[1:]))
+    else:
+        from iteratr import cli
+
+        code = cli.run(args)
+    sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,276 @@
+"""The session store: an append-only JSONL event log, its lock, and a snapshot cache.
+
+Files of a session S under the data dir (default ``.iteratr``)::
+
+    S/events.jsonl     the source of truth, committed on branch iteratr/S
+    S/tasks.yaml       a readable view of tasks and notes, rewritten after every change (iteratr.tasks_view)
+    S/cache/           snapshot of the replayed state (never committed; always rebuildable)
+
+Format of ``events.jsonl``: one JSON object per line, UTF-8, ``\\n``-terminated::
+
+    {"v": 1, "ts": "2026-11-24T04:40:00.123456Z", "type": "task.added", "iteration": 3, "data": {...}}
+
+``v`` is the schema version (this code writes and reads 1; a larger one is refused rather than
+misread). ``ts`` is UTC ISO-8601. ``iteration`` is the iteration the event belongs to. Types and
+their ``data``:
+
+=====================  ==============================================================================
+task.added             id, content, status, priority (0..4, 0 = lowest), depends_on (list of ids)
+task.status            id, status (remaining | in_progress | completed | blocked | cancelled)
+task.priority          id, priority
+task.depends           id, depends_on (one id; dependencies accumulate)
+note.added             id, content, type (learning | stuck | tip | decision)
+iteration.started      n, kind (planning | main | recovery)
+iteration.ended        n, outcome (ok | failed | timeout | interrupted), error?, stop_reason?,
+                       duration (s), usage? {input_tokens, output_tokens, total_tokens, cost, currency}
+iteration.summary      summary (for the event's ``iteration``)
+session.completed      (none)
+user.message           id (MSG-n), text, source? (inbox file taken), start?, end? (byte range)
+inbox.consumed         source, end (bytes of a taken inbox file consumed without a message)
+user.delivered         ids (message ids), iteration (the prompt they went into)
+hook.ran               hook, command, exit_status, timed_out, duration, task_id?
+=====================  ==============================================================================
+
+Ids (``TAS-n``, ``NOT-n``, ``MSG-n``) are assigned under the lock from the replayed state and are
+never reused. Every append is one ``write`` of whole lines, then ``fsync``, under an exclusive
+``flock`` on the log itself, so concurrent writers (the agent, its subagents, the user, a hook)
+never interleave, lose an event, or hand out the same id.
+
+A crash mid-write can leave a torn last line (no trailing newline). Readers skip it with a warning;
+the next writer truncates it away before appending. A bad line anywhere else is reported with its
+line number, never a traceback.
+
+Replaying 100,000 events on every ``iteratr tool`` call would be slow, so the replayed state is
+cached in ``cache/state.marshal`` with the byte offset it covers and the bytes of the last line
+before that offset. A reader loads the cache, checks that the log still has those bytes there (a
+checkout or reset that rewrote the log fails the check and forces a full replay), then applies only
+the lines after the offset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import marshal
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from iteratr import paths
+from iteratr.errors import StoreError, UsageError
+from iteratr.state import Event, State, apply
+
+SCHEMA_VERSION = 1
+_SNAPSHOT_VERSION = 1
+_TAIL_BYTES = 4096
+
+
+def utc_now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def make_event(type: str, data: dict[str, Any], iteration: int) -> Event:
+    return {"v": SCHEMA_VERSION, "ts": utc_now(), "type": type, "iteration": iteration, "data": data}
+
+
+def _parse_lines(blob: bytes, first_line_no: int, path: Path) -> tuple[list[Event], int]:
+    """Parse whole lines of ``blob``; return the events and the number of bytes consumed.
+
+    A last line without ``\\n`` is torn (a crash mid-write): it is not consumed, and a warning goes to stderr.
+    """
+    events: list[Event] = []
+    end = blob.rfind(b"\n") + 1
+    if end < len(blob):
+        print(
+            f"iteratr: warning: {path}: ignoring a torn last line ({len(blob) - end} bytes, "
+            "probably a crash mid-write); the next write repairs it",
+            file=sys.stderr,
+        )
+    for offset, raw in enumerate(blob[:end].splitlines()):
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw)
+            if not isinstance(event, dict) or "type" not in event:
+                raise ValueError("not an event object")
+        except ValueError as exc:
+            raise StoreError(
+                f"{path}:{first_line_no + offset}: invalid event line ({exc})",
+                hint="the log was edited by hand or by a merge; fix or remove that line, "
+                "or restore it with `git checkout -- <file>`",
+            ) from None
+        if event.get("v", 1) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}:{first_line_no + offset}: event schema v{event['v']} is newer than this iteratr "
+                f"understands (v{SCHEMA_VERSION})",
+                hint="upgrade iteratr",
+            )
+        events.append(event)
+    return events, end
+
+
+class Store:
+    """One session's event log. Cheap to construct; touches the disk only when asked."""
+
+    def __init__(self, data_dir: Path, name: str) -> None:
+        self.name = paths.validate_session_name(name)
+        self.data_dir = data_dir
+        self.dir = data_dir / name
+        self.events_path = self.dir / paths.EVENTS_FILE
+        self.tasks_path = self.dir / paths.TASKS_FILE
+        self._snapshot_path = self.dir / paths.CACHE_DIR / "state.marshal"
+        self._fragments: dict[str, Any] | None = None
+        self._lines = 0  # lines of the log covered by the state last loaded
+
+    def exists(self) -> bool:
+        return self.events_path.exists()
+
+    def require(self) -> None:
+        """Raise a usage error naming the sessions that do exist, for reads of an unknown session."""
+        if self.exists():
+            return
+        found = ", ".join(sorted(p.parent.name for p in self.data_dir.glob(f"*/{paths.EVENTS_FILE}")))
+        raise UsageError(
+            f"no session {self.name!r} in {self.data_dir}; "
+            + (f"sessions there: {found}" if found else "none exists yet (iteratr build creates one)")
+        )
+
+    def create(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        gitignore = self.data_dir / ".gitignore"
+        if not gitignore.exists() or gitignore.read_text() != paths.DATA_DIR_GITIGNORE:
+            gitignore.write_text(paths.DATA_DIR_GITIGNORE)
+        if not self.events_path.exists():
+            self.events_path.touch()
+            self.write_view(State())
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def load(self) -> State:
+        """The current state, from the snapshot plus any newer lines (no lock: appends are atomic lines)."""
+        self.require()
+        with open(self.events_path, "rb") as f:
+            return self._load_from(f, save_snapshot=True)
+
+    def _load_from(self, f: Any, *, save_snapshot: bool) -> State:
+        state, offset, first_line = self._read_snapshot(f)
+        f.seek(offset)
+        blob = f.read()
+        events, consumed = _parse_lines(blob, first_line, self.events_path)
+        for event in events:
+            apply(state, event)
+        self._lines = first_line - 1 + blob[:consumed].count(b"\n")
+        if events and save_snapshot:
+            self._write_snapshot(state, f, offset + consumed, self._lines)
+        return state
+
+    def events(self) -> list[Event]:
+        """Every event in the log, in order (for status, history and tests)."""
+        self.require()
+        return _parse_lines(self.events_path.read_bytes(), 1, self.events_path)[0]
+
+    def _read_snapshot(self, f: Any) -> tuple[State, int, int]:
+        try:
+            snap = marshal.loads(self._snapshot_path.read_bytes())
+            if snap["version"] != _SNAPSHOT_VERSION:
+                raise ValueError("old snapshot")
+            offset, tail = snap["offset"], snap["tail"]
+            f.seek(offset - len(tail))
+            if f.read(len(tail)) != tail:
+                raise ValueError("log rewritten since the snapshot")
+            self._fragments = snap.get("fragments")
+            return State.from_dict(snap["state"]), offset, snap["lines"] + 1
+        except (OSError, ValueError, EOFError, KeyError, TypeError):
+            self._fragments = None
+            return State(), 0, 1
+
+    def _write_snapshot(self, state: State, f: Any, offset: int, lines: int) -> None:
+        f.seek(max(0, offset - _TAIL_BYTES))
+        tail = f.read(offset - max(0, offset - _TAIL_BYTES))
+        snap = {
+            "version": _SNAPSHOT_VERSION,
+            "offset": offset,
+            "tail": tail,
+            "lines": lines,
+            "state": state.to_dict(),
+            "fragments": self._fragments or {},
+        }
+        # A cache: losing it costs a replay, so no fsync; the rename keeps readers from seeing half a file.
+        with contextlib.suppress(OSError):
+            self._snapshot_path.parent.mkdir(exist_ok=True)
+            tmp = self._snapshot_path.with_name(f".state.{os.getpid()}.tmp")
+            tmp.write_bytes(marshal.dumps(snap))
+            os.replace(tmp, self._snapshot_path)
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[Any]:
+        self.create()
+        with open(self.events_path, "r+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield f
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def transact(self, decide: Callable[[State], list[Event]]) -> tuple[State, list[Event]]:
+        """Under the lock: load state, let ``decide`` validate and return new events, append them durably.
+
+        ``decide`` raises (e.g. ``UsageError``) to refuse; then nothing is written.
+        """
+        with self._locked() as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(0)
+            state = self._load_from(f, save_snapshot=False)
+            new = decide(state)
+            if not new:
+                return state, []
+            self._repair_torn_tail(f, size)
+            payload = b"".join(json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in new)
+            start = f.seek(0, os.SEEK_END)
+            try:
+                # One write of whole lines: a reader never sees half an event, except after a crash mid-write.
+                written = os.write(f.fileno(), payload)
+                if written != len(payload):
+                    raise OSError(f"short write ({written} of {len(payload)} bytes)")
+                os.fsync(f.fileno())
+            except OSError as exc:
+                # Disk full or similar: take back the partial line so the log stays whole, and say so.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(f.fileno(), start)
+                raise StoreError(f"cannot append to {self.events_path}: {exc.strerror or exc}") from None
+            for event in new:
+                apply(state, event)
+            self.write_view(state)
+            self._write_snapshot(state, f, start + len(payload), self._lines + len(new))
+            return state, new
+
+    def append(self, *events: Event) -> State:
+        """Append events that need no validation against state (loop bookkeeping)."""
+        return self.transact(lambda _state: list(events))[0]
+
+    def _repair_torn_tail(self, f: Any, size: int) -> None:
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        blob = f.read()
+        keep = blob.rfind(b"\n") + 1
+        print(
+            f"iteratr: warning: {self.events_path}: removing a torn last line ({size - keep} bytes) before appending",
+            file=sys.stderr,
+        )
+        os.ftruncate(f.fileno(), keep)
+
+    def write_view(self, state: State) -> None:
+        from iteratr import tasks_view
+
+        self._fragments = tasks_view.write(self.tasks_path, self.name, state, self._fragments)

@@ -1,0 +1,89 @@
+"""``tasks.yaml``: the readable view of a session's tasks and notes, written with ruamel.yaml.
+
+The view is derived: it always equals what replaying ``events.jsonl`` gives, and is rewritten after
+every change. Tasks and notes are in numeric id order so that git diffs stay small.
+
+ruamel needs about half a millisecond per task, which on a 500-task session would be most of the
+time budget of one ``iteratr tool`` write. So each task and note is dumped on its own as a one-item
+block sequence, cached (in the store's snapshot) with the values it was made from, and the file is
+the concatenation of those fragments under the ``tasks:``/``notes:`` keys. That concatenation is
+exactly what ruamel writes for the whole document; ``tests/test_tasks_view.py`` proves it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from iteratr.state import State
+
+HEADER = "# Written by iteratr from events.jsonl after every change; edits here are overwritten.\n"
+
+_yaml: Any = None
+
+
+def _dumper() -> Any:
+    global _yaml
+    if _yaml is None:
+        from ruamel.yaml import YAML
+
+        _yaml = YAML(typ="safe", pure=True)
+        _yaml.default_flow_style = False
+        _yaml.sort_base_mapping_type_on_output = False
+        _yaml.width = 4096  # keep long task texts on one line: friendlier diffs
+        _yaml.allow_unicode = True
+    return _yaml
+
+
+def dump(data: Any) -> str:
+    buf = io.StringIO()
+    _dumper().dump(data, buf)
+    return buf.getvalue()
+
+
+def document(name: str, state: State) -> dict[str, Any]:
+    """The whole view as plain data (what the file parses back to)."""
+    counts = {k: v for k, v in state.counts().items() if v}
+    return {
+        "session": name,
+        "complete": state.complete,
+        "counts": counts,
+        "tasks": [t.to_dict() for t in state.tasks.values()],
+        "notes": [n.to_dict() for n in state.notes],
+    }
+
+
+def _fragment(item: dict[str, Any], cache: dict[str, Any], new_cache: dict[str, Any]) -> str:
+    key = repr(sorted(item.items()))
+    hit = cache.get(item["id"])
+    text = hit[1] if hit is not None and hit[0] == key else dump([item])
+    new_cache[item["id"]] = (key, text)
+    return str(text)
+
+
+def render(name: str, state: State, cache: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The file's text and the fragment cache to keep for next time."""
+    cache = cache or {}
+    new_cache: dict[str, Any] = {}
+    doc = document(name, state)
+    head = dump({"session": doc["session"], "complete": doc["complete"], "counts": doc["counts"]})
+    parts = [HEADER, head]
+    for key in ("tasks", "notes"):
+        items = doc[key]
+        if not items:
+            parts.append(f"{key}: []\n")
+            continue
+        parts.append(f"{key}:\n")
+        parts.extend(_fragment(item, cache, new_cache) for item in items)
+    return "".join(parts), new_cache
+
+
+def write(path: Path, name: str, state: State, cache: dict[str, Any] | None) -> dict[str, Any]:
+    text, new_cache = render(name, state, cache)
+    # Derived data, so no fsync; the rename means a reader (or `git add`) never sees half a file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return new_cache

@@ -1,0 +1,235 @@
+"""``iteratr tool ...``: the commands the agent calls, parsed without click.
+
+The agent runs these dozens of times per iteration, each a fresh Python process. ``import click``
+alone costs about 30 ms, two thirds of the time budget of a whole call, so this path has its own
+small parser. Names and flags are a contract: the prompt templates teach them to agents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from iteratr import paths
+from iteratr.errors import UsageError
+
+# name -> (summary, [(flag, metavar, required, repeatable)])
+COMMANDS: dict[str, tuple[str, list[tuple[str, str, bool, bool]]]] = {
+    "task-add": (
+        "Add a single task",
+        [
+            ("--content", "TEXT", True, False),
+            ("--status", "STATUS", False, False),
+            ("--priority", "P", False, False),
+            ("--depends-on", "ID", False, True),
+        ],
+    ),
+    "task-batch-add": (
+        "Add several tasks at once, all or nothing",
+        [("--tasks", "JSON", True, False)],
+    ),
+    "task-status": ("Set a task's status", [("--id", "ID", True, False), ("--status", "STATUS", True, False)]),
+    "task-priority": (
+        "Set a task's priority (0 = lowest, 4 = highest)",
+        [("--id", "ID", True, False), ("--priority", "P", True, False)],
+    ),
+    "task-depends": (
+        "Make a task depend on another",
+        [("--id", "ID", True, False), ("--depends-on", "ID", True, False)],
+    ),
+    "task-list": ("List all tasks grouped by status", []),
+    "task-next": ("Show the task to work on next", []),
+    "note-add": ("Record a note", [("--content", "TEXT", True, False), ("--type", "TYPE", True, False)]),
+    "note-list": ("List notes, optionally of one type", [("--type", "TYPE", False, False)]),
+    "iteration-summary": ("Record what this iteration did", [("--summary", "TEXT", True, False)]),
+    "session-complete": ("Mark the session complete (refused while tasks are open)", []),
+}
+COMMON = [
+    ("--name", "S", "session name (default: $ITERATR_SESSION)"),
+    ("--data-dir", "DIR", "data directory (default: $ITERATR_DATA_DIR or .iteratr)"),
+    ("--json", "", "print JSON"),
+]
+STATUS_HELP = "remaining, in_progress, completed, blocked, cancelled"
+TYPE_HELP = "learning, stuck, tip, decision"
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [
+        "Usage: iteratr tool SUBCOMMAND [--name S] [--data-dir DIR] [--json] [FLAGS]",
+        "",
+        "Session tools the agent calls during a build.",
+        "",
+        "Subcommands:",
+    ]
+    lines += [f"  {name:<{width}}  {summary}" for name, (summary, _) in COMMANDS.items()]
+    lines += [
+        "",
+        "Statuses: " + STATUS_HELP,
+        "Note types: " + TYPE_HELP,
+        "Priorities: 0..4 (0 = lowest, 4 = highest, default 2)",
+        "Exit status: 0 ok, 2 bad input (nothing written).",
+        "",
+        "Run 'iteratr tool SUBCOMMAND --help' for its flags.",
+    ]
+    return "\n".join(lines)
+
+
+def command_usage(name: str) -> str:
+    summary, flags = COMMANDS[name]
+    parts = [
+        f"{flag} {meta}" + (" ..." if rep else "") if req else f"[{flag} {meta}{' ...' if rep else ''}]"
+        for flag, meta, req, rep in flags
+    ]
+    lines = [
+        f"Usage: iteratr tool {name} {' '.join(parts)} [--name S] [--data-dir DIR] [--json]".replace("  ", " "),
+        "",
+        summary + ".",
+    ]
+    lines += ["", "Common flags:"] + [f"  {f} {m}".rstrip() + f"  {h}" for f, m, h in COMMON]
+    return "\n".join(lines)
+
+
+def parse(name: str, argv: list[str]) -> dict[str, Any]:
+    _, flags = COMMANDS[name]
+    spec = {flag: (req, rep) for flag, _, req, rep in flags}
+    spec.update({"--name": (False, False), "-n": (False, False), "--data-dir": (False, False)})
+    opts: dict[str, Any] = {"--json": False}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        flag, eq, inline = arg.partition("=")
+        if flag == "--json" and not eq:
+            opts["--json"] = True
+            i += 1
+            continue
+        if flag not in spec:
+            accepted = ", ".join([f for f, *_ in flags] + ["--name", "--data-dir", "--json"])
+            what = f"unknown option {flag}" if flag.startswith("-") else f"unexpected argument {arg!r}"
+            raise UsageError(f"{what} for `iteratr tool {name}`: accepted {accepted}")
+        flag = "--name" if flag == "-n" else flag
+        repeatable = spec[flag][1]
+        values: list[str] = []
+        if eq:
+            values.append(inline)
+            i += 1
+        else:
+            i += 1
+            if i < len(argv):  # the first value is taken as is, so a text may start with "-"
+                values.append(argv[i])
+                i += 1
+            # A repeatable flag takes every value up to the next flag: `--depends-on TAS-1 TAS-2`.
+            while repeatable and i < len(argv) and not argv[i].startswith("-"):
+                values.append(argv[i])
+                i += 1
+        if not values:
+            raise UsageError(f"{flag} needs a value (`iteratr tool {name} --help` shows the flags)")
+        if repeatable:
+            opts.setdefault(flag, []).extend(v for value in values for v in value.replace(",", " ").split())
+        elif flag in opts:
+            raise UsageError(f"{flag} given twice for `iteratr tool {name}`: give it once")
+        else:
+            opts[flag] = values[0]
+    missing = [f"{flag} {meta}" for flag, meta, req, _ in flags if req and flag not in opts]
+    if missing:
+        raise UsageError(f"`iteratr tool {name}` needs {', '.join(missing)} (see --help)")
+    return opts
+
+
+def task_line(t: dict[str, Any]) -> str:
+    deps = f" (after {', '.join(t['depends_on'])})" if t["depends_on"] else ""
+    return f"{t['id']} [P{t['priority']}] {t['status']}: {t['content']}{deps}"
+
+
+GROUP_ORDER = ("in_progress", "remaining", "blocked", "completed", "cancelled")
+
+
+def render_task_list(tasks: list[dict[str, Any]]) -> str:
+    if not tasks:
+        return "no tasks yet"
+    lines = []
+    for status in GROUP_ORDER:
+        group = [t for t in tasks if t["status"] == status]
+        if group:
+            lines.append(f"{status} ({len(group)}):")
+            lines += ["  " + task_line(t) for t in group]
+    return "\n".join(lines)
+
+
+def run(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        raise UsageError(f"unknown tool subcommand {name!r}: use one of {', '.join(COMMANDS)}")
+    if "-h" in rest or "--help" in rest:
+        print(command_usage(name))
+        return 0
+    opts = parse(name, rest)
+    session = opts.get("--name") or os.environ.get("ITERATR_SESSION")
+    if not session:
+        raise UsageError("no session given: pass --name S or set ITERATR_SESSION")
+    from iteratr.store import Store
+
+    store = Store(paths.data_dir_from(opts.get("--data-dir")), session)
+    result, text = dispatch(name, store, opts)
+    if opts["--json"]:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, str]:
+    from iteratr import tools
+
+    if name == "task-add":
+        entry = {
+            "content": o["--content"],
+            "status": o.get("--status"),
+            "priority": o.get("--priority"),
+            "depends_on": o.get("--depends-on", []),
+        }
+        [task] = tools.task_add(store, [entry])
+        return task, "added " + task_line(task)
+    if name == "task-batch-add":
+        tasks = tools.task_add(store, tools.parse_batch(o["--tasks"]))
+        return tasks, f"added {len(tasks)} task(s):\n" + "\n".join("  " + task_line(t) for t in tasks)
+    if name == "task-status":
+        task = tools.task_status(store, o["--id"], o["--status"])
+        return task, task_line(task)
+    if name == "task-priority":
+        task = tools.task_priority(store, o["--id"], o["--priority"])
+        return task, task_line(task)
+    if name == "task-depends":
+        task = tools.task_depends(store, o["--id"], o["--depends-on"])
+        return task, task_line(task)
+    if name == "note-add":
+        note = tools.note_add(store, o["--content"], o["--type"])
+        return note, f"added {note['id']} ({note['type']}): {note['content']}"
+    if name == "iteration-summary":
+        rec = tools.iteration_summary(store, o["--summary"])
+        return rec, f"recorded the summary of iteration #{rec['iteration']}"
+    if name == "session-complete":
+        rec = tools.session_complete(store)
+        return rec, f"session {store.name} is complete ({rec['tasks']} tasks); the loop stops after this iteration"
+    state = store.load()  # the rest only read
+    if name == "task-list":
+        tasks = [t.to_dict() for t in state.tasks.values()]
+        return tasks, render_task_list(tasks)
+    if name == "task-next":
+        chosen, why = tools.task_next(state)
+        if chosen is None:
+            return None, f"none: {why}"
+        return chosen.to_dict(), f"{task_line(chosen.to_dict())}\n({why})"
+    if name == "note-list":
+        note_type = o.get("--type")
+        if note_type is not None and note_type not in ("learning", "stuck", "tip", "decision"):
+            raise UsageError(f"invalid note type {note_type!r}: use one of {TYPE_HELP}")
+        notes = [n.to_dict() for n in state.notes if note_type is None or n.type == note_type]
+        text = "\n".join(f"{n['id']} #{n['iteration']} {n['type']}: {n['content']}" for n in notes)
+        return notes, text or "no notes"
+    raise AssertionError(name)
