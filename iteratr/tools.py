@@ -31,7 +31,15 @@ PRIORITY_RULE = f"a whole number {PRIORITY_MIN}..{PRIORITY_MAX} (0 = lowest, 4 =
 
 
 def current_iteration(state: State) -> int:
-    """The loop tells the agent's tools which iteration it is; outside a run, the store's current one."""
+    """The iteration an event belongs to.
+
+    The iteration the store shows running wins: one agent process serves a whole run, so the
+    ``ITERATR_ITERATION`` its shell inherited at spawn is stale after the first iteration. Outside a
+    running iteration (hooks, a user at a shell) ``ITERATR_ITERATION`` is used, else the last one.
+    """
+    running = state.unfinished_iteration()
+    if running is not None:
+        return running.n
     raw = os.environ.get("ITERATR_ITERATION", "")
     return int(raw) if raw.isdigit() else state.current_iteration
 
