@@ -385,8 +385,10 @@ def _load_yaml(path: Path, shown: str) -> tuple[Any, str]:
         where = f"{shown}:{mark.line + 1}" if mark is not None else shown
         problem = " ".join(str(exc.problem or exc.context or "cannot parse").split())
         context = ""
-        if exc.context and exc.problem and exc.context_mark is not None:
-            context = f" ({' '.join(str(exc.context).split())} on line {exc.context_mark.line + 1})"
+        if exc.context and exc.problem:
+            other = exc.context_mark
+            on = f" on line {other.line + 1}" if other is not None and mark and other.line != mark.line else ""
+            context = f" ({' '.join(str(exc.context).split())}{on})"
         raise ConfigError(f"{where}: invalid YAML: {problem}{context}") from None
     except YAMLError as exc:
         position = getattr(exc, "position", None)
@@ -400,8 +402,10 @@ def _mapping_or_error(data: Any, shown: str) -> Any:
 
     if data is not None and not isinstance(data, CommentedMap):
         kind = "a list" if isinstance(data, list) else f"the value {_show(data)}"
+        lc = getattr(data, "lc", None)  # a list knows its line; a plain scalar does not
+        line = lc.line + 1 if lc is not None else 1
         raise ConfigError(
-            f"{shown}:1: the file must be a mapping of keys to values (like 'iterations: 5'), not {kind}"
+            f"{shown}:{line}: the file must be a mapping of keys to values (like 'iterations: 5'), not {kind}"
         )
     return data
 
@@ -508,7 +512,8 @@ def _render_value(value: object) -> str:
 
 
 def render_text(cfg: Config) -> str:
+    """One aligned line per key: name, value, source. No trailing newline (``click.echo`` adds one)."""
     rows = [(name, _render_value(r.value), r.source) for name, r in cfg.values.items()]
     width_key = max(len(row[0]) for row in rows)
     width_value = max(len(row[1]) for row in rows)
-    return "".join(f"{k:<{width_key}}  {v:<{width_value}}  {s}\n" for k, v, s in rows)
+    return "\n".join(f"{k:<{width_key}}  {v:<{width_value}}  {s}" for k, v, s in rows)
