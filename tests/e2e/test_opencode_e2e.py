@@ -1,0 +1,195 @@
+"""End to end: ``iteratr build`` drives the real opencode (ACP) against a scripted model until a spec is done.
+
+The scripted model (``model_server.diligent_agent``) loads the spec's tasks when planning and then does one task
+per iteration through ``$ITERATR_BIN tool ...`` in opencode's bash tool. While the build runs, a message is saved
+into the session's inbox the way vim saves (temp file renamed over it), and a ``pre_iteration`` hook pipes its
+output into the prompts. Never skipped in CI (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CliResult, git, run_cli
+
+from .model_server import PLANNING_MARKER, ScriptedModelServer
+from .opencode_env import OpencodeEnv
+
+SESSION = "three"
+SPEC = """# Three small things
+
+Create one file per task.
+
+- [ ] Create the alpha file
+- [ ] Create the beta file
+- [ ] Create the gamma file
+"""
+HOOKS = """version: 1
+hooks:
+  pre_iteration:
+    - command: echo HOOK-MARKER-$ITERATR_ITERATION
+      pipe_output: true
+"""
+MESSAGE = "Please also keep the zebra-42 convention in mind"
+BUILD_TIMEOUT = 240.0
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events in a JSONL log; a torn or unreadable line (the log is being appended to) is skipped."""
+    events: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return events
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def save_like_an_editor(path: Path, text: str) -> None:
+    """Write a temp file next to ``path`` with its current content plus ``text``, and rename it over ``path``."""
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".inbox-", suffix=".swp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(current.rstrip("\n") + "\n\n" + text + "\n")
+    os.replace(tmp, path)
+
+
+class BuildThread(threading.Thread):
+    """``iteratr build`` run through ``run_cli`` in the background, keeping its result or exception."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.args, self.cwd, self.env = args, cwd, env
+        self.result: CliResult | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = run_cli(*self.args, cwd=self.cwd, env=self.env, expect=None, timeout=BUILD_TIMEOUT)
+        except BaseException as exc:  # reported by the test thread
+            self.error = exc
+
+
+def wait_for_iteration_start(events_path: Path, n: int, build: BuildThread, timeout: float) -> bool:
+    """Poll the event log until iteration ``n`` has started; False if the build ended or time ran out first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in read_events(events_path):
+            if event.get("type") == "iteration.started" and (event.get("data") or {}).get("n") == n:
+                return True
+        if not build.is_alive():
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def diagnostics(build: BuildThread, server: ScriptedModelServer, repo: Path) -> str:
+    agent_log = repo / ".iteratr" / SESSION / "agent.log"
+    tail = agent_log.read_text(encoding="utf-8", errors="replace")[-3000:] if agent_log.exists() else "(none)"
+    headers = [turn.header for turn in server.turns]
+    return (
+        f"\nbuild: {build.result!r}\nbuild error: {build.error!r}\nmodel requests: {headers}"
+        f"\nmodel errors: {server.errors}\nagent.log tail:\n{tail}"
+    )
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT + 60)
+def test_build_with_real_opencode_completes_spec_with_inbox_and_hooks(
+    repo: Path, opencode_env: OpencodeEnv, model_server: ScriptedModelServer
+) -> None:
+    (repo / "specs").mkdir()
+    (repo / "specs" / "three.md").write_text(SPEC, encoding="utf-8")
+    (repo / ".iteratr.hooks.yml").write_text(HOOKS, encoding="utf-8")
+    git(repo, "add", "specs/three.md", ".iteratr.hooks.yml")
+    git(repo, "commit", "-q", "-m", "add spec and hooks")
+    base = git(repo, "rev-parse", "HEAD")
+    session_dir = repo / ".iteratr" / SESSION
+    events_path = session_dir / "events.jsonl"
+
+    build = BuildThread(
+        [
+            "build",
+            "--headless",
+            "--spec",
+            "specs/three.md",
+            "--agent",
+            opencode_env.agent_command,
+            "--model",
+            opencode_env.model,
+            "--iterations",
+            "10",
+        ],
+        cwd=repo,
+        env=opencode_env.env,
+    )
+    build.start()
+    started = wait_for_iteration_start(events_path, 1, build, timeout=BUILD_TIMEOUT)
+    message_saved_at = time.time()
+    if started:
+        save_like_an_editor(session_dir / "inbox.md", MESSAGE)
+    build.join(BUILD_TIMEOUT + 30)
+    info = diagnostics(build, model_server, repo)
+    assert started, f"iteration #1 never started{info}"
+    assert not build.is_alive(), f"build still running{info}"
+    assert build.error is None and build.result is not None, info
+    assert build.result.returncode == 0, info
+    assert model_server.errors == [], info
+
+    # All three spec tasks were loaded by planning and completed by the agent.
+    listing = run_cli("tool", "task-list", "--json", "--name", SESSION, cwd=repo)
+    tasks = json.loads(listing.stdout)
+    assert sorted(task["content"] for task in tasks) == [
+        "Create the alpha file",
+        "Create the beta file",
+        "Create the gamma file",
+    ], info
+    assert [task["status"] for task in tasks] == ["completed"] * 3, info
+
+    # Exactly one commit per iteration on iteratr/three, each with its trailers.
+    events = read_events(events_path)
+    started_ns = sorted(int(e["data"]["n"]) for e in events if e.get("type") == "iteration.started")
+    commits = git(repo, "rev-list", f"{base}..iteratr/{SESSION}").split()
+    assert len(commits) == len(started_ns), f"{len(commits)} commits for iterations {started_ns}{info}"
+    trailers = [
+        (
+            git(repo, "log", "-1", "--format=%(trailers:key=Iteratr-Iteration,valueonly)", commit).split(),
+            git(repo, "log", "-1", "--format=%(trailers:key=Iteratr-Session,valueonly)", commit).split(),
+        )
+        for commit in commits
+    ]
+    assert all(len(numbers) == 1 and names == [SESSION] for numbers, names in trailers), f"{trailers}{info}"
+    assert sorted(int(numbers[0]) for numbers, _ in trailers) == started_ns, f"{trailers}{info}"
+
+    # The agent's work is in the branch's tree, one file per task.
+    tree = git(repo, "ls-tree", "-r", "--name-only", f"iteratr/{SESSION}").splitlines()
+    assert sorted(path for path in tree if path.startswith("work/")) == sorted(
+        f"work/{task['id']}.txt" for task in tasks
+    ), info
+
+    # The inbox message reached a later prompt, once, and the event log.
+    carrying = [turn for turn in model_server.turns if MESSAGE in turn.prompt]
+    assert carrying, f"no prompt carried the inbox message{info}"
+    assert all(turn.received_at >= message_saved_at for turn in carrying), info
+    assert len({turn.header for turn in carrying}) == 1, f"message delivered to several iterations{info}"
+    user_messages = [e for e in events if e.get("type") == "user.message"]
+    assert any(MESSAGE in json.dumps(e.get("data")) for e in user_messages), f"{user_messages}{info}"
+
+    # The pre_iteration hook's output went into each main iteration's prompt.
+    main_prompts = {turn.header: turn.prompt for turn in model_server.turns if PLANNING_MARKER not in turn.prompt}
+    assert main_prompts, info
+    for header, prompt in main_prompts.items():
+        number = header.rsplit("#", 1)[-1]
+        assert f"HOOK-MARKER-{number}" in prompt, f"{header}: no hook output in prompt{info}"
