@@ -28,7 +28,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from iteratr.errors import EXIT_USAGE, AgentError
 
@@ -218,7 +218,7 @@ class _Turn:
     prompting: bool = False
     cancel_requested: bool = False
     text: list[str] = field(default_factory=list)
-    tools: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> (title, status)
+    tools: dict[str, tuple[str, str | None, str | None]] = field(default_factory=dict)  # id: title, kind, status
     cost: float | None = None
     currency: str | None = None
     model: str | None = None
@@ -358,7 +358,8 @@ class AgentRunner:
         assert proc.stdin is not None and proc.stdout is not None
         self._proc, self._broken, self._raw_models = proc, False, {}
         self._exit = asyncio.ensure_future(proc.wait())
-        self._conn = acp.connect_to_agent(_Client(self), proc.stdin, proc.stdout, observers=[self._observe])
+        client = cast("acp.Client", _Client(self))  # the fs/terminal methods are absent on purpose
+        self._conn = acp.connect_to_agent(client, proc.stdin, proc.stdout, observers=[self._observe])
         capabilities = ClientCapabilities(
             fs=FileSystemCapabilities(read_text_file=False, write_text_file=False), terminal=False
         )
@@ -440,8 +441,11 @@ class AgentRunner:
                 at, kind = min(limits) if limits else (None, None)
                 if at is not None and kind is not None and at <= loop.time():
                     await self._stop_turn(turn)
-                    raise TurnTimeout(self._timeout_message(kind, iteration_timeout, idle), kind=kind,
-                                      partial=turn.result("cancelled"))
+                    raise TurnTimeout(
+                        self._timeout_message(kind, iteration_timeout, idle),
+                        kind=kind,
+                        partial=turn.result("cancelled"),
+                    )
                 assert self._exit is not None
                 if self._exit.done():
                     # The process is gone: its last words may still be in the pipe, then EOF.
@@ -449,7 +453,9 @@ class AgentRunner:
                     if not body.done():
                         raise await self._died(turn, None)
                     break
-                await asyncio.wait({body, self._exit}, timeout=None if at is None else at - loop.time())
+                watch: set[asyncio.Future[Any]] = {body, self._exit}
+                timeout = None if at is None else at - loop.time()
+                await asyncio.wait(watch, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             try:
                 response = body.result()
             except (ModelError, AgentDied):
@@ -469,8 +475,8 @@ class AgentRunner:
             self._turn = None
             if not body.done():
                 body.cancel()
-                with contextlib.suppress(BaseException):
-                    await body
+            with contextlib.suppress(BaseException):
+                await body  # also marks an already-seen exception as retrieved
 
     async def cancel(self) -> None:
         """Cancel the running turn (Ctrl+C): ``session/cancel``, then kill after the grace period."""
@@ -517,8 +523,9 @@ class AgentRunner:
             listing = f"models offered: {', '.join(offered)}" if offered else "the agent lists no models"
             try:
                 if option is not None:
-                    answer = await conn.set_config_option(config_id=option.id, session_id=session.session_id,
-                                                          value=wanted)
+                    answer = await conn.set_config_option(
+                        config_id=option.id, session_id=session.session_id, value=wanted
+                    )
                     new_option = _model_option(answer.config_options)
                     current = new_option.current_value if new_option is not None else wanted
                 elif raw is not None:
@@ -529,8 +536,11 @@ class AgentRunner:
                     )
                     current = wanted
                 else:
-                    raise ModelError(f"agent offers no model choice, so model {wanted!r} cannot be set; "
-                                     "run without a model or configure it in the agent", models=[])
+                    raise ModelError(
+                        f"agent offers no model choice, so model {wanted!r} cannot be set; "
+                        "run without a model or configure it in the agent",
+                        models=[],
+                    )
             except RequestError as exc:
                 raise ModelError(f"agent refused model {wanted!r} ({exc}); {listing}", models=offered) from None
             if current != wanted:
@@ -567,13 +577,13 @@ class AgentRunner:
             if text:
                 self._emit(AgentThought(text))
         elif isinstance(update, (s.ToolCallStart, s.ToolCallProgress)):
-            old_title, old_status = turn.tools.get(update.tool_call_id, (None, None))
-            title = update.title or old_title or update.tool_call_id
-            status = update.status or old_status
-            turn.tools[update.tool_call_id] = (title, status)
-            if (title, status) != (old_title, old_status):
-                final = status in ("completed", "failed")
-                self._emit(ToolCallEvent(update.tool_call_id, title, update.kind, status, final))
+            old = turn.tools.get(update.tool_call_id, (None, None, None))
+            title = update.title or old[0] or update.tool_call_id
+            new = (title, update.kind or old[1], update.status or old[2])
+            turn.tools[update.tool_call_id] = new
+            if (new[0], new[2]) != (old[0], old[2]):  # content-only progress is not news
+                final = new[2] in ("completed", "failed")
+                self._emit(ToolCallEvent(update.tool_call_id, title, new[1], new[2], final))
         elif isinstance(update, s.AgentPlanUpdate):
             self._emit(PlanEvent([entry.content for entry in update.entries]))
         elif isinstance(update, s.UsageUpdate):
@@ -591,7 +601,7 @@ class AgentRunner:
         from acp.schema import AllowedOutcome, DeniedOutcome, RequestPermissionResponse
 
         turn = self._turn
-        known = turn.tools.get(tool_call.tool_call_id, (None, None))[0] if turn else None
+        known = turn.tools.get(tool_call.tool_call_id, (None, None, None))[0] if turn else None
         title = tool_call.title or known or tool_call.tool_call_id
         choice = _pick_permission(options)
         if turn is None or turn.cancel_requested or choice is None:
@@ -608,7 +618,8 @@ class AgentRunner:
         task = asyncio.ensure_future(coro)
         assert self._exit is not None
         try:
-            done, _ = await asyncio.wait({task, self._exit}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            watch: set[asyncio.Future[Any]] = {task, self._exit}
+            done, _ = await asyncio.wait(watch, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if task not in done and self._exit in done:
                 await asyncio.wait({task}, timeout=1.0)
             if not task.done():
@@ -681,8 +692,9 @@ async def probe(
     command: list[str], *, cwd: Path, env: Mapping[str, str], stderr_log: Path, timeout: float
 ) -> ProbeResult:
     """Start the agent, open one session, report its model choice, stop it (for doctor and setup)."""
-    runner = AgentRunner(command, cwd=cwd, env=env, stderr_log=stderr_log, on_event=lambda _e: None,
-                         start_timeout=timeout)
+    runner = AgentRunner(
+        command, cwd=cwd, env=env, stderr_log=stderr_log, on_event=lambda _e: None, start_timeout=timeout
+    )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     try:
