@@ -1,0 +1,516 @@
+"""The build loop: one ACP session per iteration, one git commit per iteration.
+
+``BuildLoop.run`` repeats: take the inbox, run hooks, render the prompt, record
+``iteration.started``, run the agent's turn, record ``iteration.ended``, commit. It stops when the
+session is complete, when ``--iterations`` is reached, at the failure limit, or on Ctrl+C.
+
+Every fact goes into the event log before it is acted on, and every iteration, whatever its
+outcome, ends in a commit, so ``git log iteratr/S`` is the whole history and a crash at any point
+loses nothing: an iteration found unfinished at start-up is closed as interrupted and committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from iteratr import hooks as hooks_mod
+from iteratr import inbox, prompt
+from iteratr.errors import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    AgentError,
+    IteratrError,
+    StoreError,
+)
+from iteratr.state import State, Task, id_number
+from iteratr.store import Store, make_event
+
+if TYPE_CHECKING:
+    from iteratr.agent import AgentRunner, TurnResult
+    from iteratr.gitrepo import GitRepo
+    from iteratr.output import Printer
+
+MAX_BACKOFF = 300.0
+
+
+@dataclass
+class Settings:
+    session: str
+    work_tree: Path
+    data_dir: Path
+    spec_path: Path
+    agent_argv: list[str]
+    model: str | None
+    iterations: int  # 0 = no limit
+    iteration_timeout: float
+    idle_timeout: float
+    max_failures: int
+    retry_delay: float
+    auto_commit: bool
+    push: str  # remote name, "" = off
+    extra: str
+    templates: dict[str, prompt.Template]
+    hooks: hooks_mod.HooksConfig | None
+    binary: str
+    branch: str
+
+
+@dataclass
+class Attempt:
+    """What one iteration came to, for the event log, the commit and the output."""
+
+    n: int
+    kind: str
+    outcome: str = "ok"  # ok | failed | timeout | interrupted
+    error: str | None = None
+    stop_reason: str | None = None
+    duration: float = 0.0
+    usage: dict[str, Any] | None = None
+    model: str | None = None
+    delivered: list[str] = field(default_factory=list)
+
+
+class BuildLoop:
+    def __init__(self, settings: Settings, store: Store, repo: GitRepo, printer: Printer) -> None:
+        self.s = settings
+        self.store = store
+        self.repo = repo
+        self.out = printer
+        self.session_dir = store.dir
+        self.agent: AgentRunner | None = None
+        self.interrupted = asyncio.Event()
+        self._held: list[hooks_mod.HookResult] = []  # piped hook output waiting for the next prompt
+        self._failure_text = ""
+        self._turn_running = False
+        self._model_reported = False
+
+    # -- the run --------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self._install_signal_handlers()
+        stop_watch = asyncio.Event()
+        watcher = asyncio.create_task(inbox.watch(self.session_dir, self._on_inbox_change, stop_watch))
+        try:
+            self._recover_unfinished()
+            self.take_inbox()
+            state = self.store.load()
+            if state.complete and not state.pending_messages():
+                self.out.line(f"session {self.s.session} is already complete; nothing to do", "ok")
+                self._final("the session is complete")
+                return EXIT_OK
+            await self._start_agent()
+            self._held += await self._run_hooks("session_start", self._vars(state.current_iteration))
+            code = await self._iterate()
+        finally:
+            stop_watch.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(watcher, 5)
+            if self.agent is not None:
+                await self.agent.close()
+        with contextlib.suppress(IteratrError):
+            await self._run_hooks("session_end", self._vars(self.store.load().current_iteration))
+        return code
+
+    async def _iterate(self) -> int:
+        ran = failures = 0
+        while True:
+            state = self.store.load()
+            if self.interrupted.is_set():
+                self._final("interrupted")
+                return EXIT_INTERRUPTED
+            if state.complete and not state.pending_messages():
+                self._final(f"the session is complete ({len(state.tasks)} tasks)")
+                return EXIT_OK
+            if self.s.iterations and ran >= self.s.iterations:
+                left = len(state.open_tasks())
+                self._final(f"stopped after {ran} iteration(s) (--iterations) with {left} task(s) open")
+                return EXIT_INCOMPLETE
+            kind = "planning" if not state.tasks else "main"
+            attempt = await self._one_iteration(state, kind)
+            ran += 1
+            if attempt.outcome == "interrupted":
+                self._final("interrupted")
+                return EXIT_INTERRUPTED
+            if attempt.outcome == "ok":
+                failures = 0
+                self._failure_text = ""
+                continue
+            failures += 1
+            on_error = await self._run_hooks("on_error", self._vars(attempt.n, error=attempt.error or ""))
+            self._failure_text = f"Iteration #{attempt.n} {attempt.outcome}: {attempt.error}"
+            extra = hooks_mod.render_piped(on_error)
+            if extra:
+                self._failure_text += "\n\n" + extra
+            if failures >= self.s.max_failures:
+                self._final(f"stopped: {failures} failed iteration(s) in a row (max_failures); last: {attempt.error}")
+                return EXIT_FAILED
+            delay = min(self.s.retry_delay * 2 ** (failures - 1), MAX_BACKOFF)
+            self.out.line(f"retrying in {delay:.0f}s (failure {failures} of {self.s.max_failures})", "warn")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.interrupted.wait(), delay)
+
+    async def _one_iteration(self, state: State, kind: str) -> Attempt:
+        n = state.next_iteration
+        attempt = Attempt(n=n, kind=kind)
+        pre = await self._run_hooks("pre_iteration", self._vars(n))
+        self.take_inbox()
+        state = self.store.load()
+        spec = prompt.read_spec(self.s.spec_path)  # re-read every iteration: the user may refine it
+        piped = hooks_mod.render_piped([*self._held, *pre])
+        context = prompt.context(
+            session=self.s.session,
+            iteration=n,
+            spec=spec,
+            state=state,
+            binary=self.s.binary,
+            extra=self.s.extra,
+            hooks=piped,
+            failure=self._failure_text,
+        )
+        text = self.s.templates[kind].render(context)
+        pending = [m.id for m in state.pending_messages()]
+        events = [make_event("iteration.started", {"n": n, "kind": kind}, n)]
+        if pending:
+            events.append(make_event("user.delivered", {"ids": pending, "iteration": n}, n))
+        before = self.store.append(*events)
+        self._held = []
+        attempt.delivered = pending
+        self.out.header(self._headline(before, attempt))
+        started = time.monotonic()
+        await self._turn(text, attempt)
+        attempt.duration = round(time.monotonic() - started, 3)
+        after = self._record_end(attempt)
+        if kind == "planning" and attempt.outcome == "ok" and not after.tasks:
+            # The turn ended fine but planned nothing: treat it as a failure so it is retried.
+            attempt.outcome, attempt.error = "failed", "the planning iteration added no tasks"
+            after = self.store.append(make_event("iteration.ended", self._end_data(attempt), n))
+        self._footer(before, after, attempt)
+        self._commit(before, after, attempt)
+        if attempt.outcome != "interrupted":
+            self._held += await self._run_hooks("post_iteration", self._vars(n))
+            await self._task_complete_hooks(after, n)
+        return attempt
+
+    async def _turn(self, text: str, attempt: Attempt) -> None:
+        from iteratr.agent import AgentDied, ModelError, TurnTimeout
+
+        assert self.agent is not None
+        self._turn_running = True
+        try:
+            result = await self.agent.run_turn(
+                text, iteration_timeout=self.s.iteration_timeout, idle_timeout=self.s.idle_timeout
+            )
+            self._classify(result, attempt)
+        except ModelError:
+            attempt.outcome, attempt.error = "failed", "the model could not be set"
+            self._record_end(attempt)
+            raise
+        except TurnTimeout as exc:
+            attempt.outcome, attempt.error = "timeout", str(exc)
+        except (AgentDied, AgentError) as exc:
+            attempt.outcome, attempt.error = "failed", str(exc)
+        finally:
+            self._turn_running = False
+            self.out.flush_agent()
+        if self.interrupted.is_set():
+            attempt.outcome, attempt.error = "interrupted", "interrupted by the user"
+
+    def _classify(self, result: TurnResult, attempt: Attempt) -> None:
+        attempt.stop_reason = result.stop_reason
+        attempt.model = result.model
+        if result.usage is not None:
+            u = result.usage
+            attempt.usage = {
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "total_tokens": u.total_tokens,
+                "cost": u.cost,
+                "currency": u.currency,
+            }
+        if result.model and not self._model_reported:
+            source = "" if self.s.model else " (the agent's default)"
+            self.out.line(f"model: {result.model}{source}")
+            self._model_reported = True
+        if result.stop_reason != "end_turn":
+            attempt.outcome = "failed"
+            attempt.error = STOP_REASONS.get(result.stop_reason, f"the agent stopped with {result.stop_reason!r}")
+        elif not result.text.strip() and result.tool_calls == 0:
+            attempt.outcome = "failed"
+            attempt.error = (
+                "the agent ended its turn without any output; check its credentials (API key) and the model"
+                " (--model), and see the agent's log"
+            )
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _end_data(self, attempt: Attempt) -> dict[str, Any]:
+        data: dict[str, Any] = {"n": attempt.n, "outcome": attempt.outcome, "duration": attempt.duration}
+        for key in ("error", "stop_reason", "usage", "model"):
+            if getattr(attempt, key) is not None:
+                data[key] = getattr(attempt, key)
+        return data
+
+    def _record_end(self, attempt: Attempt) -> State:
+        return self.store.append(make_event("iteration.ended", self._end_data(attempt), attempt.n))
+
+    def _recover_unfinished(self) -> None:
+        """An iteration left open by a crash or kill -9 is closed as interrupted and committed first."""
+        state = self.store.load()
+        open_it = state.unfinished_iteration()
+        if open_it is None:
+            return
+        attempt = Attempt(
+            n=open_it.n,
+            kind=open_it.kind,
+            outcome="interrupted",
+            error="found unfinished at start-up (the previous run was killed)",
+        )
+        self.out.line(f"#{open_it.n} was left unfinished by an earlier run: recording it as interrupted", "warn")
+        after = self._record_end(attempt)
+        self._commit(state, after, attempt)
+
+    def _commit(self, before: State, after: State, attempt: Attempt) -> None:
+        from iteratr.gitrepo import GitError
+
+        message = commit_message(self.s.session, before, after, attempt)
+        files = [self.store.events_path, self.store.tasks_path, self.s.data_dir / ".gitignore"]
+        try:
+            sha = self.repo.commit_all(message, everything=self.s.auto_commit, force_paths=files)
+        except GitError as exc:
+            raise StoreError(
+                f"could not commit iteration #{attempt.n}: {exc}",
+                hint="the events are safe in the log and will be committed by the next run",
+            ) from None
+        self.out.line(f"    commit {sha}: {message.splitlines()[0]}", "dim")
+        if self.s.push:
+            try:
+                self.repo.push(self.s.push, self.s.branch)
+            except GitError as exc:
+                self.out.warn(f"push to {self.s.push} failed, carrying on: {exc}")
+
+    def take_inbox(self) -> None:
+        state = self.store.load()
+        taken = inbox.take(self.session_dir, state.inbox_consumed)
+        if not taken:
+            return
+        events = []
+        for item in taken:
+            if item.warning:
+                self.out.warn(f"inbox: {item.warning}")
+            if item.rejected_path is not None:
+                self.out.warn(
+                    f"inbox: message over {inbox.MAX_MESSAGE_BYTES} bytes moved aside to {item.rejected_path}"
+                )
+            if item.text:
+                events.append(
+                    ("user.message", {"text": item.text, "source": item.source, "start": item.start, "end": item.end})
+                )
+            else:
+                events.append(("inbox.consumed", {"source": item.source, "end": item.end}))
+
+        def decide(s: State) -> list[dict[str, Any]]:
+            made, next_num = [], len(s.messages) + 1
+            for type_, data in events:
+                if type_ == "user.message" and s.inbox_consumed.get(data["source"], 0) >= data["end"]:
+                    continue  # recorded by a concurrent take: never twice
+                if type_ == "user.message":
+                    data = {"id": f"MSG-{next_num}", **data}
+                    next_num += 1
+                made.append(make_event(type_, data, s.current_iteration))
+            return made
+
+        after, made = self.store.transact(decide)
+        for event in made:
+            if event["type"] == "user.message":
+                first = event["data"]["text"].strip().splitlines()[0]
+                self.out.line(f">>> message from the user ({event['data']['id']}): {first}", "user")
+        inbox.release(self.session_dir, after.inbox_consumed)
+
+    async def _on_inbox_change(self) -> None:
+        self.take_inbox()
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def _vars(self, iteration: int, **more: str) -> dict[str, str]:
+        return {"session": self.s.session, "iteration": str(iteration), **more}
+
+    async def _run_hooks(
+        self, hook_type: str, variables: dict[str, str], task_id: str | None = None
+    ) -> list[hooks_mod.HookResult]:
+        if self.s.hooks is None or not self.s.hooks.of(hook_type):
+            return []
+        env = self.agent_env(int(variables.get("iteration") or 0))
+        results = await asyncio.to_thread(
+            hooks_mod.run_hooks, self.s.hooks, hook_type, variables, cwd=self.s.work_tree, env=env
+        )
+        events = []
+        for r in results:
+            status = "timed out" if r.timed_out else f"exit {r.exit_status}"
+            style = "fail" if r.failed else "dim"
+            self.out.line(f"    hook {hook_type}: {r.spec.command} -> {status} in {r.duration:.1f}s", style)
+            if r.failed and r.output.strip():
+                for text in r.output.strip().splitlines()[-5:]:
+                    self.out.line(f"      {text}", "dim")
+            data = {
+                "hook": hook_type,
+                "command": r.spec.command,
+                "exit_status": r.exit_status,
+                "timed_out": r.timed_out,
+                "duration": round(r.duration, 3),
+            }
+            if task_id:
+                data["task_id"] = task_id
+            events.append(make_event("hook.ran", data, int(variables.get("iteration") or 0)))
+        if events:
+            self.store.append(*events)
+        return [r for r in results if r.spec.pipe_output]
+
+    async def _task_complete_hooks(self, state: State, n: int) -> None:
+        """Once per task that became completed, whoever completed it (the agent or a user)."""
+        if self.s.hooks is None or not self.s.hooks.of("on_task_complete"):
+            return
+        for task in sorted(state.tasks.values(), key=lambda t: id_number(t.id)):
+            if task.status == "completed" and task.id not in state.completed_hooked:
+                variables = self._vars(n, task_id=task.id, task_content=task.content)
+                self._held += await self._run_hooks("on_task_complete", variables, task_id=task.id)
+
+    # -- agent and signals ----------------------------------------------------------------------
+
+    def agent_env(self, iteration: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "ITERATR_SESSION": self.s.session,
+                "ITERATR_ITERATION": str(iteration),
+                "ITERATR_DATA_DIR": str(self.s.data_dir),
+                "ITERATR_BIN": self.s.binary,
+            }
+        )
+        return env
+
+    async def _start_agent(self) -> None:
+        from iteratr.agent import AgentRunner
+
+        self.agent = AgentRunner(
+            self.s.agent_argv,
+            cwd=self.s.work_tree,
+            env=self.agent_env(self.store.load().next_iteration),
+            stderr_log=self.session_dir / "agent.log",
+            on_event=self._on_agent_event,
+            model=self.s.model or None,
+        )
+        info = await self.agent.start()
+        self.out.line(f"agent: {info.name} {info.version} (log: {self.session_dir / 'agent.log'})")
+
+    def _on_agent_event(self, event: object) -> None:
+        from iteratr import agent as a
+
+        if isinstance(event, a.AgentText):
+            self.out.agent_text(event.text)
+        elif isinstance(event, a.ToolCallEvent) and event.final:
+            style = "tool" if event.status == "completed" else "fail"
+            self.out.line(f"  [tool] {event.title} -> {event.status}", style)
+        elif isinstance(event, a.PermissionEvent):
+            self.out.line(f"  [permission] {event.title}: {event.option}", "dim")
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal)
+
+    def _on_signal(self) -> None:
+        if self.interrupted.is_set():
+            # Second Ctrl+C: leave now. Every event is already fsync'd; the next run closes the iteration.
+            if self.agent is not None:
+                self.agent.kill_now()
+            os._exit(EXIT_INTERRUPTED)
+        self.interrupted.set()
+        self.out.line("interrupting: cancelling the turn and committing what exists (Ctrl+C again to quit now)", "warn")
+        if self.agent is not None and self._turn_running:
+            asyncio.get_running_loop().create_task(self.agent.cancel())
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def _headline(self, state: State, attempt: Attempt) -> str:
+        if attempt.kind == "planning":
+            return f"#{attempt.n} planning"
+        task = state.in_progress() or _next_task(state)
+        what = f" | {task.id}: {task.content}" if task else ""
+        retry = " (retry)" if self._failure_text else ""
+        return f"#{attempt.n}{retry}{what}"
+
+    def _footer(self, before: State, after: State, attempt: Attempt) -> None:
+        done = sum(1 for t in after.tasks.values() if t.status == "completed")
+        parts = [
+            f"#{attempt.n} {attempt.outcome}",
+            prompt.duration_text(attempt.duration),
+            f"tasks {done}/{len(after.tasks)} done",
+        ]
+        usage = attempt.usage or {}
+        if usage.get("total_tokens"):
+            parts.append(f"{usage['total_tokens']:,} tokens")
+        if usage.get("cost") is not None:
+            parts.append(f"cost {usage['cost']:.4f} {usage.get('currency') or ''}".rstrip())
+        style = "ok" if attempt.outcome == "ok" else "fail"
+        self.out.line("=== " + " | ".join(parts), style)
+        if attempt.error:
+            self.out.line(f"    {attempt.error}", style)
+
+    def _final(self, reason: str) -> None:
+        self.out.line(f"stopped: {reason}. History: git log {self.s.branch}", "head")
+
+
+STOP_REASONS = {
+    "max_tokens": "the model hit its output token limit (stop reason max_tokens)",
+    "max_turn_requests": "the agent hit its limit of requests in one turn (stop reason max_turn_requests)",
+    "refusal": "the model refused to continue (stop reason refusal)",
+    "cancelled": "the agent cancelled the turn (stop reason cancelled)",
+}
+
+
+def _next_task(state: State) -> Task | None:
+    from iteratr.tools import task_next
+
+    return task_next(state)[0]
+
+
+def commit_message(session: str, before: State, after: State, attempt: Attempt) -> str:
+    it = after.iterations.get(attempt.n)
+    summary = (it.summary or "").strip().splitlines()[0] if it and it.summary else ""
+    changes = []
+    for task in sorted(after.tasks.values(), key=lambda t: id_number(t.id)):
+        old = before.tasks.get(task.id)
+        if old is None:
+            changes.append(f"- {task.id} added ({task.status}): {task.content}")
+        elif old.status != task.status:
+            changes.append(f"- {task.id} {old.status} -> {task.status}: {task.content}")
+    if attempt.outcome == "ok":
+        what = summary or (f"planning: {len(after.tasks)} tasks" if attempt.kind == "planning" else "")
+        what = what or (changes[0][2:] if changes else "no summary recorded")
+    else:
+        label = {"timeout": "timed out", "interrupted": "interrupted"}.get(attempt.outcome, "failed")
+        what = f"{label}: {(attempt.error or '').splitlines()[0]}" if attempt.error else label
+    subject = f"iteratr({session}): #{attempt.n} {what}"
+    if len(subject) > 100:
+        subject = subject[:97] + "..."
+    body = [f"Outcome: {attempt.outcome}, {prompt.duration_text(attempt.duration)}"]
+    if summary and attempt.outcome != "ok":
+        body.append(f"Summary: {summary}")
+    if attempt.error and len(attempt.error) > 60:
+        body.append(f"Error: {attempt.error}")
+    if changes:
+        body += ["", "Tasks:", *changes]
+    if attempt.delivered:
+        body.append(f"User messages delivered: {', '.join(attempt.delivered)}")
+    trailers = [f"Iteratr-Session: {session}", f"Iteratr-Iteration: {attempt.n}"]
+    return "\n".join([subject, "", *body, "", *trailers]) + "\n"

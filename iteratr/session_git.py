@@ -1,0 +1,133 @@
+"""Putting a session on its branch ``iteratr/S``: switch, worktree, resume, reset.
+
+The user's uncommitted work is never carried along or lost: switching branches with changes to
+tracked files is refused, and ``--worktree`` leaves the user's checkout alone altogether.
+``--reset`` archives the old branch under a new name instead of deleting anything.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from iteratr import paths
+from iteratr.errors import GitError
+from iteratr.gitrepo import GitRepo
+
+
+def worktree_path(repo: GitRepo, data_rel: Path, name: str) -> Path:
+    return repo.root / data_rel / "worktrees" / name
+
+
+def prepare(repo: GitRepo, name: str, *, data_rel: Path, worktree: bool, reset: bool) -> tuple[Path, str]:
+    """Check out the session's branch where the run will work; return the work tree and how it was done."""
+    branch = paths.branch_name(name)
+    where = repo.worktrees().get(branch)
+    here = repo.root
+    if where is not None and where != here and not worktree:
+        # The session already lives in a linked worktree: run there rather than fight over the branch.
+        worktree = True
+    archived = ""
+    if reset and repo.branch_exists(branch):
+        archived = archive(repo, name, where or here)
+    if worktree:
+        return _in_worktree(repo, name, branch, data_rel, where, archived)
+    if repo.current_branch() == branch and not archived:
+        return here, "resumed"
+    _refuse_dirty(repo, branch)
+    if archived:
+        base = session_base(repo, name, archived) if repo.current_branch() == archived else "HEAD"
+        repo.run("switch", "--quiet", "-c", branch, base)
+        _clear_session_files(here / data_rel / name)
+        return here, f"started afresh; the old one is {archived}"
+    created = repo.switch(branch)
+    return here, f"created from {_short_head(repo)}" if created else "resumed"
+
+
+def _in_worktree(
+    repo: GitRepo, name: str, branch: str, data_rel: Path, where: Path | None, archived: str
+) -> tuple[Path, str]:
+    if where is not None and where == repo.root:
+        raise GitError(
+            f"{branch} is checked out in this checkout, so it cannot also get a worktree",
+            hint="run without --worktree, or switch this checkout to another branch first",
+        )
+    if where is not None:
+        if archived:
+            wt = GitRepo.open(where)
+            _refuse_dirty(wt, branch)
+            wt.run("switch", "--quiet", "-c", branch, session_base(repo, name, archived))
+            _clear_session_files(where / data_rel / name)
+            return where, f"worktree, started afresh; the old one is {archived}"
+        return where, "worktree, resumed"
+    path = worktree_path(repo, data_rel, name)
+    if path.exists() and any(path.iterdir()):
+        raise GitError(f"{path} exists but is not a worktree of {branch}", hint="move it away, then run again")
+    base = session_base(repo, name, archived) if archived else "HEAD"
+    if archived or not repo.branch_exists(branch):
+        repo.run("worktree", "add", "--quiet", "-b", branch, str(path), base)
+        how = "worktree, created" if not archived else f"worktree, started afresh; the old one is {archived}"
+    else:
+        repo.run("worktree", "add", "--quiet", str(path), branch)
+        how = "worktree, resumed"
+    _write_data_gitignore(repo.root / data_rel)
+    if archived:
+        _clear_session_files(path / data_rel / name)
+    return path, how
+
+
+def archive(repo: GitRepo, name: str, checkout: Path) -> str:
+    """Rename ``iteratr/S`` to ``iteratr/S.archived-<UTC time>``: a reset never destroys history."""
+    branch = paths.branch_name(name)
+    archived = f"{branch}.archived-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    repo.rename_branch(branch, archived)
+    return archived
+
+
+def session_base(repo: GitRepo, name: str, ref: str) -> str:
+    """The commit a session's branch grew from: the parent of its first iteratr commit (or ``ref`` itself)."""
+    out = repo.run("log", "--reverse", "--format=%H", "--fixed-strings", f"--grep=Iteratr-Session: {name}", ref)
+    first = out.splitlines()[0] if out else ""
+    if not first:
+        return ref
+    try:
+        return repo.run("rev-parse", "--verify", "--quiet", f"{first}^")
+    except GitError:
+        return ref
+
+
+def _refuse_dirty(repo: GitRepo, branch: str) -> None:
+    dirty = repo.dirty_tracked()
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise GitError(
+            f"uncommitted changes to tracked files ({shown}) would be carried onto {branch}",
+            hint="commit or stash them, or use --worktree to leave this checkout alone",
+        )
+
+
+def _clear_session_files(session_dir: Path) -> None:
+    """After a reset the fresh branch may still hold the old session's files (e.g. merged into main)."""
+    for file in (paths.EVENTS_FILE, paths.TASKS_FILE):
+        (session_dir / file).unlink(missing_ok=True)
+    shutil.rmtree(session_dir / paths.CACHE_DIR, ignore_errors=True)
+    for taken in session_dir.glob("inbox.taking-*"):
+        taken.unlink(missing_ok=True)
+
+
+def _write_data_gitignore(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / ".gitignore").write_text(paths.DATA_DIR_GITIGNORE)
+
+
+def _short_head(repo: GitRepo) -> str:
+    return repo.run("rev-parse", "--abbrev-ref", "HEAD@{-1}") if _has_previous(repo) else "HEAD"
+
+
+def _has_previous(repo: GitRepo) -> bool:
+    try:
+        repo.run("rev-parse", "--verify", "--quiet", "HEAD@{-1}")
+        return True
+    except GitError:
+        return False
