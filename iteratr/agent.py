@@ -411,6 +411,12 @@ class AgentRunner:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), self._close_timeout)
 
+    def kill_now(self) -> None:
+        """SIGKILL the agent's process group at once (a second Ctrl+C, just before iteratr exits)."""
+        if self._proc is not None:
+            self._broken = True
+            _signal_group(self._proc.pid, signal.SIGKILL)
+
     async def _kill(self) -> None:
         self._broken = True
         if self._proc is not None and self._exit is not None:

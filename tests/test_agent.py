@@ -386,7 +386,9 @@ def test_agent_that_exits_before_initialize_is_a_start_error_with_its_stderr(tmp
 
 def test_agent_that_never_answers_initialize_times_out_and_is_killed(tmp_path: Path) -> None:
     # Ignores stdin EOF and SIGTERM, so stopping it needs the SIGKILL escalation.
-    script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    script = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    )
     pidfile = tmp_path / "pid"
     runner = AgentRunner(
         [sys.executable, "-c", f"import os; open({str(pidfile)!r}, 'w').write(str(os.getpid())); {script}"],
@@ -421,15 +423,16 @@ def test_probe_reports_the_model_choice(tmp_path: Path) -> None:
     assert (without.current_model, without.models) == (None, [])
 
 
-def test_agent_killed_between_turns_is_restarted(tmp_path: Path) -> None:
+def test_kill_now_then_the_next_turn_restarts_the_agent(tmp_path: Path) -> None:
     h = Harness(tmp_path, "--mode", "ok")
 
     async def go() -> None:
         await h.runner.start()
         pid = h.runner.pid
         assert pid is not None
-        os.killpg(pid, 9)
-        await until(lambda: not h.runner.alive)
+        h.runner.kill_now()
+        assert not h.runner.alive
+        await until(lambda: process_gone(pid))
         assert (await h.turn()).text == "ok"
         assert h.runner.pid != pid
         await h.runner.close()
