@@ -99,3 +99,52 @@ def run_cli(
     if expect is not None and result.returncode != expect:
         pytest.fail(f"expected exit {expect}, got {result.returncode}\n{result!r}", pytrace=False)
     return result
+
+
+# -- building with the scripted (fake) ACP agent ------------------------------------------------------
+
+THREE_TASK_SPEC = """\
+# Three tasks
+
+## Tasks
+- [ ] First task
+- [ ] Second task
+- [ ] Third task
+"""
+
+
+def fake_agent(*modes: str, state_file: Path | None = None, models: str | None = None) -> str:
+    """The ``--agent`` command line of ``iteratr.scripted_agent``: one mode, or a per-prompt script."""
+    import shlex
+
+    args = [sys.executable, "-m", "iteratr.scripted_agent"]
+    if len(modes) == 1 and state_file is None:
+        args += ["--mode", modes[0]]
+    else:
+        if state_file is None:
+            raise ValueError("a script of several modes needs a state_file")
+        args += ["--script", ",".join(modes), "--state-file", str(state_file)]
+    if models:
+        args += ["--models", models, "--default-model", models.split(",")[0]]
+    return shlex.join(args)
+
+
+# Settings that keep loop tests quick: no backoff between retries.
+FAST_ENV = {"ITERATR_RETRY_DELAY": "0", "PYTHONPATH": str(REPO_ROOT)}
+
+
+@pytest.fixture
+def spec_repo(repo: Path) -> Path:
+    """A repository on main whose committed specs/SPEC.md lists three tasks."""
+    (repo / "specs").mkdir()
+    (repo / "specs" / "SPEC.md").write_text(THREE_TASK_SPEC)
+    git(repo, "add", "specs/SPEC.md")
+    git(repo, "commit", "-q", "-m", "spec")
+    return repo
+
+
+def read_events(repo: Path, session: str = "SPEC") -> list[dict[str, object]]:
+    import json
+
+    path = repo / ".iteratr" / session / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
