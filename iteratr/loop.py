@@ -279,7 +279,7 @@ class BuildLoop:
         self._commit(state, after, attempt)
 
     def _commit(self, before: State, after: State, attempt: Attempt) -> None:
-        from iteratr.gitrepo import GitError
+        from iteratr.errors import GitError
 
         message = commit_message(self.s.session, before, after, attempt)
         files = [self.store.events_path, self.store.tasks_path, self.s.data_dir / ".gitignore"]
@@ -302,7 +302,7 @@ class BuildLoop:
         taken = inbox.take(self.session_dir, state.inbox_consumed)
         if not taken:
             return
-        events = []
+        events: list[tuple[str, dict[str, Any]]] = []
         for item in taken:
             if item.warning:
                 self.out.warn(f"inbox: {item.warning}")
