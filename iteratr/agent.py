@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shlex
 import signal
@@ -252,6 +253,28 @@ class _Client:
         return self._runner._on_permission(session_id, tool_call, options)
 
 
+class _SdkLog(logging.FileHandler):
+    """Sends the SDK's log records (it logs to the root logger) to the agent log, not the terminal.
+
+    A command that is not an ACP agent prints text on stdout; the SDK logs a traceback per such
+    line. Those become one short line each here, and are counted for the error message.
+    """
+
+    NOT_JSON = "Error parsing JSON-RPC message"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8", delay=True)
+        self.setFormatter(logging.Formatter("iteratr: %(levelname)s: %(message)s"))
+        self.not_json = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == self.NOT_JSON:
+            self.not_json += 1
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+            record.msg = f"{self.NOT_JSON}: the agent wrote a line on stdout that is not JSON"
+        super().emit(record)
+
+
 class _Died(Exception):
     """Internal: the process went away while we were waiting for an answer."""
 
@@ -297,6 +320,7 @@ class AgentRunner:
         self._current_model: str | None = None
         self._last_activity = 0.0
         self._raw_models: dict[str, dict[str, Any]] = {}
+        self._sdk_log: _SdkLog | None = None
 
     @property
     def alive(self) -> bool:
@@ -358,6 +382,8 @@ class AgentRunner:
         assert proc.stdin is not None and proc.stdout is not None
         self._proc, self._broken, self._raw_models = proc, False, {}
         self._exit = asyncio.ensure_future(proc.wait())
+        self._sdk_log = _SdkLog(self._stderr_log)
+        logging.getLogger().addHandler(self._sdk_log)
         client = cast("acp.Client", _Client(self))  # the fs/terminal methods are absent on purpose
         self._conn = acp.connect_to_agent(client, proc.stdin, proc.stdout, observers=[self._observe])
         capabilities = ClientCapabilities(
@@ -394,22 +420,28 @@ class AgentRunner:
         if proc is None:
             return
         assert exited is not None
-        if proc.returncode is None and proc.stdin is not None:
-            with contextlib.suppress(Exception):
-                proc.stdin.close()
-        for sig in (None, signal.SIGTERM, signal.SIGKILL):
-            if sig is not None:
-                _signal_group(proc.pid, sig)
-            done, _ = await asyncio.wait({exited}, timeout=self._close_timeout)
-            if done:
-                break
-        # Whatever the agent left behind in its group (a dev server, a stuck shell) goes too.
-        _signal_group(proc.pid, signal.SIGKILL)
-        if not exited.done():
-            exited.cancel()
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), self._close_timeout)
+        try:
+            if proc.returncode is None and proc.stdin is not None:
+                with contextlib.suppress(Exception):
+                    proc.stdin.close()
+            for sig in (None, signal.SIGTERM, signal.SIGKILL):
+                if sig is not None:
+                    _signal_group(proc.pid, sig)
+                done, _ = await asyncio.wait({exited}, timeout=self._close_timeout)
+                if done:
+                    break
+            # Whatever the agent left behind in its group (a dev server, a stuck shell) goes too.
+            _signal_group(proc.pid, signal.SIGKILL)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), self._close_timeout)
+        finally:
+            if not exited.done():
+                exited.cancel()
+            if self._sdk_log is not None:
+                logging.getLogger().removeHandler(self._sdk_log)
+                self._sdk_log.close()
+                self._sdk_log = None
 
     def kill_now(self) -> None:
         """SIGKILL the agent's process group at once (a second Ctrl+C, just before iteratr exits)."""
@@ -659,6 +691,11 @@ class AgentRunner:
             reason = f"did not answer within {timeout:g} s"
         else:
             reason = f"failed: {exc}"
+        if self._sdk_log is not None and self._sdk_log.not_json:
+            reason += (
+                f", after writing {self._sdk_log.not_json} line(s) on stdout that are not ACP JSON-RPC"
+                " (is it an ACP agent command, like `opencode acp`?)"
+            )
         return f"agent {shlex.join(self._command)} {what}: it {reason}; {self._stderr_tail()}"
 
     def _stderr_tail(self, lines: int = 5, limit: int = 500) -> str:

@@ -74,11 +74,13 @@ class ScriptedAgent:
     # -- protocol ---------------------------------------------------------------------------------------
 
     async def initialize(self, protocol_version: int, **kwargs: Any) -> s.InitializeResponse:
-        from iteratr import __version__
-
+        try:
+            from iteratr import __version__ as version
+        except ImportError:  # run by file path, without iteratr on sys.path
+            version = "unknown"
         return s.InitializeResponse(
             protocol_version=acp.PROTOCOL_VERSION,
-            agent_info=s.Implementation(name="iteratr-scripted-agent", version=__version__),
+            agent_info=s.Implementation(name="iteratr-scripted-agent", version=version),
         )
 
     async def new_session(self, cwd: str, **kwargs: Any) -> s.NewSessionResponse:

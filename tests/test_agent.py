@@ -438,3 +438,19 @@ def test_kill_now_then_the_next_turn_restarts_the_agent(tmp_path: Path) -> None:
         await h.runner.close()
 
     run(go)
+
+
+def test_a_command_that_is_not_an_acp_agent_is_named_as_such(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    runner = AgentRunner(
+        [sys.executable, "-c", "print('Usage: some-tool [options]'); print('a TUI would go here')"],
+        cwd=tmp_path,
+        env=agent_env(),
+        stderr_log=log,
+        on_event=lambda _e: None,
+    )
+    with pytest.raises(AgentStartError, match=r"2 line\(s\) on stdout that are not ACP JSON-RPC"):
+        run(runner.start)
+    # The SDK's complaints land in the agent log, one short line each, not as tracebacks on the terminal.
+    assert log.read_text().count("not JSON") == 2
+    assert "Traceback" not in log.read_text()
