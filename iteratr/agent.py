@@ -5,7 +5,7 @@ as ``acp``). ``acp`` is imported lazily inside functions, so importing this modu
 result types and exceptions stays cheap.
 
 We spawn the agent ourselves instead of using ``acp.spawn_agent_process`` because the SDK's
-helper gets three things wrong for us (see docs/reference): it trims the environment to an
+helper gets three things wrong for us: it trims the environment to an
 allow-list (provider API keys vanish), leaves stderr as a pipe nobody reads (a chatty agent
 blocks), and cannot kill a process group (agents spawn shells and servers). The protocol
 itself is still spoken by the SDK's ``ClientSideConnection`` over our pipes.
