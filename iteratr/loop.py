@@ -77,6 +77,7 @@ class Attempt:
     usage: dict[str, Any] | None = None
     model: str | None = None
     delivered: list[str] = field(default_factory=list)
+    fatal: IteratrError | None = None  # an error that must end the run once the iteration is committed
 
 
 class BuildLoop:
@@ -109,16 +110,16 @@ class BuildLoop:
                 return EXIT_OK
             await self._start_agent()
             self._held += await self._run_hooks("session_start", self._vars(state.current_iteration))
-            code = await self._iterate()
+            return await self._iterate()
         finally:
             stop_watch.set()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(watcher, 5)
             if self.agent is not None:
                 await self.agent.close()
-        with contextlib.suppress(IteratrError):
-            await self._run_hooks("session_end", self._vars(self.store.load().current_iteration))
-        return code
+            if self.agent is not None:  # the session started: session_end runs however it ends
+                with contextlib.suppress(IteratrError):
+                    await self._run_hooks("session_end", self._vars(self.store.load().current_iteration))
 
     async def _iterate(self) -> int:
         ran = failures = 0
@@ -195,6 +196,8 @@ class BuildLoop:
             after = self.store.append(make_event("iteration.ended", self._end_data(attempt), n))
         self._footer(before, after, attempt)
         self._commit(before, after, attempt)
+        if attempt.fatal is not None:
+            raise attempt.fatal  # e.g. a refused model: retrying cannot help, but the iteration is committed
         if attempt.outcome != "interrupted":
             self._held += await self._run_hooks("post_iteration", self._vars(n))
             await self._task_complete_hooks(after, n)
@@ -204,16 +207,17 @@ class BuildLoop:
         from iteratr.agent import AgentDied, ModelError, TurnTimeout
 
         assert self.agent is not None
+        if self.interrupted.is_set():  # Ctrl+C came during the hooks: don't start the turn
+            attempt.outcome, attempt.error = "interrupted", "interrupted by the user"
+            return
         self._turn_running = True
         try:
             result = await self.agent.run_turn(
                 text, iteration_timeout=self.s.iteration_timeout, idle_timeout=self.s.idle_timeout
             )
             self._classify(result, attempt)
-        except ModelError:
-            attempt.outcome, attempt.error = "failed", "the model could not be set"
-            self._record_end(attempt)
-            raise
+        except ModelError as exc:
+            attempt.outcome, attempt.error, attempt.fatal = "failed", str(exc), exc
         except TurnTimeout as exc:
             attempt.outcome, attempt.error = "timeout", str(exc)
         except (AgentDied, AgentError) as exc:
@@ -301,6 +305,9 @@ class BuildLoop:
         state = self.store.load()
         taken = inbox.take(self.session_dir, state.inbox_consumed)
         if not taken:
+            # Taking files are deleted only after a grace period, so a later take with nothing new
+            # is what cleans up those left by an earlier one.
+            inbox.release(self.session_dir, state.inbox_consumed)
             return
         events: list[tuple[str, dict[str, Any]]] = []
         for item in taken:
