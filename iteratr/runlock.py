@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,23 @@ def is_held(path: Path) -> bool:
         return False
 
 
+def _try_lock(f: Any, patience: float = 0.5) -> bool:
+    """Take the lock without blocking, trying again for ``patience`` seconds.
+
+    ``is_held`` (``iteratr status``, maybe under ``--watch``) takes the lock for a moment to probe it;
+    a build starting in that moment must not mistake the probe for a running build.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
 def describe(holder: dict[str, Any] | None) -> str:
     if not holder:
         return "another run"
@@ -68,9 +86,7 @@ class RunLock:
     def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = open(self.path, "a+")  # noqa: SIM115  # held open for the whole run
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(f):
             f.close()
             raise LockedError(
                 f"session {self.session} is locked by a running build ({describe(read_holder(self.path))})",
