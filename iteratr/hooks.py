@@ -8,8 +8,10 @@ Template values are data, never shell code. A ``{{task_content}}`` placeholder i
 command line: it becomes a quoted reference to the environment variable ``ITERATR_TASK_CONTENT``, which the
 child gets alongside the other ``ITERATR_*`` variables. The shell only ever *expands* a variable, and an
 expansion is never re-parsed for ``$(...)``, backticks or quotes, so no value can run anything, whether the
-user wrote the placeholder bare, inside "double" or inside 'single' quotes. (Pasting ``shlex.quote(value)``
-is not enough: inside the user's own double quotes its single quotes are literal and ``$(...)`` runs.)
+user wrote the placeholder bare or inside "double quotes". (Pasting ``shlex.quote(value)`` is not enough:
+inside the user's own double quotes its single quotes are literal and ``$(...)`` runs.) Inside 'single
+quotes' a placeholder is a config error: such quotes usually hold a script for another shell
+(``sh -c '...'``), where the value would become code; that script should use ``"$ITERATR_TASK_ID"`` itself.
 
 Each command runs under ``/bin/sh -c`` in its own session and process group, stdin from /dev/null, stdout
 and stderr combined into an unlinked temp file, so a background child holding the output open cannot hang
@@ -28,7 +30,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -135,10 +137,11 @@ def _kind(value: object) -> str:
 
 
 def _placeholders(command: str) -> list[tuple[int, int, str, str]]:
-    """Each ``{{name}}`` in a command as (start, end, name, quoting), quoting being plain/single/double.
+    """Each ``{{name}}`` in a command as (start, end, name, quoting); quoting is plain/single/double/comment.
 
-    A small POSIX-sh quote tracker; it only decides how the reference is spelled, not whether it is safe.
-    A backslash outside single quotes escapes the next character, so ``\\{{x}}`` is not a placeholder.
+    A small POSIX-sh quote tracker. It only decides how the reference is spelled (and refuses single quotes
+    at load time); safety does not depend on it. A backslash outside single quotes escapes the next
+    character, so ``\\{{x}}`` is not a placeholder.
     """
     found: list[tuple[int, int, str, str]] = []
     state, i = "plain", 0
@@ -149,12 +152,14 @@ def _placeholders(command: str) -> list[tuple[int, int, str, str]]:
             i = match.end()
             continue
         char = command[i]
-        if state != "single" and char == "\\":
+        if state in ("plain", "double") and char == "\\":
             i += 2
             continue
         if state == "plain" and char in "'\"":
             state = "single" if char == "'" else "double"
-        elif (state == "single" and char == "'") or (state == "double" and char == '"'):
+        elif state == "plain" and char == "#" and (i == 0 or command[i - 1] in " \t\n;&|()<>"):
+            state = "comment"  # an apostrophe in a comment must not open a quote
+        elif (state, char) in (("single", "'"), ("double", '"'), ("comment", "\n")):
             state = "plain"
         i += 1
     return found
@@ -180,7 +185,7 @@ def load_hooks(work_tree: Path) -> HooksConfig | None:
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) if isinstance(exc, MarkedYAMLError) else None
         line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise ConfigError(f"{path}:{line}: invalid YAML: {problem}; expected {_ACCEPTED_FILE}") from exc
 
     def fail(line: int, problem: str, accepted: str) -> ConfigError:
@@ -221,7 +226,9 @@ def load_hooks(work_tree: Path) -> HooksConfig | None:
     return HooksConfig(path=path, hooks=hooks)
 
 
-def _entry(fail: Any, hook_type: str, number: int, entry: Any, line: int) -> HookSpec:
+def _entry(
+    fail: Callable[[int, str, str], ConfigError], hook_type: str, number: int, entry: Any, line: int
+) -> HookSpec:
     where = f"{hook_type} entry {number}"
     if not isinstance(entry, dict):
         raise fail(line, f"{where} is {_kind(entry)}, not a mapping", f"accepted: {_ACCEPTED_ENTRY}")
@@ -239,11 +246,20 @@ def _entry(fail: Any, hook_type: str, number: int, entry: Any, line: int) -> Hoo
     if not command.strip():
         raise fail(command_line, f"{where}: 'command' is empty", "accepted: a non-empty shell command")
     accepted_vars = ", ".join("{{" + v + "}}" for v in VARIABLES)
-    for _, _, name, _ in _placeholders(command):
+    for _, _, name, quoting in _placeholders(command):
         if name not in VARIABLES:
             hint = _did_you_mean(name, VARIABLES, "{{{{{}}}}}")
             problem = f"{where}: unknown variable {{{{{name}}}}} in 'command'{hint}"
             raise fail(command_line, problem, f"accepted variables: {accepted_vars}")
+        if quoting == "single":
+            # Closing the quotes around the value would paste it into whatever the quotes hold, often a
+            # script for another shell (sh -c '...'); leaving it would pass the text "{{name}}" on. Ask.
+            problem = f"{where}: {{{{{name}}}}} is inside single quotes, where it cannot be expanded"
+            accepted = (
+                f'write it bare or inside double quotes (the value is quoted for you), e.g. -m "done {{{{{name}}}}}";'
+                f' in a script for another shell use "${env_name(name)}"'
+            )
+            raise fail(command_line, problem, accepted)
 
     timeout = entry.get("timeout", DEFAULT_TIMEOUT)
     valid_number = isinstance(timeout, int | float) and not isinstance(timeout, bool) and math.isfinite(timeout)
@@ -266,7 +282,8 @@ def render_command(command: str) -> str:
     spelled = {
         "plain": '"${{{}}}"',  # bare: quote it so it stays one word, unglobbed
         "double": "${{{}}}",  # already inside "...": the reference alone
-        "single": "'\"${{{}}}\"'",  # inside '...': close, quoted reference, reopen
+        "single": "${{{}}}",  # refused by load_hooks; stays literal text, which is safe
+        "comment": "${{{}}}",  # inert
     }
     parts, last = [], 0
     for start, end, name, quoting in _placeholders(command):
