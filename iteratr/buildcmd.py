@@ -85,26 +85,25 @@ def build(flags: dict[str, Any]) -> int:
     hooks_mod.load_hooks(repo.root)  # refuse a bad hooks file before the branch is touched
     data_rel = _data_dir_in_tree(Path(cfg.data_dir), repo.root, cwd)
 
-    from iteratr import session_git
-
-    work_tree, how = session_git.prepare(
-        repo, name, data_rel=data_rel, worktree=bool(flags.get("worktree")), reset=bool(flags.get("reset"))
-    )
-    wt_repo = repo if work_tree == repo.root else GitRepo.open(work_tree)
-    hooks = hooks_mod.load_hooks(work_tree)
-    if hooks is None and work_tree != repo.root:
-        hooks = hooks_mod.load_hooks(repo.root)
-    data_dir = work_tree / data_rel
-
-    from iteratr import inbox
+    from iteratr import inbox, session_git
     from iteratr.loop import BuildLoop, Settings
     from iteratr.runlock import RunLock, describe, lock_path
     from iteratr.store import Store
 
-    lock = RunLock(lock_path(repo.common_dir(), name), name, work_tree).acquire()
+    # The lock comes before the branch is touched: a --reset or a switch must never pull the branch
+    # or the session's files from under a run going on in another checkout.
+    lock = RunLock(lock_path(repo.common_dir(), name), name, repo.root).acquire()
     try:
         if lock.stale:
             out.warn(f"took over the lock left by a run that is gone ({describe(lock.stale)})")
+        work_tree, how = session_git.prepare(
+            repo, name, data_rel=data_rel, worktree=bool(flags.get("worktree")), reset=bool(flags.get("reset"))
+        )
+        wt_repo = repo if work_tree == repo.root else GitRepo.open(work_tree)
+        hooks = hooks_mod.load_hooks(work_tree)
+        if hooks is None and work_tree != repo.root:
+            hooks = hooks_mod.load_hooks(repo.root)
+        data_dir = work_tree / data_rel
         store = Store(data_dir, name)
         store.create()
         inbox_path = inbox.ensure_inbox(store.dir)
