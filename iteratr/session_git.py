@@ -41,8 +41,9 @@ def prepare(repo: GitRepo, name: str, *, data_rel: Path, worktree: bool, reset: 
         repo.run("switch", "--quiet", "-c", branch, base)
         _clear_session_files(here / data_rel / name)
         return here, f"started afresh; the old one is {archived}"
+    base_branch = repo.current_branch() or "HEAD"
     created = repo.switch(branch)
-    return here, f"created from {_short_head(repo)}" if created else "resumed"
+    return here, f"created from {base_branch}" if created else "resumed"
 
 
 def _in_worktree(
@@ -119,15 +120,3 @@ def _clear_session_files(session_dir: Path) -> None:
 def _write_data_gitignore(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / ".gitignore").write_text(paths.DATA_DIR_GITIGNORE)
-
-
-def _short_head(repo: GitRepo) -> str:
-    return repo.run("rev-parse", "--abbrev-ref", "HEAD@{-1}") if _has_previous(repo) else "HEAD"
-
-
-def _has_previous(repo: GitRepo) -> bool:
-    try:
-        repo.run("rev-parse", "--verify", "--quiet", "HEAD@{-1}")
-        return True
-    except GitError:
-        return False
