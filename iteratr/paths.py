@@ -33,6 +33,9 @@ DATA_DIR_GITIGNORE = """\
 */cache/
 */rejected/
 worktrees/
+# Itself too: a checkout that only hosts --worktree sessions shows no trace of iteratr. On a session
+# branch this file is committed anyway (iteratr adds it with --force; tracked files are never ignored).
+/.gitignore
 """
 
 
