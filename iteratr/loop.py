@@ -78,6 +78,7 @@ class Attempt:
     model: str | None = None
     delivered: list[str] = field(default_factory=list)
     fatal: IteratrError | None = None  # an error that must end the run once the iteration is committed
+    on_error: list[hooks_mod.HookResult] = field(default_factory=list)  # piped, for the retry's prompt
 
 
 class BuildLoop:
@@ -118,8 +119,7 @@ class BuildLoop:
             if self.agent is not None:
                 await self.agent.close()
             if self.agent is not None:  # the session started: session_end runs however it ends
-                with contextlib.suppress(IteratrError):
-                    await self._run_hooks("session_end", self._vars(self.store.load().current_iteration))
+                await self._end_session()
 
     async def _iterate(self) -> int:
         ran = failures = 0
@@ -146,9 +146,8 @@ class BuildLoop:
                 self._failure_text = ""
                 continue
             failures += 1
-            on_error = await self._run_hooks("on_error", self._vars(attempt.n, error=attempt.error or ""))
             self._failure_text = f"Iteration #{attempt.n} {attempt.outcome}: {attempt.error}"
-            extra = hooks_mod.render_piped(on_error)
+            extra = hooks_mod.render_piped(attempt.on_error)
             if extra:
                 self._failure_text += "\n\n" + extra
             if failures >= self.s.max_failures:
@@ -162,6 +161,8 @@ class BuildLoop:
     async def _one_iteration(self, state: State, kind: str) -> Attempt:
         n = state.next_iteration
         attempt = Attempt(n=n, kind=kind)
+        # Tasks completed since the last check (by the user, between iterations or between runs).
+        await self._task_complete_hooks(state, state.current_iteration)
         pre = await self._run_hooks("pre_iteration", self._vars(n))
         self.take_inbox()
         state = self.store.load()
@@ -195,12 +196,16 @@ class BuildLoop:
             attempt.outcome, attempt.error = "failed", "the planning iteration added no tasks"
             after = self.store.append(make_event("iteration.ended", self._end_data(attempt), n))
         self._footer(before, after, attempt)
-        self._commit(before, after, attempt)
+        if attempt.outcome != "interrupted":
+            # Before the commit: their hook.ran events and what they change belong to this iteration's
+            # commit, and an on_error `git diff HEAD` still sees what the failed iteration did.
+            self._held += await self._run_hooks("post_iteration", self._vars(n))
+            await self._task_complete_hooks(self.store.load(), n)
+            if attempt.outcome != "ok":
+                attempt.on_error = await self._run_hooks("on_error", self._vars(n, error=attempt.error or ""))
+        self._commit(before, self.store.load(), attempt)
         if attempt.fatal is not None:
             raise attempt.fatal  # e.g. a refused model: retrying cannot help, but the iteration is committed
-        if attempt.outcome != "interrupted":
-            self._held += await self._run_hooks("post_iteration", self._vars(n))
-            await self._task_complete_hooks(after, n)
         return attempt
 
     async def _turn(self, text: str, attempt: Attempt) -> None:
@@ -389,6 +394,23 @@ class BuildLoop:
             if task.status == "completed" and task.id not in state.completed_hooked:
                 variables = self._vars(n, task_id=task.id, task_content=task.content)
                 self._held += await self._run_hooks("on_task_complete", variables, task_id=task.id)
+
+    async def _end_session(self) -> None:
+        """Run session_end, then commit the events it recorded after the last iteration's commit: a run
+        never leaves the session log dirty (that would block ``git switch``). Never raises: the run is over."""
+        try:
+            await self._run_hooks("session_end", self._vars(self.store.load().current_iteration))
+            files = [p for p in (self.store.events_path, self.store.tasks_path) if p.exists()]
+            rel = [str(p.relative_to(self.repo.root)) for p in files]
+            if not rel or not self.repo.run("status", "--porcelain", "--", *rel).strip():
+                return
+            message = f"iteratr({self.s.session}): end of run\n\nIteratr-Session: {self.s.session}\n"
+            sha = self.repo.commit_all(message, everything=False, force_paths=files)
+            self.out.line(f"    commit {sha}: {message.splitlines()[0]}", "dim")
+            if self.s.push:
+                self.repo.push(self.s.push, self.s.branch)
+        except (IteratrError, OSError) as exc:
+            self.out.warn(f"after session_end: {exc}")
 
     # -- agent and signals ----------------------------------------------------------------------
 
