@@ -17,6 +17,7 @@ Modes:
   chatty       a thought, a plan, a tool call, text
   env          replies NAME=value for each variable name in the prompt
   echo-prompt  replies "ok" (the prompt log above does the work)
+  commit       writes agent-commit.txt and commits it itself (``git commit``), then says so
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ MODES = [
     "chatty",
     "env",
     "echo-prompt",
+    "commit",
 ]
 BIG = 1024 * 1024
 DONE_STATES = {"completed", "cancelled", "blocked"}
@@ -236,6 +238,14 @@ class ScriptedAgent:
         await self._tool_call(sid, "ls -la", "completed", "total 0")
         await self._tool_call(sid, "false", "failed", "exit 1")
         await self._say(sid, "all done\n")
+        return "end_turn"
+
+    async def _commit(self, sid: str, text: str) -> str:
+        cwd = Path(self._sessions[sid]["cwd"])
+        (cwd / "agent-commit.txt").write_text("committed by the agent\n", encoding="utf-8")
+        for args in (["add", "agent-commit.txt"], ["commit", "--quiet", "-m", "the agent's own commit"]):
+            subprocess.run(["git", *args], cwd=cwd, check=True, stdin=subprocess.DEVNULL)
+        await self._say(sid, "committed agent-commit.txt myself")
         return "end_turn"
 
     async def _env(self, sid: str, text: str) -> str:
