@@ -224,6 +224,8 @@ class Store:
 
         ``decide`` raises (e.g. ``UsageError``) to refuse; then nothing is written.
         """
+        if not self.exists() and not decide(State()):
+            return State(), []  # a refusal or a no-op must not create the session (decide raised or said so)
         with self._locked() as f:
             size = os.fstat(f.fileno()).st_size
             f.seek(0)
