@@ -93,17 +93,22 @@ class Repo:
         return proc.stdout if proc.returncode == 0 else None
 
 
-def _data_rel(data_dir: str, repo: Repo, cwd: Path) -> Path:
-    """The data dir relative to the work tree, the way ``iteratr build`` resolves it."""
+def _data_rels(data_dir: str, repo: Repo, cwd: Path) -> list[Path]:
+    """Where the data dir may be, relative to a work tree: first the way ``iteratr build`` run here
+    resolves it (from the current directory), then, for a relative one, from the repository root, so
+    that status run from a subdirectory still finds sessions built at the top."""
     raw = Path(data_dir)
-    absolute = raw if raw.is_absolute() else cwd / raw
-    try:
-        rel = absolute.resolve().relative_to(repo.root)
-    except ValueError:
-        raise UsageError(f"data_dir {data_dir} is outside the repository {repo.root}") from None
-    if rel == Path("."):
-        raise UsageError("data_dir cannot be the repository root: use a subdirectory such as .iteratr")
-    return rel
+    rels: list[Path] = []
+    for absolute in [raw] if raw.is_absolute() else [cwd / raw, repo.root / raw]:
+        try:
+            rel = absolute.resolve().relative_to(repo.root)
+        except ValueError:
+            continue
+        if rel != Path(".") and rel not in rels:
+            rels.append(rel)
+    if not rels:
+        raise UsageError(f"data_dir {data_dir} is not a directory inside the repository {repo.root} (default .iteratr)")
+    return rels
 
 
 # -- reading one session ---------------------------------------------------------------------------
@@ -127,23 +132,28 @@ def _lock_state(repo: Repo, name: str) -> tuple[bool, dict[str, Any] | None]:
     return held, runlock.read_holder(path) if held else None
 
 
-def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
+def _read_log(repo: Repo, name: str, data_rels: list[Path]) -> tuple[str, Path | None, bytes | None, str]:
+    """The freshest copy of the session's log: (source, session dir on disk, bytes or None, label)."""
+    branch = paths.branch_name(name)
+    where = repo.worktrees.get(branch)
+    if where is not None:
+        for data_rel in data_rels:
+            log = where / data_rel / name / paths.EVENTS_FILE
+            if log.is_file():
+                return ("checkout" if where == repo.root else "worktree"), log.parent, log.read_bytes(), str(log)
+    for data_rel in data_rels:
+        rel = (data_rel / name / paths.EVENTS_FILE).as_posix()
+        blob = repo.blob(f"refs/heads/{branch}", rel)
+        if blob is not None:
+            return "branch", None, blob, f"{branch}:{rel}"
+    return "branch", None, None, f"{branch}:{(data_rels[0] / name / paths.EVENTS_FILE).as_posix()}"
+
+
+def collect(repo: Repo, name: str, data_rels: list[Path]) -> dict[str, Any]:
     """Everything status shows about session ``name``, as JSON-ready data."""
     branch = paths.branch_name(name)
-    rel = data_rel / name
-    events_rel = (rel / paths.EVENTS_FILE).as_posix()
     where = repo.worktrees.get(branch)
-    session_dir: Path | None = None
-    blob: bytes | None = None
-    if where is not None and (where / rel / paths.EVENTS_FILE).is_file():
-        session_dir = where / rel
-        source = "checkout" if where == repo.root else "worktree"
-        blob = (session_dir / paths.EVENTS_FILE).read_bytes()
-        label = str(session_dir / paths.EVENTS_FILE)
-    else:
-        source = "branch"
-        blob = repo.blob(f"refs/heads/{branch}", events_rel)
-        label = f"{branch}:{events_rel}"
+    source, session_dir, blob, label = _read_log(repo, name, data_rels)
     events = _parse(blob or b"", label)
     state = replay(events)
     running, holder = _lock_state(repo, name)
@@ -162,6 +172,8 @@ def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
         "branch": branch,
         "source": source,
         "work_tree": str(where) if where is not None else None,
+        "log": label if blob is not None else None,
+        "log_missing": label if blob is None else None,
         "complete": state.complete,
         "running": running,
         "holder": holder,
@@ -260,6 +272,8 @@ def render(data: dict[str, Any], now: float | None = None) -> list[str]:
         lines.append(f"read from: {where} {data['work_tree']} (live files)")
     else:
         lines.append(f"read from: branch {data['branch']} (its last commit)")
+    if data["log_missing"]:
+        lines.append(f"no event log at {data['log_missing']} (another --data-dir?)")
     activity = f", last activity {_ago(data['last_activity'], now)}" if data["last_activity"] else ""
     lines.append(f"iterations: {data['iterations']} done{activity}")
     counts = data["tasks"]
@@ -325,15 +339,15 @@ def render_line(data: dict[str, Any], now: float | None = None) -> str:
 # -- the command -------------------------------------------------------------------------------------
 
 
-def _view(repo: Repo, name: str | None, data_rel: Path, as_json: bool) -> str:
+def _view(repo: Repo, name: str | None, data_rels: list[Path], as_json: bool) -> str:
     if name is None:
-        found = [collect(repo, s, data_rel) for s in repo.sessions()]
+        found = [collect(repo, s, data_rels) for s in repo.sessions()]
         if as_json:
             return json.dumps({"sessions": found}, indent=2, ensure_ascii=False)
         if not found:
             return "no sessions in this repository (`iteratr build` starts one)"
         return "\n".join(render_line(d) for d in found)
-    data = collect(repo, name, data_rel)
+    data = collect(repo, name, data_rels)
     return json.dumps(data, indent=2, ensure_ascii=False) if as_json else "\n".join(render(data))
 
 
@@ -346,7 +360,7 @@ def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool, e
     cwd = Path.cwd()
     cfg = config.load_config(cwd=cwd, flags={"data_dir": data_dir} if data_dir else None)
     repo = Repo(cwd)
-    data_rel = _data_rel(cfg.data_dir, repo, cwd)
+    data_rels = _data_rels(cfg.data_dir, repo, cwd)
     if name is not None:
         paths.validate_session_name(name)
         known = repo.sessions()
@@ -356,13 +370,13 @@ def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool, e
                 + (f"sessions: {', '.join(known)}" if known else "none exists yet (`iteratr build` starts one)")
             )
     if not watch:
-        echo(_view(repo, name, data_rel, as_json))
+        echo(_view(repo, name, data_rels, as_json))
         return 0
     clear = _can_clear()
     try:
         while True:
             try:
-                body = _view(Repo(cwd), name, data_rel, False)
+                body = _view(Repo(cwd), name, data_rels, False)
             except IteratrError as exc:  # e.g. the branch was archived meanwhile: say so, keep watching
                 body = f"error: {exc}"
             stamp = time.strftime("%H:%M:%S")
