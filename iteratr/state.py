@@ -186,6 +186,48 @@ class State:
             "currency": self.currency,
         }
 
+    def pack(self) -> tuple[Any, ...]:
+        """The state as lists of tuples of plain values, for the store's snapshot cache.
+
+        Rebuilding from this takes a fraction of ``from_dict``'s time: on a 100,000-event session
+        that difference is a good part of an ``iteratr tool`` call's budget.
+        """
+        return (
+            [(t.id, t.content, t.status, t.priority, t.depends_on) for t in self.tasks.values()],
+            [(n.id, n.content, n.type, n.iteration) for n in self.notes],
+            [
+                (i.n, i.kind, i.started_ts, i.ended_ts, i.outcome, i.error, i.stop_reason, i.duration, i.summary)
+                for i in self.iterations.values()
+            ],
+            [(m.id, m.text, m.ts, m.delivered_to) for m in self.messages.values()],
+            self.complete,
+            self.last_task_num,
+            self.inbox_consumed,
+            sorted(self.completed_hooked),
+            self.tokens,
+            self.cost,
+            self.currency,
+        )
+
+    @classmethod
+    def unpack(cls, packed: tuple[Any, ...]) -> State:
+        """The inverse of ``pack``; the lists in ``packed`` are taken over, not copied."""
+        tasks, notes, iterations, messages, *scalars = packed
+        s = cls()
+        s.tasks = {row[0]: Task(*row) for row in tasks}
+        s.notes = [Note(*row) for row in notes]
+        for row in iterations:
+            it = Iteration.__new__(Iteration)
+            (it.n, it.kind, it.started_ts, it.ended_ts, it.outcome, it.error, it.stop_reason, it.duration,
+             it.summary) = row
+            s.iterations[it.n] = it
+        for mid, text, ts, delivered_to in messages:
+            msg = s.messages[mid] = Message(mid, text, ts)
+            msg.delivered_to = delivered_to
+        (s.complete, s.last_task_num, s.inbox_consumed, hooked, s.tokens, s.cost, s.currency) = scalars
+        s.completed_hooked = set(hooked)
+        return s
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> State:
         s = cls()

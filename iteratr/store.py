@@ -41,10 +41,13 @@ the next writer truncates it away before appending. A bad line anywhere else is 
 line number, never a traceback.
 
 Replaying 100,000 events on every ``iteratr tool`` call would be slow, so the replayed state is
-cached in ``cache/state.marshal`` with the byte offset it covers and the bytes of the last line
-before that offset. A reader loads the cache, checks that the log still has those bytes there (a
-checkout or reset that rewrote the log fails the check and forces a full replay), then applies only
-the lines after the offset.
+cached in ``cache/state.marshal`` with the byte offset it covers, the CRC-32 of the log up to that
+offset, and the log's inode, size and mtime when the snapshot was written. Snapshots are written
+only under the lock and only for the log as it is then, so while nothing but iteratr touches the
+log, a reader finds that stat unchanged and trusts the snapshot at the cost of one ``fstat``. When
+the stat differs (an append whose snapshot was lost, a ``git checkout``, an edit), the reader checks
+the CRC of the covered bytes: if they are unchanged it applies only the lines after the offset,
+otherwise it replays the whole log. Either way the state equals a full replay.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ import marshal
 import os
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,8 +69,7 @@ from iteratr.errors import StoreError, UsageError
 from iteratr.state import Event, State, apply
 
 SCHEMA_VERSION = 1
-_SNAPSHOT_VERSION = 1
-_TAIL_BYTES = 4096
+_SNAPSHOT_VERSION = 2
 
 
 def utc_now() -> str:
@@ -125,7 +128,11 @@ class Store:
         self.tasks_path = self.dir / paths.TASKS_FILE
         self._snapshot_path = self.dir / paths.CACHE_DIR / "state.marshal"
         self._fragments: dict[str, Any] | None = None
-        self._lines = 0  # lines of the log covered by the state last loaded
+        # What the state last loaded covers: lines and bytes of the log, their CRC-32, and the file's end then.
+        self._lines = 0
+        self._offset = 0
+        self._crc = 0
+        self._end = 0
 
     def exists(self) -> bool:
         return self.events_path.exists()
@@ -158,15 +165,19 @@ class Store:
             return self._load_from(f, save_snapshot=True)
 
     def _load_from(self, f: Any, *, save_snapshot: bool) -> State:
-        state, offset, first_line = self._read_snapshot(f)
+        state, offset, first_line, crc = self._read_snapshot(f)
         f.seek(offset)
         blob = f.read()
         events, consumed = _parse_lines(blob, first_line, self.events_path)
         for event in events:
             apply(state, event)
-        self._lines = first_line - 1 + blob[:consumed].count(b"\n")
+        done = memoryview(blob)[:consumed]
+        self._lines = first_line - 1 + blob.count(b"\n", 0, consumed)
+        self._offset = offset + consumed
+        self._crc = zlib.crc32(done, crc)
+        self._end = offset + len(blob)
         if events and save_snapshot:
-            self._write_snapshot(state, f, offset + consumed, self._lines)
+            self._save_snapshot_if_current(state, f)
         return state
 
     def events(self) -> list[Event]:
@@ -174,31 +185,53 @@ class Store:
         self.require()
         return _parse_lines(self.events_path.read_bytes(), 1, self.events_path)[0]
 
-    def _read_snapshot(self, f: Any) -> tuple[State, int, int]:
+    @staticmethod
+    def _stat(f: Any) -> tuple[int, int, int]:
+        st = os.fstat(f.fileno())
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _read_snapshot(self, f: Any) -> tuple[State, int, int, int]:
+        """The cached state, the log offset and line number it covers, and the CRC-32 of the log up to there."""
         try:
             snap = marshal.loads(self._snapshot_path.read_bytes())
             if snap["version"] != _SNAPSHOT_VERSION:
                 raise ValueError("old snapshot")
-            offset, tail = snap["offset"], snap["tail"]
-            f.seek(offset - len(tail))
-            if f.read(len(tail)) != tail:
-                raise ValueError("log rewritten since the snapshot")
-            self._fragments = snap.get("fragments")
-            return State.from_dict(snap["state"]), offset, snap["lines"] + 1
-        except (OSError, ValueError, EOFError, KeyError, TypeError):
+            offset, crc = snap["offset"], snap["crc"]
+            if self._stat(f) != snap["stat"]:
+                # Touched by something other than iteratr's own writes since: are the covered bytes still there?
+                f.seek(0)
+                covered = f.read(offset)
+                if len(covered) != offset or zlib.crc32(covered) != crc:
+                    raise ValueError("log rewritten since the snapshot")
+            state = State.unpack(snap["state"])
+            self._fragments = snap["view"]
+            return state, offset, snap["lines"] + 1, crc
+        except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError):
             self._fragments = None
-            return State(), 0, 1
+            return State(), 0, 1, 0
 
-    def _write_snapshot(self, state: State, f: Any, offset: int, lines: int) -> None:
-        f.seek(max(0, offset - _TAIL_BYTES))
-        tail = f.read(offset - max(0, offset - _TAIL_BYTES))
+    def _save_snapshot_if_current(self, state: State, f: Any) -> None:
+        """A reader caches what it replayed, unless a writer holds the lock or the log grew meanwhile."""
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # a writer is at work; it writes a newer snapshot itself
+        try:
+            if os.fstat(f.fileno()).st_size == self._end:
+                self._write_snapshot(state, f)
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _write_snapshot(self, state: State, f: Any) -> None:
+        """Cache ``state`` as covering the log up to ``self._offset``. Call with the lock held."""
         snap = {
             "version": _SNAPSHOT_VERSION,
-            "offset": offset,
-            "tail": tail,
-            "lines": lines,
-            "state": state.to_dict(),
-            "fragments": self._fragments or {},
+            "offset": self._offset,
+            "lines": self._lines,
+            "crc": self._crc,
+            "stat": self._stat(f),
+            "state": state.pack(),
+            "view": self._fragments or {},
         }
         # A cache: losing it costs a replay, so no fsync; the rename keeps readers from seeing half a file.
         with contextlib.suppress(OSError):
@@ -250,7 +283,11 @@ class Store:
             for event in new:
                 apply(state, event)
             self.write_view(state)
-            self._write_snapshot(state, f, start + len(payload), self._lines + len(new))
+            if start == self._offset:  # else the log held bytes the state does not cover: no snapshot of it
+                self._offset, self._end = start + len(payload), start + len(payload)
+                self._lines += len(new)
+                self._crc = zlib.crc32(payload, self._crc)
+                self._write_snapshot(state, f)
             return state, new
 
     def append(self, *events: Event) -> State:
