@@ -185,3 +185,24 @@ def test_to_dict_from_dict_round_trips_every_field() -> None:
     assert again.to_dict() == s.to_dict()
     assert again.next_task_id == "TAS-3"
     assert again.tasks["TAS-2"].depends_on is not s.tasks["TAS-2"].depends_on  # no shared lists
+
+
+def test_pack_unpack_round_trips_every_field_through_marshal() -> None:
+    import marshal
+
+    s = replay([
+        added(1, priority=0), added(2, deps=["TAS-1"]),
+        ev("note.added", 1, id="NOT-1", content="n", type="learning"),
+        ev("iteration.started", 1, n=1, kind="main"),
+        ev("iteration.ended", 1, n=1, outcome="timeout", duration=2.0, stop_reason="x",
+           usage={"total_tokens": 7, "cost": 0.5, "currency": "EUR"}),
+        ev("iteration.summary", 1, summary="s"),
+        ev("user.message", id="MSG-1", text="t", source="in", end=3),
+        {**ev("user.delivered"), "data": {"ids": ["MSG-1"], "iteration": 1}},
+        ev("hook.ran", hook="on_task_complete", task_id="TAS-1"),
+        ev("session.completed"),
+    ])
+    again = State.unpack(marshal.loads(marshal.dumps(s.pack())))
+    assert again.to_dict() == s.to_dict()
+    apply(again, ev("task.depends", id="TAS-2", depends_on="TAS-3"))  # unpacked lists are live and mutable
+    assert again.tasks["TAS-2"].depends_on == ["TAS-1", "TAS-3"]
