@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iteratr.state import State
+from iteratr.state import Note, State, Task
 
 HEADER = "# Written by iteratr from events.jsonl after every change; edits here are overwritten.\n"
 
@@ -55,28 +56,44 @@ def document(name: str, state: State) -> dict[str, Any]:
     }
 
 
-def _fragment(item: dict[str, Any], cache: dict[str, Any], new_cache: dict[str, Any]) -> str:
-    key = repr(sorted(item.items()))
-    hit = cache.get(item["id"])
-    text = hit[1] if hit is not None and hit[0] == key else dump([item])
-    new_cache[item["id"]] = (key, text)
-    return str(text)
+def _fragments(
+    keys: list[tuple[Any, ...]], objs: Sequence[Task | Note], cache: dict[str, Any], new_cache: dict[str, Any]
+) -> list[str]:
+    """One block-sequence item per object: from the cache when its values are unchanged, else from ruamel."""
+    texts = []
+    for key, obj in zip(keys, objs, strict=True):
+        hit = cache.get(key[0])
+        text = hit[1] if hit is not None and hit[0] == key else dump([obj.to_dict()])
+        new_cache[key[0]] = (key, text)
+        texts.append(text)
+    return texts
 
 
 def render(name: str, state: State, cache: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """The file's text and the fragment cache to keep for next time."""
+    """The file's text and the fragment cache to keep for next time.
+
+    Cache keys are the values each piece was made from, so a stale or foreign cache only costs time.
+    """
     cache = cache or {}
     new_cache: dict[str, Any] = {}
-    doc = document(name, state)
-    head = dump({"session": doc["session"], "complete": doc["complete"], "counts": doc["counts"]})
+    counts = {k: v for k, v in state.counts().items() if v}
+    head_key = ("", name, state.complete, tuple(counts.items()))
+    hit = cache.get("")
+    head = hit[1] if hit is not None and hit[0] == head_key else dump(
+        {"session": name, "complete": state.complete, "counts": counts}
+    )
+    new_cache[""] = (head_key, head)
     parts = [HEADER, head]
-    for key in ("tasks", "notes"):
-        items = doc[key]
-        if not items:
-            parts.append(f"{key}: []\n")
-            continue
-        parts.append(f"{key}:\n")
-        parts.extend(_fragment(item, cache, new_cache) for item in items)
+    tasks = list(state.tasks.values())
+    task_keys = [(t.id, t.content, t.status, t.priority, tuple(t.depends_on)) for t in tasks]
+    note_keys = [(n.id, n.content, n.type, n.iteration) for n in state.notes]
+    sections: list[tuple[str, list[tuple[Any, ...]], Sequence[Task | Note]]] = [
+        ("tasks", task_keys, tasks),
+        ("notes", note_keys, state.notes),
+    ]
+    for label, keys, objs in sections:
+        parts.append(f"{label}:\n" if keys else f"{label}: []\n")
+        parts += _fragments(keys, objs, cache, new_cache)
     return "".join(parts), new_cache
 
 
