@@ -1,0 +1,231 @@
+"""``tasks.yaml``: equal to a full replay, equal to ruamel's whole-document output, and parses back.
+
+The property test drives the real store and tools with random valid operation sequences, one fresh
+``Store`` per operation (as each ``iteratr tool`` call is a fresh process), so the fragment cache is
+carried across calls through the snapshot, as in real use.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from iteratr import tasks_view, tools
+from iteratr.errors import UsageError
+from iteratr.state import NOTE_TYPES, TASK_STATUSES, State, replay
+from iteratr.store import Store, make_event
+
+NAME = "S"
+
+
+def safe_load(text: str) -> Any:
+    return YAML(typ="safe", pure=True).load(text)
+
+
+def one_shot(state: State) -> str:
+    """The whole document dumped by ruamel in one go: what the fragment concatenation must equal."""
+    return tasks_view.HEADER + tasks_view.dump(tasks_view.document(NAME, state))
+
+
+def check_view(data_dir: Path) -> None:
+    store = Store(data_dir, NAME)
+    text = store.tasks_path.read_text(encoding="utf-8")
+    state = replay(store.events())  # from the log alone: no snapshot, no fragment cache
+    assert text == tasks_view.render(NAME, state)[0]
+    assert text == one_shot(state)
+    assert safe_load(text) == tasks_view.document(NAME, state)
+    assert Store(data_dir, NAME).load().to_dict() == state.to_dict()  # the snapshot path agrees too
+
+
+AWKWARD = [
+    "key: value",
+    "a:b",
+    "ends with colon:",
+    "'single quoted'",
+    '"double quoted"',
+    "it's",
+    "line one\nline two",
+    "trailing newline inside\n\nmore",
+    "- leading dash",
+    "-",
+    "? question",
+    "# not a comment",
+    "value # with hash",
+    "tab\there",
+    "unicode: ü ñ 日本語 🚀",
+    "yes",
+    "no",
+    "null",
+    "~",
+    "true",
+    "0",
+    "007",
+    "1.5",
+    "1e3",
+    "0x1F",
+    "2026-01-02",
+    "@at",
+    "`backtick`",
+    "%percent",
+    "&anchor",
+    "*alias",
+    "!tag",
+    "[flow, list]",
+    "{flow: map}",
+    "|",
+    ">",
+    "a  double  spaced  text",
+    "back\\slash",
+    "nel\x85char",
+    "ls\u2028ps\u2029",
+    "bom\ufeffinside",
+    "bell\x07",
+    "\u00a0nbsp",
+    "x" * 5000,
+    "word " * 900,
+]
+texts = st.one_of(
+    st.sampled_from(AWKWARD),
+    st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30),
+    st.builds(lambda a, b: a + b, st.sampled_from(AWKWARD), st.text(max_size=10)),
+)
+priorities = st.integers(0, 4)
+entries = st.fixed_dictionaries(
+    {"content": texts},
+    optional={
+        "status": st.sampled_from(TASK_STATUSES),
+        "priority": priorities,
+        "depends_on": st.lists(st.integers(0, 30), max_size=2),
+    },
+)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), entries),
+        st.tuples(st.just("batch"), st.lists(entries, min_size=1, max_size=4)),
+        st.tuples(st.just("status"), st.integers(0, 30), st.sampled_from(TASK_STATUSES)),
+        st.tuples(st.just("priority"), st.integers(0, 30), priorities),
+        st.tuples(st.just("depends"), st.integers(0, 30), st.integers(0, 30)),
+        st.tuples(st.just("note"), texts, st.sampled_from(NOTE_TYPES)),
+        st.tuples(st.just("summary"), texts),
+        st.tuples(st.just("iteration"), st.integers(1, 3)),
+        st.tuples(st.just("complete")),
+        st.tuples(st.just("drop-cache")),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def task_id(store: Store, pick: int) -> str:
+    """A task id chosen among those that exist (or TAS-1 when none does, which tools refuse)."""
+    last = Store(store.data_dir, NAME).load().last_task_num if store.exists() else 0
+    return f"TAS-{1 + pick % last}" if last else "TAS-1"
+
+
+def resolve(store: Store, entry: dict[str, Any]) -> dict[str, Any]:
+    entry = dict(entry)
+    if "depends_on" in entry:
+        entry["depends_on"] = [task_id(store, pick) for pick in entry["depends_on"]]
+    return entry
+
+
+def perform(data_dir: Path, op: tuple[Any, ...]) -> None:
+    store = Store(data_dir, NAME)  # a fresh one per call: the cache travels through the snapshot
+    kind = op[0]
+    if kind == "add":
+        tools.task_add(store, [resolve(store, op[1])])
+    elif kind == "batch":
+        tools.task_add(store, [resolve(store, e) for e in op[1]])
+    elif kind == "status":
+        tools.task_status(store, task_id(store, op[1]), op[2])
+    elif kind == "priority":
+        tools.task_priority(store, task_id(store, op[1]), op[2])
+    elif kind == "depends":
+        tools.task_depends(store, task_id(store, op[1]), task_id(store, op[2]))
+    elif kind == "note":
+        tools.note_add(store, op[1], op[2])
+    elif kind == "summary":
+        tools.iteration_summary(store, op[1])
+    elif kind == "iteration":
+        store.append(make_event("iteration.started", {"n": op[1], "kind": "main"}, op[1]))
+    elif kind == "complete":
+        tools.session_complete(store)
+    elif kind == "drop-cache":
+        (store.dir / "cache" / "state.marshal").unlink(missing_ok=True)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=operations)
+def test_incremental_tasks_yaml_equals_full_replay_and_ruamel(ops: list[tuple[Any, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / ".iteratr"
+        Store(data_dir, NAME).create()
+        for op in ops:
+            events_before = (data_dir / NAME / "events.jsonl").read_bytes()
+            try:
+                perform(data_dir, op)
+            except UsageError:
+                # A refusal (a cycle, a whitespace-only text, session-complete with open tasks) writes nothing.
+                assert (data_dir / NAME / "events.jsonl").read_bytes() == events_before
+            check_view(data_dir)
+
+
+# -- plain examples -------------------------------------------------------------------------------
+
+
+def test_an_empty_session_view() -> None:
+    text, _ = tasks_view.render(NAME, State())
+    assert text == one_shot(State())
+    assert safe_load(text) == {"session": NAME, "complete": False, "counts": {}, "tasks": [], "notes": []}
+    assert "tasks: []\n" in text
+    assert "notes: []\n" in text
+
+
+def test_tasks_are_in_numeric_id_order_and_long_texts_stay_on_one_line(tmp_path: Path) -> None:
+    store = Store(tmp_path, NAME)
+    long_text = "a long task text " * 100
+    tools.task_add(store, [{"content": f"task {n}"} for n in range(1, 12)] + [{"content": long_text}])
+    text = store.tasks_path.read_text()
+    positions = [text.index(f"id: TAS-{n}\n") for n in range(1, 13)]
+    assert positions == sorted(positions)  # TAS-2 before TAS-10
+    assert f"  content: {long_text.strip()}\n" in text
+
+
+def test_a_session_name_that_looks_like_another_type_stays_a_string(tmp_path: Path) -> None:
+    for name in ("true", "123", "null", "1e3", "-"):
+        store = Store(tmp_path, name)
+        tools.task_add(store, [{"content": "x"}])
+        assert safe_load(store.tasks_path.read_text())["session"] == name
+
+
+def test_a_stale_or_foreign_fragment_cache_is_not_trusted() -> None:
+    state = replay([
+        make_event("task.added", {"id": "TAS-1", "content": "real", "status": "remaining", "priority": 0,
+                                  "depends_on": []}, 0),
+        make_event("note.added", {"id": "NOT-1", "content": "real note", "type": "tip"}, 0),
+    ])
+    clean, good_cache = tasks_view.render(NAME, state)
+    stale = {
+        "": (("", "other", True, ()), "session: other\n"),
+        "TAS-1": (("TAS-1", "old", "remaining", 0, ()), "- id: TAS-1\n  content: old\n"),
+        "NOT-1": ("not even a tuple", "garbage\n"),
+    }
+    assert tasks_view.render(NAME, state, stale)[0] == clean
+    assert tasks_view.render(NAME, state, good_cache)[0] == clean
+
+
+def test_write_replaces_the_file_whole_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.yaml"
+    path.write_text("old content\n")
+    tasks_view.write(path, NAME, State(), None)
+    assert path.read_text() == one_shot(State())
+    assert [p.name for p in tmp_path.iterdir()] == ["tasks.yaml"]
