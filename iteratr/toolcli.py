@@ -7,9 +7,11 @@ small parser. Names and flags are a contract: the prompt templates teach them to
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from iteratr import paths
@@ -159,6 +161,18 @@ def render_task_list(tasks: list[dict[str, Any]]) -> str:
 
 
 def run(argv: list[str]) -> int:
+    # A short-lived process: the collector would only walk the tens of thousands of objects a big
+    # session's state is made of, again and again, for garbage the exit frees anyway.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(argv)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0 if argv else 2
@@ -169,8 +183,9 @@ def run(argv: list[str]) -> int:
         print(command_usage(name))
         return 0
     opts = parse(name, rest)
-    session = opts.get("--name") or os.environ.get("ITERATR_SESSION")
-    if not session:
+    # An explicit --name, even an empty one, is what was asked for: it is validated, never replaced.
+    session = opts["--name"] if "--name" in opts else os.environ.get("ITERATR_SESSION")
+    if session is None:
         raise UsageError("no session given: pass --name S or set ITERATR_SESSION")
     from iteratr.store import Store
 
@@ -179,11 +194,12 @@ def run(argv: list[str]) -> int:
     if opts["--json"]:
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text() + "\n")
     return 0
 
 
-def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, str]:
+def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[], str]]:
+    """Run one subcommand: its JSON result, and how to say it in text (only made when asked for)."""
     from iteratr import tools
 
     if name == "task-add":
@@ -194,42 +210,46 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, str]:
             "depends_on": o.get("--depends-on", []),
         }
         [task] = tools.task_add(store, [entry])
-        return task, "added " + task_line(task)
+        return task, lambda: "added " + task_line(task)
     if name == "task-batch-add":
         tasks = tools.task_add(store, tools.parse_batch(o["--tasks"]))
-        return tasks, f"added {len(tasks)} task(s):\n" + "\n".join("  " + task_line(t) for t in tasks)
-    if name == "task-status":
-        task = tools.task_status(store, o["--id"], o["--status"])
-        return task, task_line(task)
-    if name == "task-priority":
-        task = tools.task_priority(store, o["--id"], o["--priority"])
-        return task, task_line(task)
-    if name == "task-depends":
-        task = tools.task_depends(store, o["--id"], o["--depends-on"])
-        return task, task_line(task)
+        return tasks, lambda: f"added {len(tasks)} task(s):\n" + "\n".join("  " + task_line(t) for t in tasks)
+    if name in ("task-status", "task-priority", "task-depends"):
+        if name == "task-status":
+            task = tools.task_status(store, o["--id"], o["--status"])
+        elif name == "task-priority":
+            task = tools.task_priority(store, o["--id"], o["--priority"])
+        else:
+            task = tools.task_depends(store, o["--id"], o["--depends-on"])
+        return task, lambda: task_line(task)
     if name == "note-add":
         note = tools.note_add(store, o["--content"], o["--type"])
-        return note, f"added {note['id']} ({note['type']}): {note['content']}"
+        return note, lambda: f"added {note['id']} ({note['type']}): {note['content']}"
     if name == "iteration-summary":
         rec = tools.iteration_summary(store, o["--summary"])
-        return rec, f"recorded the summary of iteration #{rec['iteration']}"
+        return rec, lambda: f"recorded the summary of iteration #{rec['iteration']}"
     if name == "session-complete":
         rec = tools.session_complete(store)
-        return rec, f"session {store.name} is complete ({rec['tasks']} tasks); the loop stops after this iteration"
-    state = store.load()  # the rest only read
-    if name == "task-list":
-        tasks = [t.to_dict() for t in state.tasks.values()]
-        return tasks, render_task_list(tasks)
-    if name == "task-next":
-        chosen, why = tools.task_next(state)
-        if chosen is None:
-            return None, f"none: {why}"
-        return chosen.to_dict(), f"{task_line(chosen.to_dict())}\n({why})"
+        return rec, lambda: (
+            f"session {store.name} is complete ({rec['tasks']} tasks); the loop stops after this iteration"
+        )
     if name == "note-list":
         note_type = o.get("--type")
         if note_type is not None and note_type not in ("learning", "stuck", "tip", "decision"):
             raise UsageError(f"invalid note type {note_type!r}: use one of {TYPE_HELP}")
+    state = store.load()  # the rest only read
+    if name == "task-list":
+        tasks = [t.to_dict() for t in state.tasks.values()]
+        return tasks, lambda: render_task_list(tasks)
+    if name == "task-next":
+        chosen, why = tools.task_next(state)
+        if chosen is None:
+            return None, lambda: f"none: {why}"
+        task = chosen.to_dict()
+        return task, lambda: f"{task_line(task)}\n({why})"
+    if name == "note-list":
         notes = [n.to_dict() for n in state.notes if note_type is None or n.type == note_type]
-        text = "\n".join(f"{n['id']} #{n['iteration']} {n['type']}: {n['content']}" for n in notes)
-        return notes, text or "no notes"
+        return notes, lambda: "\n".join(
+            f"{n['id']} #{n['iteration']} {n['type']}: {n['content']}" for n in notes
+        ) or "no notes"
     raise AssertionError(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ HOOKS = (
     f"  post_iteration:\n    - command: {json.dumps(GATE.format(t='post'))}\n      timeout: 120\n"
 )
 DEADLINE = 30.0
+NOT_RUNNING = "no build is running, so it will be picked up when the next build starts"
 TIME_RE = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
 
 
@@ -305,38 +307,60 @@ def test_messages_during_a_hung_turn_and_a_retry_wait_reach_the_following_prompt
 # --- a complete session -----------------------------------------------------------------------------------
 
 
+def complete_again(repo: Path) -> None:
+    """Mark the session complete as the agent does (all its tasks are done), leaving a message pending."""
+    run_cli("tool", "session-complete", "--name", "SPEC", cwd=repo, env=FAST_ENV)
+
+
 def test_a_message_to_a_completed_session_gets_one_more_iteration_now_or_at_the_next_build(
     gated: Path, builds: Any
 ) -> None:
     one_task(gated)
-    build = builds(gated, "--agent", fake_agent("follow"))
-    build.hold("post", 1)
-    build.wait_at("post", 1)
-    assert of_type(build.session_dir, "session.completed"), "the agent completed the session in #1"
-    save(build.session_dir / "inbox.md", "rename", "also add a changelog")
-    poll(lambda: message_texts(build.session_dir), "the message recorded", build)
-    build.go("post", 1)
-    out = build.wait(0)
-    assert "=== #2" in out, "the running build went on with one more iteration"
-    assert "also add a changelog" in messages_section(prompts(build.prompt_log)[2][0])
-    assert of_type(build.session_dir, "user.delivered")[-1]["data"] == {"ids": ["MSG-1"], "iteration": 2}
-    assert "=== #3" not in out
+    first = builds(gated, "--agent", fake_agent("follow"))
+    first.wait(0)
+    sdir, log = first.session_dir, first.prompt_log
+    assert of_type(sdir, "session.completed") and len(prompts(log)) == 2
 
     # No build running: `say` says the next build picks it up; that build runs instead of exiting at once.
     said = run_cli("say", "one more thing", cwd=gated)
-    assert "no build is running, so it will be picked up when the next build starts" in said.stdout, said
-    assert ".iteratr/SPEC/inbox.md" in said.stdout
-    env = {**FAST_ENV, "FAKE_AGENT_PROMPT_LOG": str(build.prompt_log)}
-    again = run_cli("build", "--headless", "--agent", fake_agent("follow"), cwd=gated, env=env)
-    assert ">>> message from the user (MSG-2): one more thing" in again.stdout
-    assert "=== #3" in again.stdout and "already complete" not in again.stdout
-    assert of_type(build.session_dir, "user.delivered")[-1]["data"] == {"ids": ["MSG-2"], "iteration": 3}
-    assert "one more thing" in messages_section(prompts(build.prompt_log)[3][0])
+    assert f"saved to .iteratr/SPEC/inbox.md; {NOT_RUNNING}" in said.stdout, said
+    second = builds(gated, "--agent", fake_agent("follow"))
+    second.hold("post", 2)
+    second.hold("post", 3)
+    second.wait_at("post", 2)
+    assert ">>> message from the user (MSG-1): one more thing" in second.output()
+    assert "one more thing" in messages_section(prompts(log)[2][0])
+    assert of_type(sdir, "user.delivered")[-1]["data"] == {"ids": ["MSG-1"], "iteration": 2}
+
+    # A message that came during the last iteration, before the agent marked the session complete: the
+    # running build goes on with one more iteration for it.
+    save(sdir / "inbox.md", "rename", "also add a changelog")
+    poll(lambda: len(message_texts(sdir)) == 2, "the message recorded", second)
+    complete_again(gated)
+    second.go("post", 2)
+    second.wait_at("post", 3)
+    assert "also add a changelog" in messages_section(prompts(log)[3][0])
+    assert of_type(sdir, "user.delivered")[-1]["data"] == {"ids": ["MSG-2"], "iteration": 3}
+
+    # The same, but the build is stopped before it can act: the next build runs for the pending message.
+    save(sdir / "inbox.md", "append", "and bump the version")
+    poll(lambda: len(message_texts(sdir)) == 3, "the message recorded", second)
+    complete_again(gated)
+    second.proc.send_signal(signal.SIGTERM)
+    poll(lambda: "interrupting" in second.output(), "the build interrupted", second)
+    second.go("post", 3)
+    out = second.wait(130)
+    assert "=== #4" not in out
+    third = builds(gated, "--agent", fake_agent("follow"))
+    out = third.wait(0)
+    assert "=== #4" in out and "already complete" not in out, out
+    assert "and bump the version" in messages_section(prompts(log)[4][0])
+    assert of_type(sdir, "user.delivered")[-1]["data"] == {"ids": ["MSG-3"], "iteration": 4}
 
     # Nothing pending: a build on the complete session exits at once.
-    idle = run_cli("build", "--headless", "--agent", fake_agent("follow"), cwd=gated, env=env)
-    assert "already complete" in idle.stdout and "=== #" not in idle.stdout
-    assert len(of_type(build.session_dir, "user.delivered")) == 2
+    idle = builds(gated, "--agent", fake_agent("follow")).wait(0)
+    assert "already complete" in idle and "=== #" not in idle
+    assert sorted(prompts(log)) == [0, 1, 2, 3, 4] and all(len(p) == 1 for p in prompts(log).values())
 
 
 # --- bad input ----------------------------------------------------------------------------------------
