@@ -43,6 +43,8 @@ HOOKS_FILE = ".iteratr.hooks.yml"
 DEFAULT_TIMEOUT = 30.0
 # How long the group gets between SIGTERM and SIGKILL after a timeout.
 KILL_GRACE = 2.0
+# Process groups of the hooks running now (run_hooks runs in a worker thread), for kill_running().
+_running: set[int] = set()
 
 _ENTRY_KEYS = ("command", "timeout", "pipe_output")
 _TOP_KEYS = ("version", "hooks")
@@ -336,11 +338,14 @@ def _run_one(spec: HookSpec, *, cwd: Path, env: dict[str, str], output_cap: int)
         except (OSError, ValueError) as exc:
             return HookResult(spec, None, False, time.monotonic() - started, f"could not start /bin/sh: {exc}")
         timed_out = False
+        _running.add(proc.pid)
         try:
             exit_status: int | None = proc.wait(timeout=spec.timeout)
         except subprocess.TimeoutExpired:
             timed_out, exit_status = True, None
             _stop_group(proc)
+        finally:
+            _running.discard(proc.pid)
         duration = time.monotonic() - started
         output = _tail(capture, output_cap)
     return HookResult(spec, exit_status, timed_out, duration, output)
@@ -372,6 +377,13 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
             break
         time.sleep(0.02)
     proc.wait()
+
+
+def kill_running() -> None:
+    """SIGKILL the process group of every hook running now: for a process about to exit at once (a second
+    Ctrl+C), since a hook's group is its own session and would outlive it."""
+    for pgid in list(_running):
+        _signal_group(pgid, signal.SIGKILL)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
