@@ -130,7 +130,7 @@ def say(name: str | None, data_dir: str | None, text: tuple[str, ...]) -> int:
 @click.option("-n", "--name", help="Session name; without it, list every session.")
 @click.option("--data-dir", help="Data directory (default: .iteratr).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--watch", is_flag=True, help="Refresh every few seconds until Ctrl+C.")
+@click.option("--watch", is_flag=True, help="Redraw every 2 seconds until Ctrl+C, which ends it with exit status 0.")
 def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool) -> int:
     """Show a session: branch, lock, iterations, tasks, summaries, notes, messages, cost."""
     from iteratr import statuscmd
