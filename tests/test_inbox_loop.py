@@ -199,7 +199,7 @@ def save(path: Path, style: str, text: str) -> None:
 
 def test_each_save_style_is_recorded_printed_delivered_once_and_never_committed(gated: Path, builds: Any) -> None:
     styles = {1: "truncate", 2: "rename", 3: "append"}
-    build = builds(gated, "--agent", fake_agent("follow"))
+    build = builds(gated, "--agent", fake_agent("follow"), "-i", "6")  # a regression ends, not loops
     for n in styles:
         build.hold("pre", n)
     for k, (n, style) in enumerate(styles.items(), start=1):
@@ -316,7 +316,7 @@ def test_a_message_to_a_completed_session_gets_one_more_iteration_now_or_at_the_
     gated: Path, builds: Any
 ) -> None:
     one_task(gated)
-    first = builds(gated, "--agent", fake_agent("follow"))
+    first = builds(gated, "--agent", fake_agent("follow"), "-i", "4")
     first.wait(0)
     sdir, log = first.session_dir, first.prompt_log
     assert of_type(sdir, "session.completed") and len(prompts(log)) == 2
@@ -324,7 +324,7 @@ def test_a_message_to_a_completed_session_gets_one_more_iteration_now_or_at_the_
     # No build running: `say` says the next build picks it up; that build runs instead of exiting at once.
     said = run_cli("say", "one more thing", cwd=gated)
     assert f"saved to .iteratr/SPEC/inbox.md; {NOT_RUNNING}" in said.stdout, said
-    second = builds(gated, "--agent", fake_agent("follow"))
+    second = builds(gated, "--agent", fake_agent("follow"), "-i", "4")
     second.hold("post", 2)
     second.hold("post", 3)
     second.wait_at("post", 2)
@@ -351,14 +351,14 @@ def test_a_message_to_a_completed_session_gets_one_more_iteration_now_or_at_the_
     second.go("post", 3)
     out = second.wait(130)
     assert "=== #4" not in out
-    third = builds(gated, "--agent", fake_agent("follow"))
+    third = builds(gated, "--agent", fake_agent("follow"), "-i", "4")
     out = third.wait(0)
     assert "=== #4" in out and "already complete" not in out, out
     assert "and bump the version" in messages_section(prompts(log)[4][0])
     assert of_type(sdir, "user.delivered")[-1]["data"] == {"ids": ["MSG-3"], "iteration": 4}
 
     # Nothing pending: a build on the complete session exits at once.
-    idle = builds(gated, "--agent", fake_agent("follow")).wait(0)
+    idle = builds(gated, "--agent", fake_agent("follow"), "-i", "4").wait(0)
     assert "already complete" in idle and "=== #" not in idle
     assert sorted(prompts(log)) == [0, 1, 2, 3, 4] and all(len(p) == 1 for p in prompts(log).values())
 
