@@ -2,7 +2,7 @@
 TTY, no stdin, no TERM), the `--log-file` log and its rotation, and `--push` to a bare remote.
 
 Exit statuses 4 (locked) and 130 (interrupted) are also exercised with two real processes in
-tests/test_runlock.py; here 130 comes from a run under cron's environment.
+tests/test_runlock.py (Ctrl+C); here 130 comes from SIGTERM to a run under cron's environment.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def test_cron_without_headless_and_without_spec_exits_2_instead_of_prompting(
     assert proc.stdout == ""
 
 
-def test_cron_output_is_flushed_line_by_line_and_sigint_exits_130(
+def test_cron_output_is_flushed_line_by_line_and_sigterm_exits_130(
     spec_repo: Path, cron_env: dict[str, str], tmp_path: Path
 ) -> None:
     out = tmp_path / "cron.out"
@@ -178,7 +178,8 @@ def test_cron_output_is_flushed_line_by_line_and_sigint_exits_130(
         # The run is still going (the agent hangs), yet its lines are already in the file.
         wait_for(lambda: "=== #0 planning\n" in out.read_text(), "the iteration header in the output file")
         assert proc.poll() is None
-        proc.send_signal(signal.SIGINT)
+        # What `timeout` or a CI runner sends to a job that overran: a clean stop, like Ctrl+C.
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 130
     finally:
         if proc.poll() is None:
