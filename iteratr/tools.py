@@ -62,6 +62,10 @@ def check_priority(raw: object) -> int:
 def check_content(content: object, what: str = "content") -> str:
     if not isinstance(content, str) or not content.strip():
         raise UsageError(f"empty {what}: give a non-empty text")
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line arrive as lone surrogates
+        raise UsageError(f"{what} is not valid UTF-8 text: pass it in UTF-8") from None
     return content.strip()
 
 
