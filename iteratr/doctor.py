@@ -280,8 +280,7 @@ def _check_sessions(report: _Report, cfg: Config, cwd: Path, env: Mapping[str, s
             report.fail(
                 what,
                 f"{name}: {exc}",
-                f"the message names the bad line of {paths.EVENTS_FILE}; "
-                f"`git log {paths.branch_name(name)}` holds earlier copies",
+                f"earlier good copies of {paths.EVENTS_FILE} are in `git log {paths.branch_name(name)}`",
             )
             continue
         done = sum(1 for t in state.tasks.values() if t.status == "completed")

@@ -128,12 +128,14 @@ def _config_for_setup(project: bool, force: bool, echo: Echo) -> Any:
     except ConfigError as exc:
         if not force:
             raise ConfigError(exc.message, hint=_force_hint(project)) from None
-        echo(f"warning: {exc.message}; using the defaults to ask the questions")
-        env = {k: v for k, v in os.environ.items() if k in (config.KEYS["agent"].env, config.KEYS["model"].env)}
+        echo(f"warning: {exc.message}; the questions start from the defaults")
+        # No config file at all: the environment's settings (if valid) over the defaults.
+        nowhere = "/nonexistent-iteratr-dir"
+        env = {k: v for k, v in os.environ.items() if k.startswith(config.ENV_PREFIX)} | {"XDG_CONFIG_HOME": nowhere}
         try:
-            return config.load_config(cwd=Path(tempfile.gettempdir()), env=env)
+            return config.load_config(cwd=Path(nowhere), env=env)
         except ConfigError:
-            return config.load_config(cwd=Path(tempfile.gettempdir()), env={})
+            return config.Config({n: config.Resolved(k.default, "default") for n, k in config.KEYS.items()})
 
 
 # -- the model question (setup and the wizard) ------------------------------------------------------------

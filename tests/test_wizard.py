@@ -206,6 +206,20 @@ def test_setup_refuses_a_broken_file_unless_forced(
     assert config.load_config(cwd=repo).model == "a/x"
 
 
+def test_setup_force_starts_over_a_broken_global_file(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, keys: Keys, lines: list[str], agent_ab: str
+) -> None:
+    monkeypatch.chdir(repo)
+    global_file().parent.mkdir(parents=True)
+    global_file().write_text("model: [unclosed\n")
+    with pytest.raises(config.ConfigError, match="invalid YAML"):
+        run_setup(lines)
+    keys(DOWN + DOWN + ENTER + "y")  # the models still come from ITERATR_AGENT
+    assert run_setup(lines, force=True) == 0
+    assert config.load_config(cwd=repo).model == "b/y"
+    assert any("the questions start from the defaults" in line for line in lines), lines
+
+
 def test_setup_without_a_terminal_refuses_and_names_the_alternatives(repo: Path) -> None:
     result = run_cli("setup", "--project", cwd=repo, expect=2)
     assert "needs a terminal" in result.stderr
@@ -238,6 +252,11 @@ def wizard_repo(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return repo
 
 
+def editor_appending(text: str) -> str:
+    """An $EDITOR command line that appends ``text`` to the file it is given."""
+    return shlex.join([sys.executable, "-c", f"import sys; open(sys.argv[1], 'a').write({text!r})"])
+
+
 def test_find_specs_lists_specs_dir_then_here(wizard_repo: Path) -> None:
     (wizard_repo / "specs" / "sub").mkdir()
     (wizard_repo / "specs" / "sub" / "deep.md").write_text("x")
@@ -255,8 +274,8 @@ def test_build_wizard_runs_the_build_it_describes(
     code = wizard.build_wizard(build_flags("--agent", agent))
     out = capsys.readouterr().out
     assert code == 0, out
-    expected = ["iteratr", "build", "--spec", "specs/feature.md", "--iterations", "10", "--model", "b/y", "--agent", agent]
-    assert shlex.join(expected) in out
+    expected = ["iteratr", "build", "--spec", "specs/feature.md", "--iterations", "10", "--model", "b/y"]
+    assert shlex.join([*expected, "--agent", agent]) in out
     assert "model: b/y" in out
     events = read_events(wizard_repo, "feature")
     assert [e for e in events if e["type"] == "session.completed"], [e["type"] for e in events]
@@ -303,7 +322,7 @@ def test_build_wizard_can_give_up_on_a_bad_template_for_the_builtin_one(
     wizard_repo: Path, tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("EDITOR", f"{shlex.quote(sys.executable)} -c \"import sys; open(sys.argv[1], 'a').write('{{{{')\"")
+    monkeypatch.setenv("EDITOR", editor_appending("{{"))
     monkeypatch.delenv("VISUAL", raising=False)
     # spec; model (empty); template: edit; -> "use the built-in template"; name; iterations 1
     keys(ENTER + ENTER + DOWN + ENTER + DOWN + ENTER + ENTER + "1" + ENTER)
@@ -319,7 +338,7 @@ def test_build_wizard_ctrl_c_exits_130_and_writes_nothing(
     wizard_repo: Path, tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Even after the template was edited: the copy is only saved once every question is answered."""
-    monkeypatch.setenv("EDITOR", f"{shlex.quote(sys.executable)} -c \"import sys; open(sys.argv[1], 'a').write('x')\"")
+    monkeypatch.setenv("EDITOR", editor_appending("x"))
     before = git(wizard_repo, "status", "--porcelain", "--ignored")
     keys(ENTER + ENTER + DOWN + ENTER + CTRL_C)
     assert wizard.build_wizard(build_flags("--agent", fake_agent("follow"))) == wizard.EXIT_INTERRUPTED
