@@ -39,11 +39,20 @@ def report(message: str) -> None:
     print(f"iteratr: error: {message}", file=sys.stderr, flush=True)
 
 
+def _to_log_file(message: str, code: int) -> None:
+    """With ``--log-file`` set up, the error and exit status go into the log too: an unattended run's
+    log must say why it ended. ``logging`` is never imported here just for that (``iteratr tool``)."""
+    logging = sys.modules.get("logging")
+    if logging is not None and logging.getLogger().handlers:  # no handler: Python would echo it to stderr
+        logging.getLogger("iteratr.run").error("error: %s (exit status %d)", message, code)
+
+
 def guarded(fn: Callable[[], int | None]) -> int:
     try:
         return fn() or 0
     except IteratrError as exc:
         report(str(exc))
+        _to_log_file(str(exc), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         print("iteratr: interrupted", file=sys.stderr, flush=True)

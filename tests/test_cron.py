@@ -45,12 +45,18 @@ def test_exit_1_at_the_failure_limit(spec_repo: Path) -> None:
     assert "stopped: 2 failed iteration(s) in a row (max_failures)" in result.stdout
 
 
-def test_exit_1_when_the_agent_cannot_start(spec_repo: Path) -> None:
-    result = run_cli("build", "--headless", "--agent", "/nonexistent/agent acp", cwd=spec_repo, env=FAST_ENV, expect=1)
-    assert result.stderr == (
-        "iteratr: error: agent command not found: /nonexistent/agent "
-        "(install it, or set --agent / ITERATR_AGENT / config key agent)\n"
+def test_exit_1_when_the_agent_cannot_start_and_the_log_says_why(spec_repo: Path, tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    result = run_cli(
+        "build", "--headless", "--agent", "/nonexistent/agent acp", "--log-file", str(log),
+        cwd=spec_repo, env=FAST_ENV, expect=1,
+    )  # fmt: skip
+    message = (
+        "agent command not found: /nonexistent/agent (install it, or set --agent / ITERATR_AGENT / config key agent)"
     )
+    assert result.stderr == f"iteratr: error: {message}\n"
+    # A cron job's output often goes nowhere: the log must hold the reason and the status.
+    assert log.read_text().splitlines()[-1].endswith(f" ERROR iteratr.run: error: {message} (exit status 1)")
 
 
 def test_exit_1_on_a_git_error(tmp_path: Path) -> None:
