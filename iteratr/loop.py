@@ -307,6 +307,14 @@ class BuildLoop:
                 self.out.warn(f"push to {self.s.push} failed, carrying on: {exc}")
 
     def take_inbox(self) -> None:
+        """Record what the inbox holds. A file error is a warning, not the end of the run (nor of the
+        watcher, which calls this): nothing is recorded, so the next take tries the same text again."""
+        try:
+            self._take_inbox()
+        except OSError as exc:
+            self.out.warn(f"inbox: could not take new text, will try again: {exc}")
+
+    def _take_inbox(self) -> None:
         state = self.store.load()
         taken = inbox.take(self.session_dir, state.inbox_consumed)
         if not taken:

@@ -390,6 +390,24 @@ def test_an_oversized_message_is_moved_aside_and_non_utf8_is_replaced_with_warni
     assert "rejected" not in committed and "inbox" not in committed
 
 
+def test_a_take_that_fails_is_a_warning_and_the_watcher_keeps_going(gated: Path, builds: Any) -> None:
+    build = builds(gated, "--agent", fake_agent("follow"), "-i", "1")
+    build.hold("pre", 0)
+    build.wait_at("pre", 0)
+    sdir = build.session_dir
+    (sdir / "rejected").write_text("a file where the rejected/ directory goes: moving aside fails\n")
+    big = "y" * (MAX_MESSAGE_BYTES + 1)
+    save(sdir / "inbox.md", "rename", big)
+    poll(lambda: "inbox: could not take new text, will try again" in build.output(), "the warning", build)
+    (sdir / "rejected").unlink()
+    save(sdir / "inbox.md", "append", "after the failure")
+    poll(lambda: message_texts(sdir), "the next message recorded while the build still waits", build)
+    build.go("pre", 0)
+    build.wait(3)
+    assert message_texts(sdir) == ["after the failure"]
+    assert [big in p.read_text() for p in (sdir / "rejected").iterdir()] == [True], "the big one, once"
+
+
 # --- `iteratr say` and worktrees ---------------------------------------------------------------------
 
 
