@@ -29,8 +29,20 @@ def _dumper() -> Any:
     global _yaml
     if _yaml is None:
         from ruamel.yaml import YAML
+        from ruamel.yaml.representer import SafeRepresenter
 
+        class Representer(SafeRepresenter):
+            """Double-quote texts holding NEL, LS or PS: ruamel writes those raw in single quotes as line
+            breaks, and a load then folds them into spaces (found by tests/test_tasks_view.py)."""
+
+            def represent_str(self, data: str) -> Any:
+                if "\x85" in data or "\u2028" in data or "\u2029" in data:
+                    return self.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+                return super().represent_str(data)
+
+        Representer.add_representer(str, Representer.represent_str)
         _yaml = YAML(typ="safe", pure=True)
+        _yaml.Representer = Representer
         _yaml.default_flow_style = False
         _yaml.sort_base_mapping_type_on_output = False
         _yaml.width = 4096  # keep long task texts on one line: friendlier diffs

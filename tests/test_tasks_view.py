@@ -200,6 +200,15 @@ def test_tasks_are_in_numeric_id_order_and_long_texts_stay_on_one_line(tmp_path:
     assert f"  content: {long_text.strip()}\n" in text
 
 
+def test_line_separators_in_a_text_survive_the_round_trip(tmp_path: Path) -> None:
+    """ruamel writes NEL raw inside single quotes, and its loader then folds it into a space."""
+    store = Store(tmp_path, NAME)
+    texts = ["nel\x85inside", "Ò6\x85µè", "ls\u2028and ps\u2029inside"]
+    tools.task_add(store, [{"content": t} for t in texts])
+    assert [t["content"] for t in safe_load(store.tasks_path.read_text())["tasks"]] == texts
+    check_view(tmp_path)
+
+
 def test_a_session_name_that_looks_like_another_type_stays_a_string(tmp_path: Path) -> None:
     for name in ("true", "123", "null", "1e3", "-"):
         store = Store(tmp_path, name)
