@@ -268,10 +268,16 @@ class _SdkLog(logging.FileHandler):
         self.not_json = 0
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Every SDK record becomes one line: a traceback would push the agent's own stderr (its real
+        # complaint, e.g. missing credentials) out of the tail quoted in error messages.
+        exc = record.exc_info[1] if record.exc_info else None
+        record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
         if record.msg == self.NOT_JSON:
             self.not_json += 1
-            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
             record.msg = f"{self.NOT_JSON}: the agent wrote a line on stdout that is not JSON"
+        elif exc is not None:
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
         super().emit(record)
 
 
@@ -707,7 +713,9 @@ class AgentRunner:
                 data = log.read().decode("utf-8", errors="replace")
         except OSError:
             data = ""
-        tail = [line.strip() for line in data.splitlines() if line.strip()][-lines:]
+        # The SDK's own lines ("iteratr: ...") are context, not the agent's words: quote the agent first.
+        own = [line.strip() for line in data.splitlines() if line.strip() and not line.startswith("iteratr: ")]
+        tail = (own or [line.strip() for line in data.splitlines() if line.strip()])[-lines:]
         if not tail:
             return f"no stderr output (log: {self._stderr_log})"
         return f"stderr: {' | '.join(tail)[-limit:]} (full log: {self._stderr_log})"
