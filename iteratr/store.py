@@ -127,7 +127,10 @@ class Store:
         self.events_path = self.dir / paths.EVENTS_FILE
         self.tasks_path = self.dir / paths.TASKS_FILE
         self._snapshot_path = self.dir / paths.CACHE_DIR / "state.marshal"
+        # The tasks.yaml fragment cache (see iteratr.tasks_view): kept marshalled as read from the
+        # snapshot until a write needs it, so that reads never pay for decoding it.
         self._fragments: dict[str, Any] | None = None
+        self._fragments_blob = b""
         # What the state last loaded covers: lines and bytes of the log, their CRC-32, and the file's end then.
         self._lines = 0
         self._offset = 0
@@ -204,10 +207,10 @@ class Store:
                 if len(covered) != offset or zlib.crc32(covered) != crc:
                     raise ValueError("log rewritten since the snapshot")
             state = State.unpack(snap["state"])
-            self._fragments = snap["view"]
+            self._fragments, self._fragments_blob = None, snap["view"]
             return state, offset, snap["lines"] + 1, crc
         except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError):
-            self._fragments = None
+            self._fragments, self._fragments_blob = None, b""
             return State(), 0, 1, 0
 
     def _save_snapshot_if_current(self, state: State, f: Any) -> None:
@@ -231,7 +234,7 @@ class Store:
             "crc": self._crc,
             "stat": self._stat(f),
             "state": state.pack(),
-            "view": self._fragments or {},
+            "view": self._fragments_blob if self._fragments is None else marshal.dumps(self._fragments),
         }
         # A cache: losing it costs a replay, so no fsync; the rename keeps readers from seeing half a file.
         with contextlib.suppress(OSError):
@@ -312,4 +315,9 @@ class Store:
     def write_view(self, state: State) -> None:
         from iteratr import tasks_view
 
-        self._fragments = tasks_view.write(self.tasks_path, self.name, state, self._fragments)
+        cache = self._fragments
+        if cache is None and self._fragments_blob:
+            with contextlib.suppress(ValueError, EOFError, TypeError):
+                cache = marshal.loads(self._fragments_blob)
+        cache = cache if isinstance(cache, dict) else None
+        self._fragments = tasks_view.write(self.tasks_path, self.name, state, cache)
