@@ -171,10 +171,31 @@ class GitRepo:
         rel = [str(p.relative_to(self.root)) for p in force_paths if p.exists()]
         if rel:
             self.run("add", "--force", "--", *rel)
-        self.run(
-            *self._identity(), "commit", "--quiet", "--no-verify", "--allow-empty", "-F", "-", istream=_stdin(message)
-        )
+        import tempfile
+
+        with tempfile.TemporaryFile() as stdin:
+            stdin.write(message.encode())
+            stdin.seek(0)
+            self.run(*self._identity(), "commit", "--quiet", "--no-verify", "--allow-empty", "-F", "-", istream=stdin)
         return self.run("rev-parse", "--short", "HEAD")
+
+    def last_committed_iteration(self, session: str) -> int | None:
+        """The ``Iteratr-Iteration`` trailer of the newest iteration commit of ``session`` on HEAD, if any
+        (an "end of run" commit has no such trailer and is passed over)."""
+        try:
+            out = self.run(
+                "log",
+                "-1",
+                "--fixed-strings",
+                "--all-match",
+                f"--grep=Iteratr-Session: {session}",
+                "--grep=Iteratr-Iteration: ",
+                "--format=%(trailers:key=Iteratr-Iteration,valueonly,separator=%x20)",
+            )
+        except GitError:
+            return None
+        numbers = [int(word) for word in out.split() if word.isdigit()]
+        return max(numbers) if numbers else None
 
     def head(self) -> str:
         return self.run("rev-parse", "HEAD")
@@ -195,11 +216,3 @@ class GitRepo:
         out = self.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}")
         return [line for line in out.splitlines() if line]
 
-
-def _stdin(text: str) -> Any:
-    import tempfile
-
-    f = tempfile.TemporaryFile()
-    f.write(text.encode())
-    f.seek(0)
-    return f

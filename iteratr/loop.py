@@ -102,6 +102,7 @@ class BuildLoop:
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(inbox.watch(self.session_dir, self._on_inbox_change, stop_watch))
         try:
+            self._recover_uncommitted()
             self._recover_unfinished()
             self.take_inbox()
             state = self.store.load()
@@ -133,7 +134,7 @@ class BuildLoop:
                 return EXIT_OK
             if self.s.iterations and ran >= self.s.iterations:
                 left = len(state.open_tasks())
-                self._final(f"stopped after {ran} iteration(s) (--iterations) with {left} task(s) open")
+                self._final(f"{ran} iteration(s) run (--iterations), {left} task(s) still open")
                 return EXIT_INCOMPLETE
             kind = "planning" if not state.tasks else "main"
             attempt = await self._one_iteration(state, kind)
@@ -151,7 +152,7 @@ class BuildLoop:
             if extra:
                 self._failure_text += "\n\n" + extra
             if failures >= self.s.max_failures:
-                self._final(f"stopped: {failures} failed iteration(s) in a row (max_failures); last: {attempt.error}")
+                self._final(f"{failures} failed iteration(s) in a row (max_failures); last: {attempt.error}")
                 return EXIT_FAILED
             delay = min(self.s.retry_delay * 2 ** (failures - 1), MAX_BACKOFF)
             self.out.line(f"retrying in {delay:.0f}s (failure {failures} of {self.s.max_failures})", "warn")
@@ -270,6 +271,23 @@ class BuildLoop:
 
     def _record_end(self, attempt: Attempt) -> State:
         return self.store.append(make_event("iteration.ended", self._end_data(attempt), attempt.n))
+
+    def _recover_uncommitted(self) -> None:
+        """An iteration that ended but whose run stopped before its commit (kill -9, a git failure)
+        gets its own commit now, so no number is missing from ``git log``."""
+        state = self.store.load()
+        ended = [n for n, it in state.iterations.items() if it.outcome is not None]
+        if not ended:
+            return
+        it = state.iterations[max(ended)]
+        committed = self.repo.last_committed_iteration(self.s.session)
+        if committed is not None and committed >= it.n:
+            return
+        attempt = Attempt(
+            n=it.n, kind=it.kind, outcome=it.outcome or "interrupted", error=it.error, duration=it.duration or 0.0
+        )
+        self.out.line(f"#{it.n} ended but was not committed by an earlier run: committing it now", "warn")
+        self._commit(state, state, attempt)
 
     def _recover_unfinished(self) -> None:
         """An iteration left open by a crash or kill -9 is closed as interrupted and committed first."""
