@@ -488,6 +488,7 @@ class BuildLoop:
             # Second Ctrl+C: leave now. Every event is already fsync'd; the next run closes the iteration.
             if self.agent is not None:
                 self.agent.kill_now()
+            hooks_mod.kill_running()  # a hook's group is its own session: it would outlive us
             os._exit(EXIT_INTERRUPTED)
         self.interrupted.set()
         self.out.line("interrupting: cancelling the turn and committing what exists (Ctrl+C again to quit now)", "warn")
