@@ -253,14 +253,15 @@ def wait_for(condition: Any, what: str, proc: subprocess.Popen[str], deadline: f
         time.sleep(0.05)
 
 
-def start_build(repo: Path, agent: str, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def start_build(repo: Path, agent: str, env: dict[str, str], *args: str, output: Any = None) -> subprocess.Popen[str]:
+    """The real CLI in the background; ``output``: a file for stdout and stderr (default: pipes)."""
     return subprocess.Popen(
         [*ITERATR_CMD, "build", "--headless", "--agent", agent, *args],
         cwd=repo,
         env={**os.environ, **env},
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output or subprocess.PIPE,
+        stderr=subprocess.STDOUT if output else subprocess.PIPE,
         text=True,
     )
 
@@ -280,6 +281,30 @@ def test_session_end_runs_once_after_ctrl_c(spec_repo: Path, tmp_path: Path) -> 
     assert ("ended", 1, "interrupted") in timeline(spec_repo)
     assert timeline(spec_repo)[-1] == ("hook", "session_end")
     assert_clean(spec_repo)
+
+
+def test_a_second_ctrl_c_during_a_hook_kills_the_hook(spec_repo: Path, tmp_path: Path) -> None:
+    pid_file, out_file = tmp_path / "hook.pid", tmp_path / "build.out"
+    command = f"sleep 300 & echo $! > {shlex.quote(str(pid_file))}; wait"
+    write_hooks(spec_repo, {"pre_iteration": [{"command": command, "timeout": 300}]})
+    with out_file.open("w") as output:
+        proc = start_build(spec_repo, fake_agent("follow"), env_with(tmp_path), "-i", "10", output=output)
+        try:
+            wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the hook's pid", proc)
+            proc.send_signal(signal.SIGINT)  # the first waits for the hook (it says: Ctrl+C again to quit now)
+            wait_for(lambda: "interrupting" in out_file.read_text(), "the first Ctrl+C", proc)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == EXIT_INTERRUPTED, out_file.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    pid = int(pid_file.read_text())
+    end = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < end:  # SIGKILL is delivered asynchronously
+        time.sleep(0.05)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"the hook's child {pid} outlived iteratr")
 
 
 # -- on_task_complete: from whatever source, once --------------------------------------------------------
