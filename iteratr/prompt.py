@@ -52,7 +52,8 @@ def write_default_template(path: Path, *, force: bool) -> Path:
 
 
 class Template:
-    """A checked template: syntax and variable names are verified when it is loaded."""
+    """A checked template: syntax, variable names and a trial render are verified when it is loaded,
+    so a broken template stops the run (exit 2) before any agent starts, not in the middle of it."""
 
     def __init__(self, source: str, origin: str) -> None:
         import jinja2
@@ -64,22 +65,44 @@ class Template:
         )
         try:
             parsed = env.parse(source, name=origin)
-        except jinja2.TemplateSyntaxError as exc:
+            unknown = sorted(meta.find_undeclared_variables(parsed) - set(VARIABLES))
+            # Compiled with the origin as file name, so a render error's traceback gives the template's line.
+            code = env.compile(source, name=origin, filename=origin)
+        except jinja2.TemplateSyntaxError as exc:  # also an unknown filter or test (TemplateAssertionError)
             raise ConfigError(f"{origin}:{exc.lineno}: template syntax error: {exc.message}") from None
-        unknown = sorted(meta.find_undeclared_variables(parsed) - set(VARIABLES))
         if unknown:
             name = unknown[0]
             line = next((ln for ln, kind, value in env.lex(source) if kind == "name" and value == name), 0)
             raise ConfigError(f"{origin}:{line}: unknown template variable {name!r}; variables: {', '.join(VARIABLES)}")
-        self._template = env.from_string(source)
+        self._template = env.template_class.from_code(env, code, env.make_globals(None), None)
+        self.render(_SAMPLE)
 
     def render(self, context: dict[str, Any]) -> str:
-        import jinja2
-
         try:
             return self._template.render(**{**dict.fromkeys(VARIABLES, ""), **context})
-        except jinja2.TemplateError as exc:  # e.g. a filter misused on a value: still the template's fault
-            raise ConfigError(f"{self.origin}: template error: {exc}") from None
+        except Exception as exc:  # an attribute that is not there, a type error, an include: the template's fault
+            line = _template_line(exc, self.origin)
+            where = f"{self.origin}:{line}" if line else self.origin
+            raise ConfigError(f"{where}: template error: {exc}") from None
+
+
+# Every variable non-empty, so a trial render goes through each `{% if var %}` branch.
+_SAMPLE: dict[str, Any] = {
+    **{name: f"<{name}>" for name in VARIABLES},
+    "iteration": 1,
+    "next_task_number": 1,
+    "port": "",
+}
+
+
+def _template_line(exc: BaseException, origin: str) -> int | None:
+    """The template line of a render error: jinja2 rewrites the traceback to point into the template."""
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == origin:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def load(path: Path | None, kind: str) -> Template:
