@@ -410,7 +410,10 @@ def test_a_hook_timeout_kills_its_grandchild_and_the_run_goes_on(spec_repo: Path
     result = build(spec_repo, fake_agent("follow"), "-i", "10", env=env_with(tmp_path))
 
     pid = int(pid_file.read_text())
-    assert not alive(pid)
+    survived = alive(pid)
+    if survived:
+        os.kill(pid, signal.SIGKILL)  # don't leave it behind
+    assert not survived, "the hook's grandchild outlived its timeout"
     assert "hook session_start" in result.stdout and "timed out" in result.stdout
     [ran] = hook_events(spec_repo, "session_start")
     assert ran["timed_out"] is True and ran["exit_status"] is None
