@@ -80,6 +80,7 @@ def build(flags: dict[str, Any]) -> int:
     from iteratr import hooks as hooks_mod
     from iteratr.gitrepo import GitRepo
 
+    _require_agent_binary(cfg.agent_argv)
     repo = GitRepo.open(cwd)
     repo.check_ready()
     hooks_mod.load_hooks(repo.root)  # refuse a bad hooks file before the branch is touched
@@ -142,6 +143,19 @@ def build(flags: dict[str, Any]) -> int:
         return code
     finally:
         lock.release()
+
+
+def _require_agent_binary(argv: list[str]) -> None:
+    """A missing agent is found before the branch is touched, not after."""
+    import shutil
+
+    from iteratr.errors import AgentError
+
+    if shutil.which(argv[0]) is None:
+        raise AgentError(
+            f"agent command not found: {argv[0]}",
+            hint="install it, or set --agent / ITERATR_AGENT / config key agent",
+        )
 
 
 def _shown(path: Path, cwd: Path) -> str:

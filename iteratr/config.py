@@ -151,7 +151,7 @@ KEYS: dict[str, Key] = {
         Key("auto_commit", bool, True, "commit the agent's work each iteration (off: only .iteratr state)",
             _bool),
         Key("data_dir", str, ".iteratr", "directory for session state", _nonempty_path),
-        Key("log_level", str, "info", "debug, info, warn or error", _log_level),
+        Key("log_level", str, "debug", "level of the log_file: debug, info, warn or error", _log_level),
         Key("log_file", str, "", "log file path; empty = no log file", _path),
         Key("iterations", int, 0, "iterations per run; 0 = no limit", lambda v: _whole(v, 0)),
         Key("headless", bool, False, "never ask questions or open the wizard", _bool),

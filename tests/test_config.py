@@ -105,7 +105,7 @@ LAYER_VALUES: dict[str, tuple[str, str, str, object, object]] = {
     "agent": ("g-agent acp", "p-agent acp", "e-agent --acp", "python 'my agent.py'", "python 'my agent.py'"),
     "auto_commit": ("false", "true", "no", True, True),
     "data_dir": ("g-data", "p-data", "e-data", "f-data", "f-data"),
-    "log_level": ("debug", "warn", "ERROR", "warning", "warning"),
+    "log_level": ("info", "warn", "ERROR", "debug", "debug"),
     "log_file": ("g.log", "p.log", "e.log", "f.log", "f.log"),
     "iterations": ("1", "2", "3", 4, 4),
     "headless": ("true", "false", "on", "off", False),

@@ -57,6 +57,9 @@ def test_exit_1_when_the_agent_cannot_start_and_the_log_says_why(spec_repo: Path
     assert result.stderr == f"iteratr: error: {message}\n"
     # A cron job's output often goes nowhere: the log must hold the reason and the status.
     assert log.read_text().splitlines()[-1].endswith(f" ERROR iteratr.run: error: {message} (exit status 1)")
+    # Found before the session touched git: no branch, still on main.
+    assert git(spec_repo, "branch", "--list", "iteratr/*") == ""
+    assert git(spec_repo, "branch", "--show-current") == "main"
 
 
 def test_exit_1_on_a_git_error(tmp_path: Path) -> None:
