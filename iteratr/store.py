@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import marshal
 import os
 import sys
@@ -62,11 +61,14 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from iteratr import paths
 from iteratr.errors import StoreError, UsageError
 from iteratr.state import Event, State, apply
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
+    from typing import Any
 
 SCHEMA_VERSION = 1
 _SNAPSHOT_VERSION = 2
@@ -94,6 +96,10 @@ def _parse_lines(blob: bytes, first_line_no: int, path: Path) -> tuple[list[Even
             "probably a crash mid-write); the next write repairs it",
             file=sys.stderr,
         )
+    if not end:
+        return events, 0
+    import json  # here: a reader whose snapshot is up to date has no line to parse and skips the import
+
     for offset, raw in enumerate(blob[:end].splitlines()):
         if not raw.strip():
             continue
@@ -270,6 +276,8 @@ class Store:
             if not new:
                 return state, []
             self._repair_torn_tail(f, size)
+            import json
+
             payload = b"".join(json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in new)
             start = f.seek(0, os.SEEK_END)
             try:

@@ -8,14 +8,16 @@ small parser. Names and flags are a contract: the prompt templates teach them to
 from __future__ import annotations
 
 import gc
-import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from iteratr import paths
 from iteratr.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
+    from typing import Any
 
 # name -> (summary, [(flag, metavar, required, repeatable)])
 COMMANDS: dict[str, tuple[str, list[tuple[str, str, bool, bool]]]] = {
@@ -192,6 +194,8 @@ def _run(argv: list[str]) -> int:
     store = Store(paths.data_dir_from(opts.get("--data-dir")), session)
     result, text = dispatch(name, store, opts)
     if opts["--json"]:
+        import json  # only here: a text answer from an up-to-date snapshot needs no JSON at all
+
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(text() + "\n")

@@ -7,9 +7,7 @@ raise ``UsageError`` (exit 2) with a message an agent can act on.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
 from iteratr.errors import UsageError
 from iteratr.state import (
@@ -25,6 +23,10 @@ from iteratr.state import (
     would_cycle,
 )
 from iteratr.store import Store, make_event
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
+    from typing import Any
 
 STATUS_RULE = "one of " + ", ".join(TASK_STATUSES)
 PRIORITY_RULE = f"a whole number {PRIORITY_MIN}..{PRIORITY_MAX} (0 = lowest, 4 = highest)"
@@ -138,6 +140,8 @@ def task_add(store: Store, entries: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def parse_batch(raw: str) -> list[dict[str, Any]]:
+    import json
+
     try:
         value = json.loads(raw)
     except ValueError as exc:
