@@ -28,14 +28,15 @@ def prepare(repo: GitRepo, name: str, *, data_rel: Path, worktree: bool, reset: 
     if where is not None and where != here and not worktree:
         # The session already lives in a linked worktree: run there rather than fight over the branch.
         worktree = True
-    archived = ""
-    if reset and repo.branch_exists(branch):
-        archived = archive(repo, name, where or here)
+    resetting = reset and repo.branch_exists(branch)
+    if not worktree and (resetting or repo.current_branch() != branch):
+        _refuse_dirty(repo, branch)  # before anything changes: a refused run must not have archived the session
+    exclude_runtime_files(repo, data_rel)
+    archived = archive(repo, name, where or here) if resetting else ""
     if worktree:
         return _in_worktree(repo, name, branch, data_rel, where, archived)
     if repo.current_branch() == branch and not archived:
         return here, "resumed"
-    _refuse_dirty(repo, branch)
     if archived:
         base = session_base(repo, name, archived) if repo.current_branch() == archived else "HEAD"
         repo.run("switch", "--quiet", "-c", branch, base)
@@ -115,6 +116,34 @@ def _clear_session_files(session_dir: Path) -> None:
     shutil.rmtree(session_dir / paths.CACHE_DIR, ignore_errors=True)
     for taken in session_dir.glob("inbox.taking-*"):
         taken.unlink(missing_ok=True)
+
+
+def exclude_runtime_files(repo: GitRepo, data_rel: Path) -> None:
+    """Ignore the sessions' runtime files on every branch, through ``<git-common-dir>/info/exclude``.
+
+    ``<data_dir>/.gitignore`` lives on the session branch, so after ``git switch main`` the inbox,
+    logs and cache left in the work tree would show as untracked, one ``git add -A`` away from a
+    commit. The exclude file is not versioned and applies to every branch and worktree.
+    """
+    prefix = "/" + data_rel.as_posix().strip("/") + "/"
+    wanted = [
+        prefix + line
+        for line in paths.DATA_DIR_GITIGNORE.splitlines()
+        if line.strip() and not line.startswith("#") and line != "/.gitignore"
+    ]
+    path = repo.common_dir() / "info" / "exclude"
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        missing = [line for line in wanted if line not in text.splitlines()]
+        if not missing:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        head = "" if not text or text.endswith("\n") else "\n"
+        block = "\n".join(["# iteratr: runtime files of its sessions (inbox, logs, cache), on every branch", *missing])
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f"{head}{block}\n")
+    except (OSError, UnicodeDecodeError):
+        pass  # only a convenience: the session branch's own .gitignore still keeps them out of its commits
 
 
 def _write_data_gitignore(data_dir: Path) -> None:

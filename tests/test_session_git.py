@@ -364,3 +364,34 @@ def test_reset_archives_the_branch_and_starts_afresh(spec_repo: Path) -> None:
     assert git(spec_repo, "rev-parse", f"{fresh[0].sha}^") == git(spec_repo, "rev-parse", "main")
     assert started_numbers(spec_repo) == [0]
     assert git(spec_repo, "branch", "--show-current") == "iteratr/SPEC"
+
+
+def test_reset_with_a_dirty_checkout_is_refused_before_archiving(spec_repo: Path) -> None:
+    build(spec_repo, "--agent", fake_agent("follow"), "-i", "1", expect=3)
+    git(spec_repo, "switch", "-q", "main")
+    (spec_repo / "README.md").write_text("my unsaved edit\n")
+    head = git(spec_repo, "rev-parse", "iteratr/SPEC")
+
+    out = build(spec_repo, "--reset", "--agent", fake_agent("follow"), expect=1)
+    assert "uncommitted changes to tracked files (README.md)" in out
+    assert git(spec_repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/iteratr/") == "iteratr/SPEC"
+    assert git(spec_repo, "rev-parse", "iteratr/SPEC") == head
+    assert git(spec_repo, "branch", "--show-current") == "main"
+    assert (spec_repo / "README.md").read_text() == "my unsaved edit\n"
+
+
+def test_runtime_files_stay_ignored_after_switching_away_from_the_session(spec_repo: Path) -> None:
+    build(spec_repo, "--agent", fake_agent("follow"), "-i", "1", expect=3)
+    session = spec_repo / ".iteratr" / "SPEC"
+    git(spec_repo, "switch", "-q", "main")
+    # The session's files went with its branch; its runtime files stayed, and git does not offer them.
+    assert not (session / "events.jsonl").exists()
+    assert (session / "agent.log").is_file() and (session / "inbox.md").exists()
+    assert status(spec_repo) == ""
+    git(spec_repo, "add", "--all")
+    assert git(spec_repo, "diff", "--cached", "--name-only") == ""
+    # Running again adds nothing twice to the exclude file.
+    exclude = (spec_repo / ".git" / "info" / "exclude").read_text()
+    build(spec_repo, "--agent", fake_agent("follow"), "-i", "1", expect=3)
+    assert (spec_repo / ".git" / "info" / "exclude").read_text() == exclude
+    assert exclude.count("/.iteratr/*/cache/") == 1
