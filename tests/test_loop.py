@@ -434,8 +434,8 @@ def test_spec_that_becomes_unusable_mid_run_stops_with_exit_2(spec_repo: Path) -
 
 
 def test_output_lines(spec_repo: Path, tmp_path: Path) -> None:
-    agent = fake_agent("follow", "chatty", "usage", "follow", state_file=tmp_path / "state")
-    out = build(spec_repo, "--agent", agent, "-i", "4", expect=3)
+    agent = fake_agent("follow", "chatty", "usage", "permission", "follow", state_file=tmp_path / "state")
+    out = build(spec_repo, "--agent", agent, "-i", "5", expect=3)
     assert "\x1b" not in out  # not a terminal: no colour
     lines = out.splitlines()
     assert "=== #0 planning" in lines
@@ -449,9 +449,11 @@ def test_output_lines(spec_repo: Path, tmp_path: Path) -> None:
         re.fullmatch(r"=== #2 ok \| \d+\.\ds \| tasks 0/3 done \| 1,200 tokens \| cost 0\.0123 USD", line)
         for line in lines
     ), out
-    assert any(re.fullmatch(r"=== #3 ok \| \d+\.\ds \| tasks 1/3 done", line) for line in lines), out
+    assert "  [permission] touch permission.txt: allow_always" in lines  # approved, and logged
+    assert "  permission: allow-always" in lines
+    assert any(re.fullmatch(r"=== #4 ok \| \d+\.\ds \| tasks 1/3 done", line) for line in lines), out
     assert (
-        lines[-1] == "stopped: 4 iteration(s) run (--iterations), 2 task(s) still open. History: git log iteratr/SPEC"
+        lines[-1] == "stopped: 5 iteration(s) run (--iterations), 2 task(s) still open. History: git log iteratr/SPEC"
     )
 
 
@@ -476,3 +478,39 @@ def test_colour_only_on_a_terminal_without_no_color(spec_repo: Path, no_color: b
     assert child.exitstatus == 3, out
     assert "=== #0 planning" in out
     assert ("\x1b[" in out) is not no_color
+
+
+def test_printer_joins_streamed_chunks_into_lines() -> None:
+    import io
+
+    from iteratr.output import Printer
+
+    stream = io.StringIO()
+    printer = Printer(stream)
+    for chunk in ("Hel", "lo wor", "ld\nsecond ", "line\n\nthi", "rd"):
+        printer.agent_text(chunk)
+    printer.line("  [tool] ls -> completed")  # a tool line ends the partial agent line first
+    printer.agent_text("after\n")
+    assert stream.getvalue() == "  Hello world\n  second line\n  third\n  [tool] ls -> completed\n  after\n"
+
+
+@pytest.mark.parametrize(
+    ("tty", "env", "coloured"),
+    [(True, {}, True), (True, {"NO_COLOR": "1"}, False), (True, {"TERM": "dumb"}, False), (False, {}, False)],
+)
+def test_printer_colour_rules(monkeypatch: pytest.MonkeyPatch, tty: bool, env: dict[str, str], coloured: bool) -> None:
+    import io
+
+    from iteratr.output import Printer
+
+    class Stream(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    monkeypatch.setenv("TERM", "xterm")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    stream = Stream()
+    Printer(stream).line("=== #1 ok", "ok")
+    assert ("\x1b[" in stream.getvalue()) is coloured
+    assert "=== #1 ok" in stream.getvalue()
