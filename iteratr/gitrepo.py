@@ -176,7 +176,9 @@ class GitRepo:
         with tempfile.TemporaryFile() as stdin:
             stdin.write(message.encode())
             stdin.seek(0)
-            self.run(*self._identity(), "commit", "--quiet", "--no-verify", "--allow-empty", "-F", "-", istream=stdin)
+            # --cleanup=whitespace: a line of an agent's summary starting with "#" is text, not a comment.
+            options = ["--quiet", "--no-verify", "--allow-empty", "--cleanup=whitespace", "-F", "-"]
+            self.run(*self._identity(), "commit", *options, istream=stdin)
         return self.run("rev-parse", "--short", "HEAD")
 
     def last_committed_iteration(self, session: str) -> int | None:

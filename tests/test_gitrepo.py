@@ -1,0 +1,116 @@
+"""``iteratr.gitrepo`` against real git repositories: committing, identity fallback, trailers, dirty files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iteratr.errors import GitError
+from iteratr.gitrepo import GitRepo
+from tests.conftest import git
+
+
+def session_files(repo: Path) -> list[Path]:
+    data = repo / ".iteratr"
+    (data / "S").mkdir(parents=True)
+    (data / ".gitignore").write_text("*/*.log\n")
+    (data / "S" / "events.jsonl").write_text("{}\n")
+    (data / "S" / "agent.log").write_text("noise\n")
+    return [data / "S" / "events.jsonl", data / "S" / "tasks.yaml", data / ".gitignore"]
+
+
+def committed_files(repo: Path, ref: str = "HEAD") -> set[str]:
+    return set(git(repo, "show", "--format=", "--name-only", ref).splitlines())
+
+
+def test_commit_everything_or_only_the_session_files(repo: Path) -> None:
+    files = session_files(repo)
+    (repo / "work.txt").write_text("the agent's work\n")
+    (repo / "README.md").write_text("changed\n")
+    (repo / ".gitignore").write_text("ignored.txt\n")
+    (repo / "ignored.txt").write_text("never\n")
+    g = GitRepo.open(repo)
+
+    g.commit_all("only session files\n", everything=False, force_paths=files)
+    assert committed_files(repo) == {".iteratr/.gitignore", ".iteratr/S/events.jsonl"}  # tasks.yaml absent: skipped
+
+    sha = g.commit_all("everything\n", everything=True, force_paths=files)
+    assert git(repo, "rev-parse", "--short", "HEAD") == sha
+    assert committed_files(repo) == {"work.txt", "README.md", ".gitignore"}
+    assert "ignored.txt" not in git(repo, "ls-files")
+    assert ".iteratr/S/agent.log" not in git(repo, "ls-files")
+
+
+def test_session_files_are_committed_even_when_gitignored(repo: Path) -> None:
+    files = session_files(repo)
+    (repo / ".gitignore").write_text(".iteratr/\n")  # a user ignoring the data dir wholesale
+    GitRepo.open(repo).commit_all("session\n", everything=True, force_paths=files)
+    assert ".iteratr/S/events.jsonl" in committed_files(repo)
+
+
+def test_message_is_kept_verbatim_and_hooks_are_skipped(repo: Path) -> None:
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    git(repo, "config", "commit.cleanup", "strip")  # a user setting that would drop "#" lines
+    message = "iteratr(S): #3 done\n\nSummary:\n# Heading the agent wrote\n- ünïcode\n\nIteratr-Iteration: 3\n"
+    GitRepo.open(repo).commit_all(message, everything=True, force_paths=[])
+    assert git(repo, "log", "-1", "--format=%B") == message.strip()
+
+
+def test_commit_without_any_identity_falls_back(repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    empty = tmp_path / "empty.gitconfig"
+    empty.write_text("[user]\n\tuseConfigOnly = true\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
+    (repo / "x.txt").write_text("x\n")
+    GitRepo.open(repo).commit_all("cron commit\n", everything=True, force_paths=[])
+    assert git(repo, "log", "-1", "--format=%an <%ae>") == "iteratr <iteratr@localhost>"
+
+
+def test_commit_uses_the_users_identity(repo: Path) -> None:
+    GitRepo.open(repo).commit_all("mine\n", everything=True, force_paths=[])
+    assert git(repo, "log", "-1", "--format=%ae") == "author@example.com"
+
+
+def test_last_committed_iteration(repo: Path) -> None:
+    g = GitRepo.open(repo)
+    assert g.last_committed_iteration("S") is None
+    g.commit_all("iteratr(S): #0 x\n\nIteratr-Session: S\nIteratr-Iteration: 0\n", everything=True, force_paths=[])
+    assert g.last_committed_iteration("S") == 0
+    g.commit_all("iteratr(S): #1 x\n\nIteratr-Session: S\nIteratr-Iteration: 1\n", everything=True, force_paths=[])
+    g.commit_all("iteratr(S): end of run\n\nIteratr-Session: S\n", everything=True, force_paths=[])
+    g.commit_all("the agent's own\n", everything=True, force_paths=[])
+    g.commit_all("iteratr(T): #7 x\n\nIteratr-Session: T\nIteratr-Iteration: 7\n", everything=True, force_paths=[])
+    assert g.last_committed_iteration("S") == 1
+    assert g.last_committed_iteration("T") == 7
+    assert g.last_committed_iteration("S2") is None
+
+
+def test_dirty_tracked_lists_changed_tracked_files_only(repo: Path) -> None:
+    g = GitRepo.open(repo)
+    assert g.dirty_tracked() == []
+    (repo / "new.txt").write_text("untracked\n")
+    assert g.dirty_tracked() == []
+    (repo / "README.md").write_text("edited\n")
+    assert g.dirty_tracked() == ["README.md"]
+
+
+def test_open_outside_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="is not in a git repository"):
+        GitRepo.open(tmp_path)
+
+
+def test_open_from_a_subdirectory_finds_the_root(repo: Path) -> None:
+    sub = repo / "a" / "b"
+    sub.mkdir(parents=True)
+    assert GitRepo.open(sub).root == repo.resolve()
+
+
+def test_failed_git_command_is_a_one_line_git_error(repo: Path) -> None:
+    with pytest.raises(GitError) as info:
+        GitRepo.open(repo).run("switch", "no-such-branch")
+    assert "git switch no-such-branch failed:" in str(info.value)
+    assert "\n" not in str(info.value)
