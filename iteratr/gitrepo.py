@@ -81,18 +81,18 @@ class GitRepo:
             raise GitError(
                 "the repository has no commits yet", hint="commit once, e.g. `git commit --allow-empty -m init`"
             )
-        markers = {
-            "MERGE_HEAD": "a merge",
-            "rebase-merge": "a rebase",
-            "rebase-apply": "a rebase or am",
-            "CHERRY_PICK_HEAD": "a cherry-pick",
-            "REVERT_HEAD": "a revert",
-            "BISECT_LOG": "a bisect",
+        markers = {  # file in the git dir: (what is going on, how to get out of it)
+            "MERGE_HEAD": ("a merge", "git merge --abort"),
+            "rebase-merge": ("a rebase", "git rebase --abort"),
+            "rebase-apply": ("a rebase or am", "git rebase --abort or git am --abort"),
+            "CHERRY_PICK_HEAD": ("a cherry-pick", "git cherry-pick --abort"),
+            "REVERT_HEAD": ("a revert", "git revert --abort"),
+            "BISECT_LOG": ("a bisect", "git bisect reset"),
         }
         args = [arg for marker in markers for arg in ("--git-path", marker)]
-        for (marker, what), raw in zip(markers.items(), self.run("rev-parse", *args).splitlines(), strict=True):
+        for (what, abort), raw in zip(markers.values(), self.run("rev-parse", *args).splitlines(), strict=True):
             if (self.root / raw).exists():
-                raise GitError(f"{what} is in progress in {self.root}", hint=f"finish or abort it first ({marker})")
+                raise GitError(f"{what} is in progress in {self.root}", hint=f"finish it, or abort it: {abort}")
         if self.current_branch() is None:
             raise GitError("HEAD is detached", hint="check out a branch first, e.g. `git switch main`")
 

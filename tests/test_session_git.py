@@ -235,6 +235,7 @@ def test_merge_in_progress(spec_repo: Path) -> None:
 
     out = build(spec_repo, "--agent", fake_agent("follow"), expect=1)
     assert f"a merge is in progress in {spec_repo}" in out
+    assert "git merge --abort" in out
     _assert_nothing_written(spec_repo)
 
 
@@ -253,6 +254,7 @@ def test_rebase_in_progress(spec_repo: Path) -> None:
 
     out = build(spec_repo, "--agent", fake_agent("follow"), expect=1)
     assert "a rebase is in progress" in out
+    assert "git rebase --abort" in out
     _assert_nothing_written(spec_repo)
 
 
@@ -395,3 +397,15 @@ def test_runtime_files_stay_ignored_after_switching_away_from_the_session(spec_r
     build(spec_repo, "--agent", fake_agent("follow"), "-i", "1", expect=3)
     assert (spec_repo / ".git" / "info" / "exclude").read_text() == exclude
     assert exclude.count("/.iteratr/*/cache/") == 1
+
+
+def test_data_dir_flag(spec_repo: Path) -> None:
+    build(spec_repo, "--data-dir", "state/iter", "--agent", fake_agent("follow"), "-i", "1", expect=3)
+    assert (spec_repo / "state" / "iter" / "SPEC" / "events.jsonl").is_file()
+    assert not (spec_repo / ".iteratr").exists()
+    files = commits(spec_repo, "iteratr/SPEC")[0].files
+    assert set(files) == {"state/iter/.gitignore", "state/iter/SPEC/events.jsonl", "state/iter/SPEC/tasks.yaml"}
+    assert status(spec_repo) == ""  # its runtime files are ignored too
+
+    out = build(spec_repo, "--data-dir", str(spec_repo.parent / "outside"), "--agent", fake_agent("follow"), expect=2)
+    assert "outside the repository" in out
