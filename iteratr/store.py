@@ -133,10 +133,9 @@ class Store:
         self.events_path = self.dir / paths.EVENTS_FILE
         self.tasks_path = self.dir / paths.TASKS_FILE
         self._snapshot_path = self.dir / paths.CACHE_DIR / "state.marshal"
-        # The tasks.yaml fragment cache (see iteratr.tasks_view): kept marshalled as read from the
-        # snapshot until a write needs it, so that reads never pay for decoding it.
-        self._fragments: dict[str, Any] | None = None
-        self._fragments_blob = b""
+        # The tasks.yaml cache (see iteratr.tasks_view.render), one marshalled entry per part of the file:
+        # reads never decode it, and a write re-encodes only the parts that changed.
+        self._view_blobs: dict[str, bytes] = {}
         # What the state last loaded covers: lines and bytes of the log, their CRC-32, and the file's end then.
         self._lines = 0
         self._offset = 0
@@ -213,10 +212,10 @@ class Store:
                 if len(covered) != offset or zlib.crc32(covered) != crc:
                     raise ValueError("log rewritten since the snapshot")
             state = State.unpack(snap["state"])
-            self._fragments, self._fragments_blob = None, snap["view"]
+            self._view_blobs = snap["view"] if isinstance(snap["view"], dict) else {}
             return state, offset, snap["lines"] + 1, crc
         except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError):
-            self._fragments, self._fragments_blob = None, b""
+            self._view_blobs = {}
             return State(), 0, 1, 0
 
     def _save_snapshot_if_current(self, state: State, f: Any) -> None:
@@ -240,7 +239,7 @@ class Store:
             "crc": self._crc,
             "stat": self._stat(f),
             "state": state.pack(),
-            "view": self._fragments_blob if self._fragments is None else marshal.dumps(self._fragments),
+            "view": self._view_blobs,
         }
         # A cache: losing it costs a replay, so no fsync; the rename keeps readers from seeing half a file.
         with contextlib.suppress(OSError):
@@ -323,9 +322,12 @@ class Store:
     def write_view(self, state: State) -> None:
         from iteratr import tasks_view
 
-        cache = self._fragments
-        if cache is None and self._fragments_blob:
+        old: dict[str, Any] = {}
+        for label, blob in self._view_blobs.items():
             with contextlib.suppress(ValueError, EOFError, TypeError):
-                cache = marshal.loads(self._fragments_blob)
-        cache = cache if isinstance(cache, dict) else None
-        self._fragments = tasks_view.write(self.tasks_path, self.name, state, cache)
+                old[label] = marshal.loads(blob)
+        new = tasks_view.write(self.tasks_path, self.name, state, old)
+        self._view_blobs = {
+            label: self._view_blobs[label] if label in old and entry is old[label] else marshal.dumps(entry)
+            for label, entry in new.items()
+        }

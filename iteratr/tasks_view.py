@@ -16,7 +16,7 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from iteratr.state import Note, State, Task
 
@@ -68,34 +68,72 @@ def document(name: str, state: State) -> dict[str, Any]:
     }
 
 
-def _fragments(
-    keys: list[tuple[Any, ...]], objs: Sequence[Task | Note], cache: dict[str, Any], new_cache: dict[str, Any]
-) -> list[str]:
-    """One block-sequence item per object: from the cache when its values are unchanged, else from ruamel."""
+Section = tuple[list[tuple[Any, ...]], list[int], str]  # item keys, offsets of the items in the text, text
+
+
+def _valid(entry: Any) -> bool:
+    return (
+        isinstance(entry, tuple)
+        and len(entry) == 3
+        and isinstance(entry[0], list)
+        and isinstance(entry[1], list)
+        and isinstance(entry[2], str)
+        and len(entry[1]) == len(entry[0]) + 1
+        and entry[1][0] == 0
+        and entry[1][-1] == len(entry[2])
+    )
+
+
+def _offsets(texts: list[str], start: int = 0) -> list[int]:
+    offsets = [start]
+    for text in texts:
+        offsets.append(offsets[-1] + len(text))
+    return offsets
+
+
+def _section(keys: list[tuple[Any, ...]], objs: Sequence[Task | Note], old: Any) -> Section:
+    """One item of a block sequence per object; ruamel makes only those not in ``old`` as they are.
+
+    The common cases cost one list comparison each: nothing changed, or items were only appended (a
+    new note, new tasks). Anything else reuses the old text of every item whose key is unchanged.
+    """
+    if not _valid(old):
+        texts = [dump([obj.to_dict()]) for obj in objs]
+        return keys, _offsets(texts), "".join(texts)
+    old_keys, old_offsets, old_text = old
+    if keys == old_keys:
+        return cast(Section, old)  # the very same object: the store then keeps its marshalled bytes as they are
+    n = len(old_keys)
+    if len(keys) > n and keys[:n] == old_keys:
+        texts = [dump([obj.to_dict()]) for obj in objs[n:]]
+        return keys, old_offsets[:-1] + _offsets(texts, len(old_text)), old_text + "".join(texts)
+    index = {k[0]: i for i, k in enumerate(old_keys) if isinstance(k, tuple) and k}
     texts = []
     for key, obj in zip(keys, objs, strict=True):
-        hit = cache.get(key[0])
-        text = hit[1] if hit is not None and hit[0] == key else dump([obj.to_dict()])
-        new_cache[key[0]] = (key, text)
-        texts.append(text)
-    return texts
+        i = index.get(key[0])
+        if i is not None and old_keys[i] == key:
+            texts.append(old_text[old_offsets[i] : old_offsets[i + 1]])
+        else:
+            texts.append(dump([obj.to_dict()]))
+    return keys, _offsets(texts), "".join(texts)
 
 
 def render(name: str, state: State, cache: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """The file's text and the fragment cache to keep for next time.
+    """The file's text, and the cache to keep for next time: the head and one ``Section`` per list.
 
     Cache keys are the values each piece was made from, so a stale or foreign cache only costs time.
+    An entry that is still valid is returned as the very object passed in.
     """
-    cache = cache or {}
+    cache = cache if isinstance(cache, dict) else {}
     new_cache: dict[str, Any] = {}
     counts = {k: v for k, v in state.counts().items() if v}
-    head_key = ("", name, state.complete, tuple(counts.items()))
-    hit = cache.get("")
-    head = hit[1] if hit is not None and hit[0] == head_key else dump(
-        {"session": name, "complete": state.complete, "counts": counts}
-    )
-    new_cache[""] = (head_key, head)
-    parts = [HEADER, head]
+    head_key = (name, state.complete, tuple(counts.items()))
+    hit = cache.get("head")
+    if isinstance(hit, tuple) and len(hit) == 2 and hit[0] == head_key:
+        new_cache["head"] = hit
+    else:
+        new_cache["head"] = (head_key, dump({"session": name, "complete": state.complete, "counts": counts}))
+    parts = [HEADER, new_cache["head"][1]]
     tasks = list(state.tasks.values())
     task_keys = [(t.id, t.content, t.status, t.priority, tuple(t.depends_on)) for t in tasks]
     note_keys = [(n.id, n.content, n.type, n.iteration) for n in state.notes]
@@ -104,8 +142,9 @@ def render(name: str, state: State, cache: dict[str, Any] | None = None) -> tupl
         ("notes", note_keys, state.notes),
     ]
     for label, keys, objs in sections:
+        section = new_cache[label] = _section(keys, objs, cache.get(label))
         parts.append(f"{label}:\n" if keys else f"{label}: []\n")
-        parts += _fragments(keys, objs, cache, new_cache)
+        parts.append(section[2])
     return "".join(parts), new_cache
 
 

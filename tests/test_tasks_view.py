@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -216,20 +217,57 @@ def test_a_session_name_that_looks_like_another_type_stays_a_string(tmp_path: Pa
         assert safe_load(store.tasks_path.read_text())["session"] == name
 
 
-def test_a_stale_or_foreign_fragment_cache_is_not_trusted() -> None:
-    state = replay([
-        make_event("task.added", {"id": "TAS-1", "content": "real", "status": "remaining", "priority": 0,
-                                  "depends_on": []}, 0),
-        make_event("note.added", {"id": "NOT-1", "content": "real note", "type": "tip"}, 0),
-    ])
+def state_of(*tasks: tuple[str, str], notes: int = 0) -> State:
+    events = [
+        make_event("task.added", {"id": tid, "content": content, "status": "remaining", "priority": 0,
+                                  "depends_on": []}, 0)
+        for tid, content in tasks
+    ]
+    events += [make_event("note.added", {"id": f"NOT-{n}", "content": f"note {n}", "type": "tip"}, 0)
+               for n in range(1, notes + 1)]
+    return replay(events)
+
+
+def test_a_stale_or_foreign_cache_is_not_trusted() -> None:
+    state = state_of(("TAS-1", "real"), notes=1)
     clean, good_cache = tasks_view.render(NAME, state)
-    stale = {
-        "": (("", "other", True, ()), "session: other\n"),
-        "TAS-1": (("TAS-1", "old", "remaining", 0, ()), "- id: TAS-1\n  content: old\n"),
-        "NOT-1": ("not even a tuple", "garbage\n"),
-    }
-    assert tasks_view.render(NAME, state, stale)[0] == clean
+    stale_tasks = ([("TAS-1", "old", "remaining", 0, ())], [0, 30], "- id: TAS-1\n  content: old\n" + "x" * 3)
+    for stale in (
+        {"head": (("other", True, ()), "session: other\n"), "tasks": stale_tasks, "notes": "not even a tuple"},
+        {"tasks": ([("TAS-1",)], [0, 5], "short")},  # offsets that do not fit the text
+        {"tasks": ([], [0], ""), "notes": ([1, 2], [0, 1, 2], "ab")},  # keys that are not tuples
+        {"head": "x", "tasks": None, "notes": (1, 2, 3)},
+        {"unknown": 1},
+    ):
+        assert tasks_view.render(NAME, state, stale)[0] == clean, stale
     assert tasks_view.render(NAME, state, good_cache)[0] == clean
+    assert tasks_view.render(NAME, state, None)[0] == clean
+
+
+def test_an_unchanged_section_is_the_same_cache_object() -> None:
+    state = state_of(("TAS-1", "a"), ("TAS-2", "b"), notes=2)
+    _, cache = tasks_view.render(NAME, state)
+    _, again = tasks_view.render(NAME, state, cache)
+    assert all(again[label] is cache[label] for label in ("head", "tasks", "notes"))
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        [("TAS-1", "a"), ("TAS-2", "b"), ("TAS-3", "c"), ("TAS-4", "appended: d")],  # appended
+        [("TAS-1", "a"), ("TAS-2", "changed: b"), ("TAS-3", "c")],  # changed in the middle
+        [("TAS-1", "a"), ("TAS-3", "c")],  # one gone (an older log)
+        [("TAS-3", "c"), ("TAS-1", "a")],  # reordered
+        [],
+    ],
+)
+def test_every_kind_of_change_renders_like_no_cache(after: list[tuple[str, str]]) -> None:
+    before = state_of(("TAS-1", "a"), ("TAS-2", "b"), ("TAS-3", "c"), notes=3)
+    _, cache = tasks_view.render(NAME, before)
+    state = state_of(*after, notes=len(after))
+    text, new_cache = tasks_view.render(NAME, state, cache)
+    assert text == tasks_view.render(NAME, state)[0] == one_shot(state)
+    assert tasks_view.render(NAME, state, new_cache)[0] == text  # the new cache is right too
 
 
 def test_write_replaces_the_file_whole_and_leaves_no_temporary_file(tmp_path: Path) -> None:
