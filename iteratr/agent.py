@@ -354,9 +354,6 @@ class AgentRunner:
         await self.close()
         if not self._command:
             raise AgentStartError("no agent command given", hint="set --agent, ITERATR_AGENT or config key agent")
-        import acp
-        from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementation
-
         from iteratr import __version__
 
         self._stderr_log.parent.mkdir(parents=True, exist_ok=True)
@@ -385,6 +382,10 @@ class AgentRunner:
                 ) from None
             except OSError as exc:
                 raise AgentStartError(f"cannot run agent command {self._command[0]}: {exc.strerror}") from None
+        # Imported only now, so that loading the SDK (pydantic: most of a second) overlaps the agent's own start-up.
+        import acp
+        from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementation
+
         assert proc.stdin is not None and proc.stdout is not None
         self._proc, self._broken, self._raw_models = proc, False, {}
         self._exit = asyncio.ensure_future(proc.wait())
