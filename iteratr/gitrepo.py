@@ -50,6 +50,9 @@ class GitRepo:
 
     def run(self, *args: str, **kwargs: Any) -> str:
         gitmodule = _git_module()
+        # Its own session, as for the agent and hooks: a Ctrl+C in the terminal goes to iteratr, which
+        # stops at a clean point, and never kills a `git commit` of the iteration half-way.
+        kwargs.setdefault("start_new_session", True)
         try:
             return str(self.g.execute(["git", *args], **kwargs))
         except gitmodule.GitCommandError as exc:

@@ -114,3 +114,11 @@ def test_failed_git_command_is_a_one_line_git_error(repo: Path) -> None:
         GitRepo.open(repo).run("switch", "no-such-branch")
     assert "git switch no-such-branch failed:" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_git_runs_in_its_own_process_group(repo: Path) -> None:
+    """A terminal's Ctrl+C (SIGINT to the foreground group) must reach iteratr only, never a git commit."""
+    import os
+
+    out = GitRepo.open(repo).run("-c", "alias.pgid=!ps -o pgid= -p $$", "pgid")
+    assert int(out.strip()) != os.getpgrp()
