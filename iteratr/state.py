@@ -103,23 +103,33 @@ class Message:
 
 class State:
     __slots__ = (
+        "_iteration_rows",
+        "_iterations",
+        "_note_rows",
+        "_note_rows_owned",
+        "_notes",
         "complete",
         "completed_hooked",
         "cost",
         "currency",
         "inbox_consumed",
-        "iterations",
         "last_task_num",
         "messages",
-        "notes",
         "tasks",
         "tokens",
     )
 
     def __init__(self) -> None:
         self.tasks: dict[str, Task] = {}
-        self.notes: list[Note] = []
-        self.iterations: dict[int, Iteration] = {}
+        self._notes: list[Note] = []
+        self._iterations: dict[int, Iteration] = {}
+        # Notes and iterations unpacked from a snapshot stay rows until first used: most `iteratr tool`
+        # calls never look at them, and on a 100,000-event session building them all costs more than
+        # the rest of such a call. The rows list as loaded is never changed in place (the store reuses
+        # its marshalled bytes while it is the same object): the first note added copies it.
+        self._note_rows: list[tuple[Any, ...]] | None = None
+        self._note_rows_owned = False
+        self._iteration_rows: list[tuple[Any, ...]] | None = None
         self.messages: dict[str, Message] = {}
         self.complete = False
         # Counters only grow, so an id is never handed out twice, even if a task were ever removed.
@@ -133,12 +143,58 @@ class State:
         self.currency: str | None = None
 
     @property
+    def notes(self) -> list[Note]:
+        if self._note_rows is not None:
+            self._notes = [Note(*row) for row in self._note_rows]
+            self._note_rows = None
+        return self._notes
+
+    @notes.setter
+    def notes(self, value: list[Note]) -> None:
+        self._notes, self._note_rows = value, None
+
+    def note_rows(self) -> list[tuple[Any, ...]]:
+        """``(id, content, type, iteration)`` per note, without building the notes if they are still rows."""
+        if self._note_rows is not None:
+            return self._note_rows
+        return [(n.id, n.content, n.type, n.iteration) for n in self._notes]
+
+    def add_note(self, note: Note) -> None:
+        if self._note_rows is None:
+            self._notes.append(note)
+            return
+        if not self._note_rows_owned:
+            self._note_rows, self._note_rows_owned = list(self._note_rows), True
+        self._note_rows.append((note.id, note.content, note.type, note.iteration))
+
+    @property
+    def iterations(self) -> dict[int, Iteration]:
+        if self._iteration_rows is not None:
+            iterations = {}
+            for row in self._iteration_rows:
+                it = Iteration.__new__(Iteration)
+                (it.n, it.kind, it.started_ts, it.ended_ts, it.outcome, it.error, it.stop_reason, it.duration,
+                 it.summary) = row
+                iterations[it.n] = it
+            self._iterations, self._iteration_rows = iterations, None
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, value: dict[int, Iteration]) -> None:
+        self._iterations, self._iteration_rows = value, None
+
+    def _last_iteration_row(self) -> tuple[Any, ...] | None:
+        rows = self._iteration_rows
+        return max(rows, key=lambda row: row[0]) if rows else None
+
+    @property
     def next_task_id(self) -> str:
         return f"TAS-{self.last_task_num + 1}"
 
     @property
     def next_note_id(self) -> str:
-        return f"NOT-{len(self.notes) + 1}"
+        count = len(self._note_rows) if self._note_rows is not None else len(self._notes)
+        return f"NOT-{count + 1}"
 
     @property
     def next_message_id(self) -> str:
@@ -147,12 +203,23 @@ class State:
     @property
     def current_iteration(self) -> int:
         """The number of the last iteration started, or 0 before any."""
-        return max(self.iterations) if self.iterations else 0
+        if self._iteration_rows is not None:
+            last = self._last_iteration_row()
+            return last[0] if last else 0
+        return max(self._iterations) if self._iterations else 0
 
     @property
     def next_iteration(self) -> int:
         """Numbers come from what was recorded: no gaps, no repeats."""
-        return max(self.iterations) + 1 if self.iterations else 0
+        return self.current_iteration + 1 if self._iteration_rows or self._iterations else 0
+
+    def unfinished_number(self) -> int | None:
+        """The number of the iteration that is running (started, not ended), without building iterations."""
+        if self._iteration_rows is not None:
+            last = self._last_iteration_row()
+            return last[0] if last is not None and last[4] is None else None
+        unfinished = self.unfinished_iteration()
+        return unfinished.n if unfinished else None
 
     def unfinished_iteration(self) -> Iteration | None:
         if not self.iterations:
@@ -197,15 +264,20 @@ class State:
         """The state as lists of tuples of plain values, for the store's snapshot cache.
 
         Rebuilding from this takes a fraction of ``from_dict``'s time: on a 100,000-event session
-        that difference is a good part of an ``iteratr tool`` call's budget.
+        that difference is a good part of an ``iteratr tool`` call's budget. Notes and iterations that
+        were never decoded are returned as the very lists ``unpack`` was given.
         """
+        if self._iteration_rows is not None:
+            iteration_rows = self._iteration_rows
+        else:
+            iteration_rows = [
+                (i.n, i.kind, i.started_ts, i.ended_ts, i.outcome, i.error, i.stop_reason, i.duration, i.summary)
+                for i in self._iterations.values()
+            ]
         return (
             [(t.id, t.content, t.status, t.priority, t.depends_on) for t in self.tasks.values()],
-            [(n.id, n.content, n.type, n.iteration) for n in self.notes],
-            [
-                (i.n, i.kind, i.started_ts, i.ended_ts, i.outcome, i.error, i.stop_reason, i.duration, i.summary)
-                for i in self.iterations.values()
-            ],
+            self.note_rows(),
+            iteration_rows,
             [(m.id, m.text, m.ts, m.delivered_to) for m in self.messages.values()],
             self.complete,
             self.last_task_num,
@@ -217,17 +289,13 @@ class State:
         )
 
     @classmethod
-    def unpack(cls, packed: tuple[Any, ...]) -> State:
+    def unpack(cls, packed: tuple[Any, ...] | list[Any]) -> State:
         """The inverse of ``pack``; the lists in ``packed`` are taken over, not copied."""
         tasks, notes, iterations, messages, *scalars = packed
         s = cls()
         s.tasks = {row[0]: Task(*row) for row in tasks}
-        s.notes = [Note(*row) for row in notes]
-        for row in iterations:
-            it = Iteration.__new__(Iteration)
-            (it.n, it.kind, it.started_ts, it.ended_ts, it.outcome, it.error, it.stop_reason, it.duration,
-             it.summary) = row
-            s.iterations[it.n] = it
+        s._note_rows = notes
+        s._iteration_rows = iterations
         for mid, text, ts, delivered_to in messages:
             msg = s.messages[mid] = Message(mid, text, ts)
             msg.delivered_to = delivered_to
@@ -304,7 +372,7 @@ def _task_depends(s: State, d: dict[str, Any], ev: Event) -> None:
 
 
 def _note_added(s: State, d: dict[str, Any], ev: Event) -> None:
-    s.notes.append(Note(d["id"], d["content"], d["type"], ev.get("iteration", 0)))
+    s.add_note(Note(d["id"], d["content"], d["type"], ev.get("iteration", 0)))
 
 
 def _iteration_started(s: State, d: dict[str, Any], ev: Event) -> None:

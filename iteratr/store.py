@@ -71,7 +71,8 @@ if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
     from typing import Any
 
 SCHEMA_VERSION = 1
-_SNAPSHOT_VERSION = 2
+_SNAPSHOT_VERSION = 3
+_LISTS = 4  # the leading lists of State.pack(), each marshalled on its own in the snapshot
 
 
 def utc_now() -> str:
@@ -136,6 +137,9 @@ class Store:
         # The tasks.yaml cache (see iteratr.tasks_view.render), one marshalled entry per part of the file:
         # reads never decode it, and a write re-encodes only the parts that changed.
         self._view_blobs: dict[str, bytes] = {}
+        # Lists of the state as unpacked from the snapshot, with their marshalled bytes: a list that
+        # comes back from State.pack() as the very same object is unchanged and is not encoded again.
+        self._state_blobs: list[tuple[Any, bytes]] = []
         # What the state last loaded covers: lines and bytes of the log, their CRC-32, and the file's end then.
         self._lines = 0
         self._offset = 0
@@ -211,11 +215,14 @@ class Store:
                 covered = f.read(offset)
                 if len(covered) != offset or zlib.crc32(covered) != crc:
                     raise ValueError("log rewritten since the snapshot")
-            state = State.unpack(snap["state"])
+            blobs = snap["state"]
+            rows = [marshal.loads(blob) for blob in blobs[:_LISTS]]
+            state = State.unpack([*rows, *marshal.loads(blobs[_LISTS])])
+            self._state_blobs = list(zip(rows, blobs[:_LISTS], strict=True))
             self._view_blobs = snap["view"] if isinstance(snap["view"], dict) else {}
             return state, offset, snap["lines"] + 1, crc
         except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError):
-            self._view_blobs = {}
+            self._view_blobs, self._state_blobs = {}, []
             return State(), 0, 1, 0
 
     def _save_snapshot_if_current(self, state: State, f: Any) -> None:
@@ -238,7 +245,7 @@ class Store:
             "lines": self._lines,
             "crc": self._crc,
             "stat": self._stat(f),
-            "state": state.pack(),
+            "state": self._pack(state),
             "view": self._view_blobs,
         }
         # A cache: losing it costs a replay, so no fsync; the rename keeps readers from seeing half a file.
@@ -247,6 +254,16 @@ class Store:
             tmp = self._snapshot_path.with_name(f".state.{os.getpid()}.tmp")
             tmp.write_bytes(marshal.dumps(snap))
             os.replace(tmp, self._snapshot_path)
+
+    def _pack(self, state: State) -> list[bytes]:
+        packed = state.pack()
+        blobs = []
+        for i, rows in enumerate(packed[:_LISTS]):
+            if i < len(self._state_blobs) and self._state_blobs[i][0] is rows:
+                blobs.append(self._state_blobs[i][1])
+            else:
+                blobs.append(marshal.dumps(rows))
+        return [*blobs, marshal.dumps(packed[_LISTS:])]
 
     # -- writing -----------------------------------------------------------------------------------
 

@@ -39,9 +39,9 @@ def current_iteration(state: State) -> int:
     ``ITERATR_ITERATION`` its shell inherited at spawn is stale after the first iteration. Outside a
     running iteration (hooks, a user at a shell) ``ITERATR_ITERATION`` is used, else the last one.
     """
-    running = state.unfinished_iteration()
+    running = state.unfinished_number()
     if running is not None:
-        return running.n
+        return running
     raw = os.environ.get("ITERATR_ITERATION", "")
     return int(raw) if raw.isdigit() else state.current_iteration
 

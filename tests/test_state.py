@@ -206,3 +206,58 @@ def test_pack_unpack_round_trips_every_field_through_marshal() -> None:
     assert again.to_dict() == s.to_dict()
     apply(again, ev("task.depends", id="TAS-2", depends_on="TAS-3"))  # unpacked lists are live and mutable
     assert again.tasks["TAS-2"].depends_on == ["TAS-1", "TAS-3"]
+
+
+def unpacked_with_notes_and_iterations() -> tuple[State, tuple[Any, ...]]:
+    import marshal
+
+    s = replay([
+        added(1),
+        ev("note.added", 1, id="NOT-1", content="a", type="tip"),
+        ev("note.added", 2, id="NOT-2", content="b", type="stuck"),
+        ev("iteration.started", 1, n=1, kind="main"),
+        ev("iteration.ended", 1, n=1, outcome="ok", duration=1.0),
+        ev("iteration.started", 2, n=2, kind="main"),
+    ])
+    packed = marshal.loads(marshal.dumps(s.pack()))
+    return State.unpack(packed), packed
+
+
+def test_unpacked_notes_and_iterations_answer_without_being_built() -> None:
+    s, packed = unpacked_with_notes_and_iterations()
+    assert s.next_note_id == "NOT-3"
+    assert s.current_iteration == 2
+    assert s.next_iteration == 3
+    assert s.unfinished_number() == 2
+    assert s.note_rows() is packed[1]
+    again = s.pack()
+    assert again[1] is packed[1] and again[2] is packed[2]  # untouched: handed back as they came
+    assert s._note_rows is not None and s._iteration_rows is not None  # still not built
+    iteration = s.unfinished_iteration()
+    assert iteration is not None and iteration.n == 2
+    assert [n.id for n in s.notes] == ["NOT-1", "NOT-2"]
+    assert s.notes[1].iteration == 2
+
+
+def test_adding_a_note_to_unpacked_rows_leaves_the_packed_list_alone() -> None:
+    s, packed = unpacked_with_notes_and_iterations()
+    before = list(packed[1])
+    apply(s, ev("note.added", 3, id="NOT-3", content="c", type="decision"))
+    apply(s, ev("note.added", 3, id="NOT-4", content="d", type="tip"))
+    assert packed[1] == before
+    assert s.pack()[1] is not packed[1]
+    assert s.next_note_id == "NOT-5"
+    assert [(n.id, n.iteration) for n in s.notes] == [("NOT-1", 1), ("NOT-2", 2), ("NOT-3", 3), ("NOT-4", 3)]
+
+
+def test_lazy_and_built_states_agree() -> None:
+    lazy, _ = unpacked_with_notes_and_iterations()
+    built, _ = unpacked_with_notes_and_iterations()
+    assert built.notes and built.iterations  # build them
+    for s in (lazy, built):
+        apply(s, ev("iteration.ended", 2, n=2, outcome="failed", error="x"))
+    assert lazy.unfinished_number() is None is built.unfinished_number()
+    assert lazy.current_iteration == built.current_iteration == 2
+    assert lazy.to_dict() == built.to_dict()
+    empty = State.unpack(State().pack())
+    assert (empty.current_iteration, empty.next_iteration, empty.unfinished_number()) == (0, 0, None)
