@@ -114,6 +114,7 @@ operations = st.lists(
         st.tuples(st.just("note"), texts, st.sampled_from(NOTE_TYPES)),
         st.tuples(st.just("summary"), texts),
         st.tuples(st.just("iteration"), st.integers(1, 3)),
+        st.tuples(st.just("end"), st.integers(1, 3)),
         st.tuples(st.just("complete")),
         st.tuples(st.just("drop-cache")),
     ),
@@ -154,6 +155,8 @@ def perform(data_dir: Path, op: tuple[Any, ...]) -> None:
         tools.iteration_summary(store, op[1])
     elif kind == "iteration":
         store.append(make_event("iteration.started", {"n": op[1], "kind": "main"}, op[1]))
+    elif kind == "end":
+        store.append(make_event("iteration.ended", {"n": op[1], "outcome": "ok", "duration": 1.0}, op[1]))
     elif kind == "complete":
         tools.session_complete(store)
     elif kind == "drop-cache":
@@ -178,6 +181,68 @@ def test_incremental_tasks_yaml_equals_full_replay_and_ruamel(ops: list[tuple[An
                 # A refusal (a cycle, a whitespace-only text, session-complete with open tasks) writes nothing.
                 assert (data_dir / NAME / "events.jsonl").read_bytes() == events_before
             check_view(data_dir)
+
+
+# -- the writer that skips ruamel -----------------------------------------------------------------
+
+ascii_texts = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40)
+edgy_texts = st.one_of(
+    ascii_texts,
+    st.sampled_from(AWKWARD),
+    st.builds(lambda a, b, c: a + b + c, st.sampled_from(["", "-", "?", ":", "#", "'", "!", "---", "..."]),
+              ascii_texts, st.sampled_from(["", ":", " #x", ": y", " ", "'", "é"])),
+    st.sampled_from(["true", "True", "TRUE", "false", "null", "Null", "NULL", "yes", "No", "on", "OFF", "y", "N",
+                     "tRue", "nULL", "x" * 1000, "x" * 1001, "a " * 499 + "b", "a: " * 300 + "b"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=edgy_texts, other=edgy_texts, n=st.integers(0, 3))
+def test_items_written_without_ruamel_are_what_ruamel_writes(text: str, other: str, n: int) -> None:
+    task = {"id": "TAS-12", "content": text, "status": "in_progress", "priority": n,
+            "depends_on": [f"TAS-{i}" for i in range(1, n + 1)]}
+    note = {"id": "NOT-3", "type": "decision", "content": text, "iteration": n}
+    odd_task = {**task, "id": other, "depends_on": [other] * n}  # ids from a hand-edited log
+    for item in (task, note, odd_task):
+        assert tasks_view._item_text(item) == tasks_view.dump([item])
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True), complete=st.booleans(),
+       counts=st.dictionaries(st.sampled_from(["remaining", "in_progress", "completed"]), st.integers(1, 9)))
+def test_the_head_written_without_ruamel_is_what_ruamel_writes(
+    name: str, complete: bool, counts: dict[str, int]
+) -> None:
+    expected = tasks_view.dump({"session": name, "complete": complete, "counts": counts})
+    assert tasks_view._head_text(name, complete, counts) == expected
+
+
+def test_common_texts_take_the_path_without_ruamel() -> None:
+    assert tasks_view._scalar("Implement the parser (see spec, part 2)") == "Implement the parser (see spec, part 2)"
+    assert tasks_view._scalar("Learned: run the tests with -x") == "'Learned: run the tests with -x'"
+    assert tasks_view._scalar("it's: quoted") is None  # ruamel double-quotes those
+    assert tasks_view._scalar("naïve") is None
+    assert tasks_view._scalar("true") is None
+
+
+def test_a_simple_write_does_not_import_ruamel(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ITERATR_CMD
+
+    probe = (
+        "import runpy, sys; sys.argv = sys.argv[1:]\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('ruamel' in sys.modules, file=sys.stderr)\n"
+    )
+    args = ["tool", "note-add", "--name", NAME, "--type", "tip"]
+    for content, imports_ruamel in (("Learned: run the tests with -x", False), ("naïve ünïcode", True)):
+        proc = subprocess.run([sys.executable, "-c", probe, *ITERATR_CMD[1:], *args, "--content", content],
+                              cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert proc.stderr.strip().splitlines()[-1] == str(imports_ruamel), proc.stderr
+    check_view(tmp_path / ".iteratr")
 
 
 # -- plain examples -------------------------------------------------------------------------------
