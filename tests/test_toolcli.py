@@ -16,15 +16,20 @@ from iteratr.errors import UsageError
 
 HEAVY = ("acp", "git", "jinja2", "watchfiles", "questionary", "click")
 
-# Runs the real entry point, then prints the top-level names of every module that got imported.
+# Runs the real entry point (the shim, as `python iteratr.py` does), then prints the top-level names of
+# the modules it imported: not those the interpreter had already, e.g. from an editable install's hook.
 PROBE = """
-import json, sys, runpy
+import json, sys
+before = set(sys.modules)
 sys.argv = [{shim!r}, *{args!r}]
+code = None
 try:
-    runpy.run_path({shim!r}, run_name="__main__")
+    with open({shim!r}) as f:
+        exec(compile(f.read(), {shim!r}, "exec"), {{"__name__": "__main__", "__file__": {shim!r}}})
 except SystemExit as exc:
     code = exc.code
-print(json.dumps({{"code": code, "modules": sorted({{m.split(".")[0] for m in sys.modules}})}}), file=sys.stderr)
+new = {{m.split(".")[0] for m in set(sys.modules) - before}}
+print(json.dumps({{"code": code, "modules": sorted(new)}}), file=sys.stderr)
 """
 
 
@@ -56,6 +61,16 @@ def test_the_tool_path_imports_no_heavy_module(tmp_path: Path, args: tuple[str, 
     assert "iteratr.toolcli" not in modules  # top-level names only
     assert "iteratr" in modules
     assert not set(HEAVY) & modules, sorted(set(HEAVY) & modules)
+
+
+@pytest.mark.parametrize("args", [("task-list", "--name", "S", "--json"), ("task-next", "--name", "S"),
+                                  ("note-list", "--name", "S")])
+def test_reads_import_neither_ruamel_nor_typing(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Reads run from the snapshot: no YAML to write, and annotations need no typing at run time."""
+    run_cli("tool", "task-add", "--name", "S", "--content", "seed", cwd=tmp_path)
+    _, modules = imported_by(tmp_path, "tool", *args)
+    assert "ruamel" not in modules
+    assert "typing" not in modules
 
 
 def test_the_probe_does_see_heavy_imports(tmp_path: Path) -> None:
