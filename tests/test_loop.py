@@ -77,6 +77,18 @@ def iteration_started(repo: Path, n: int) -> Callable[[], bool]:
     return check
 
 
+def prompts_taken(state_file: Path, count: int) -> Callable[[], bool]:
+    """The scripted agent has taken ``count`` prompts (its ``--state-file`` counts them across restarts)."""
+
+    def check() -> bool:
+        try:
+            return int(state_file.read_text() or 0) >= count
+        except (FileNotFoundError, ValueError):
+            return False
+
+    return check
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -102,7 +114,12 @@ class Background:
             stdin=subprocess.DEVNULL,
             stdout=self._out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, like a job in a terminal
         )
+
+    def ctrl_c(self) -> None:
+        """What a terminal does on Ctrl+C: SIGINT to the whole foreground process group."""
+        os.killpg(self.proc.pid, signal.SIGINT)
 
     def output(self) -> str:
         return self.out_path.read_text()
@@ -259,8 +276,8 @@ def test_ctrl_c_commits_the_turn_as_interrupted_and_exits_130(
 ) -> None:
     state = tmp_path / "state"
     run = background(spec_repo, "--agent", fake_agent("follow", "hang", "follow", state_file=state))
-    wait_for(iteration_started(spec_repo, 1), "iteration #1 to start")
-    run.proc.send_signal(signal.SIGINT)
+    wait_for(prompts_taken(state, 2), "the agent to be in its hanging turn")
+    run.ctrl_c()
     assert run.wait() == 130, run.output()
     assert "interrupting: cancelling the turn" in run.output()
     assert "stopped: interrupted. History: git log iteratr/SPEC" in run.output()
@@ -306,7 +323,7 @@ def test_kill_9_mid_iteration_then_resume(
     state = tmp_path / "state"
     agent = fake_agent("follow", "follow", "hang", "follow", state_file=state)
     run = background(spec_repo, "--agent", agent)
-    wait_for(iteration_started(spec_repo, 2), "iteration #2 to start")
+    wait_for(prompts_taken(state, 3), "the agent to be in its hanging turn (#2)")
     run.proc.kill()
     assert run.wait() == -signal.SIGKILL
     assert started(spec_repo) == [0, 1, 2]
