@@ -219,10 +219,11 @@ def test_crash_restarts_the_agent_and_its_stderr_is_logged(spec_repo: Path, tmp_
 
 
 def test_hung_turns_are_cancelled_or_killed_and_count_as_failed(spec_repo: Path, tmp_path: Path) -> None:
-    agent = fake_agent("follow", "hang", "hang-hard", "follow", state_file=tmp_path / "state")
+    agent = fake_agent("follow", "hang", "hang-hard", "ok", state_file=tmp_path / "state")
     env = {"ITERATR_IDLE_TIMEOUT": "1", "ITERATR_ITERATION_TIMEOUT": "30"}
     out = build(spec_repo, "--agent", agent, "-i", "4", expect=3, env=env)
     results = ended(spec_repo)
+    assert results[1]["error"] == "agent was silent for 1 s (idle_timeout); turn cancelled"
     assert results[1]["outcome"] == "timeout"  # `hang` honours session/cancel
     assert results[2]["outcome"] == "timeout"  # `hang-hard` ignores it and is killed with its process group
     assert results[3]["outcome"] == "ok"  # on a fresh agent
@@ -235,13 +236,14 @@ def test_hung_turns_are_cancelled_or_killed_and_count_as_failed(spec_repo: Path,
     wait_for(lambda: not pid_alive(child), f"the hung agent's child {child} to be killed", timeout=10)
 
 
-def test_iteration_timeout_applies_to_a_busy_turn(spec_repo: Path, tmp_path: Path) -> None:
-    agent = fake_agent("follow", "hang", "follow", state_file=tmp_path / "state")
+def test_iteration_timeout_cancels_a_turn_that_is_not_idle(spec_repo: Path) -> None:
     env = {"ITERATR_IDLE_TIMEOUT": "60", "ITERATR_ITERATION_TIMEOUT": "1"}
-    build(spec_repo, "--agent", agent, "-i", "2", expect=3, env=env)
-    result = ended(spec_repo)[1]
+    out = build(spec_repo, "--agent", fake_agent("hang"), "-i", "1", expect=3, env=env)
+    result = ended(spec_repo)[0]
     assert result["outcome"] == "timeout"
-    assert "iteration_timeout" in result["error"] or "time limit" in result["error"], result["error"]
+    assert result["error"] == "turn ran past 1 s (iteration_timeout); turn cancelled"
+    assert "=== #0 timeout" in out
+    assert subjects(spec_repo) == ["iteratr(SPEC): #0 timed out: turn ran past 1 s (iteration_timeout); turn cancelled"]
 
 
 def test_empty_turn_stop_reasons_and_a_one_megabyte_line(spec_repo: Path, tmp_path: Path) -> None:
