@@ -220,4 +220,3 @@ class GitRepo:
     def branches(self, pattern: str) -> list[str]:
         out = self.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}")
         return [line for line in out.splitlines() if line]
-
