@@ -154,6 +154,8 @@ class BuildLoop:
             if failures >= self.s.max_failures:
                 self._final(f"{failures} failed iteration(s) in a row (max_failures); last: {attempt.error}")
                 return EXIT_FAILED
+            if self.s.iterations and ran >= self.s.iterations:
+                continue  # --iterations is reached: stop now rather than wait to retry
             delay = min(self.s.retry_delay * 2 ** (failures - 1), MAX_BACKOFF)
             self.out.line(f"retrying in {delay:.0f}s (failure {failures} of {self.s.max_failures})", "warn")
             with contextlib.suppress(TimeoutError):

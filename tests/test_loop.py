@@ -270,6 +270,14 @@ def test_failure_limit_stops_the_run(spec_repo: Path, tmp_path: Path) -> None:
     assert trailers(spec_repo) == [0, 1, 2]  # failed iterations are committed too
 
 
+def test_no_backoff_once_the_iterations_limit_is_reached(spec_repo: Path, tmp_path: Path) -> None:
+    agent = fake_agent("follow", "empty", state_file=tmp_path / "state")
+    out = build(spec_repo, "--agent", agent, "-i", "2", expect=3, env={"ITERATR_RETRY_DELAY": "3600"})
+    assert ended(spec_repo)[1]["outcome"] == "failed"
+    assert "retrying" not in out  # it stopped at once instead of waiting an hour to retry
+    assert "stopped: 2 iteration(s) run (--iterations), 3 task(s) still open" in out
+
+
 # -- Ctrl+C, kill -9 and resume ----------------------------------------------------------------------------
 
 
