@@ -313,6 +313,7 @@ class BuildLoop:
         message = commit_message(self.s.session, before, after, attempt)
         files = [self.store.events_path, self.store.tasks_path, self.s.data_dir / ".gitignore"]
         try:
+            self._back_on_branch()
             sha = self.repo.commit_all(message, everything=self.s.auto_commit, force_paths=files)
         except GitError as exc:
             raise StoreError(
@@ -325,6 +326,17 @@ class BuildLoop:
                 self.repo.push(self.s.push, self.s.branch)
             except GitError as exc:
                 self.out.warn(f"push to {self.s.push} failed, carrying on: {exc}")
+
+    def _back_on_branch(self) -> None:
+        """The agent has a shell: if it switched branches or detached HEAD, the iteration's commit must
+        still go on the session branch, never on the user's ``main``. Its work comes along."""
+        current = self.repo.current_branch()
+        if current == self.s.branch:
+            return
+        self.out.warn(
+            f"the agent left the checkout on {current or 'a detached HEAD'}; switching back to {self.s.branch}"
+        )
+        self.repo.run("switch", "--quiet", self.s.branch)
 
     def take_inbox(self) -> None:
         """Record what the inbox holds. A file error is a warning, not the end of the run (nor of the

@@ -18,6 +18,7 @@ Modes:
   env          replies NAME=value for each variable name in the prompt
   echo-prompt  replies "ok" (the prompt log above does the work)
   commit       writes agent-commit.txt and commits it itself (``git commit``), then says so
+  detach       writes detached.txt and leaves the checkout on a detached HEAD (``git switch --detach``)
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ MODES = [
     "env",
     "echo-prompt",
     "commit",
+    "detach",
 ]
 BIG = 1024 * 1024
 DONE_STATES = {"completed", "cancelled", "blocked"}
@@ -246,6 +248,13 @@ class ScriptedAgent:
         for args in (["add", "agent-commit.txt"], ["commit", "--quiet", "-m", "the agent's own commit"]):
             subprocess.run(["git", *args], cwd=cwd, check=True, stdin=subprocess.DEVNULL)
         await self._say(sid, "committed agent-commit.txt myself")
+        return "end_turn"
+
+    async def _detach(self, sid: str, text: str) -> str:
+        cwd = Path(self._sessions[sid]["cwd"])
+        (cwd / "detached.txt").write_text("written on a detached HEAD\n", encoding="utf-8")
+        subprocess.run(["git", "switch", "--quiet", "--detach"], cwd=cwd, check=True, stdin=subprocess.DEVNULL)
+        await self._say(sid, "wandered off to a detached HEAD")
         return "end_turn"
 
     async def _env(self, sid: str, text: str) -> str:

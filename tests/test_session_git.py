@@ -409,3 +409,16 @@ def test_data_dir_flag(spec_repo: Path) -> None:
 
     out = build(spec_repo, "--data-dir", str(spec_repo.parent / "outside"), "--agent", fake_agent("follow"), expect=2)
     assert "outside the repository" in out
+
+
+def test_commit_goes_on_the_session_branch_even_if_the_agent_leaves_it(spec_repo: Path, tmp_path: Path) -> None:
+    main_head = git(spec_repo, "rev-parse", "main")
+    agent = fake_agent("follow", "detach", "follow", state_file=tmp_path / "state")
+    out = build(spec_repo, "--agent", agent, "-i", "3", expect=3)
+    assert "the agent left the checkout on a detached HEAD; switching back to iteratr/SPEC" in out
+    assert git(spec_repo, "branch", "--show-current") == "iteratr/SPEC"
+    assert git(spec_repo, "rev-parse", "main") == main_head
+    history = commits(spec_repo, "iteratr/SPEC")
+    assert [c.n for c in history] == ["0", "1", "2"]
+    assert "detached.txt" in history[1].files  # the work done off the branch came along
+    assert status(spec_repo) == ""
