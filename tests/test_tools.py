@@ -608,8 +608,9 @@ def test_an_invalid_line_in_the_middle_is_reported_with_its_line_number(tmp_path
 
 def test_a_hand_edited_log_is_reflected_at_once(tmp_path: Path) -> None:
     """The snapshot cache never hides a change to the log, even one of the same length."""
-    for n in range(30):
-        add(tmp_path, f"task {n:02d} " + "x" * 200)
+    batch = [{"content": f"task {n:02d} " + "x" * 200} for n in range(30)]
+    tj(tmp_path, "task-batch-add", "--tasks", json.dumps(batch))
+    tj(tmp_path, "task-status", "--id", "TAS-30", "--status", "in_progress")  # the cache covers the whole log
     log = session_dir(tmp_path) / "events.jsonl"
     raw = log.read_bytes()
     edited = raw.replace(b'"content": "task 00 ', b'"content": "TASK 00 ', 1)
