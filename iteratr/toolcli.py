@@ -186,7 +186,7 @@ def _run(argv: list[str]) -> int:
         return 0
     opts = parse(name, rest)
     # An explicit --name, even an empty one, is what was asked for: it is validated, never replaced.
-    session = opts["--name"] if "--name" in opts else os.environ.get("ITERATR_SESSION")
+    session = opts["--name"] if "--name" in opts else os.environ.get("ITERATR_SESSION") or None
     if session is None:
         raise UsageError("no session given: pass --name S or set ITERATR_SESSION")
     from iteratr.store import Store

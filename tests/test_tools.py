@@ -357,6 +357,9 @@ def test_invalid_session_names_write_nothing_anywhere(tmp_path: Path, name: str,
 
 def test_no_session_at_all_is_refused(tmp_path: Path) -> None:
     refused(tmp_path, "task-list", match="no session given")
+    refused(tmp_path, "task-list", env={"ITERATR_SESSION": ""}, match="no session given")  # empty is unset
+    refused(tmp_path, "task-list", "--name", "", env={"ITERATR_SESSION": "S"}, match="invalid session name ''")
+    assert tree(tmp_path) == []
 
 
 def test_invalid_utf8_in_an_argument_is_refused_cleanly(tmp_path: Path) -> None:
