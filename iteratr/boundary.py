@@ -25,7 +25,7 @@ def _log_traceback() -> Path | None:
     path = crash_log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
             from iteratr.store import utc_now
 
             f.write(f"--- {utc_now()} iteratr {' '.join(sys.argv[1:])}\n")
