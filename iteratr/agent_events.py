@@ -1,0 +1,129 @@
+"""What an ACP agent run reports: results, streamed events and errors.
+
+Plain dataclasses and exceptions with no ``acp`` import, so the loop, doctor and tests can use them
+without loading the SDK. ``iteratr.agent`` produces them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from iteratr.errors import EXIT_USAGE, AgentError
+
+TimeoutKind = Literal["idle", "total"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Results and events
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    cost: float | None
+    currency: str | None
+
+
+@dataclass
+class TurnResult:
+    stop_reason: str  # end_turn, max_tokens, max_turn_requests, refusal, cancelled
+    text: str
+    tool_calls: int
+    usage: Usage | None
+    model: str | None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    info: AgentInfo
+    current_model: str | None
+    models: list[str]
+
+
+@dataclass(frozen=True)
+class AgentText:
+    text: str
+
+
+@dataclass(frozen=True)
+class AgentThought:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallEvent:
+    tool_call_id: str
+    title: str
+    kind: str | None
+    status: str | None
+    final: bool
+
+
+@dataclass(frozen=True)
+class PermissionEvent:
+    title: str
+    option: str  # the option kind we chose (allow_always, allow_once, reject_once) or "cancelled"
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class PlanEvent:
+    entries: list[str]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Errors
+
+
+class AgentStartError(AgentError):
+    """The agent binary is missing, or it did not complete ``initialize`` in time."""
+
+
+class AgentDied(AgentError):
+    """The agent process exited during a turn. The next ``run_turn`` restarts it."""
+
+    def __init__(self, message: str, *, returncode: int | None, partial: TurnResult) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.partial = partial
+
+
+class TurnTimeout(AgentError):
+    """A turn ran past ``iteration_timeout`` (kind "total") or was silent past ``idle_timeout`` ("idle")."""
+
+    def __init__(self, message: str, *, kind: TimeoutKind, partial: TurnResult) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.partial = partial
+
+
+class TurnFailed(AgentError):
+    """The agent answered a session request with a JSON-RPC error (e.g. missing credentials)."""
+
+    def __init__(self, message: str, *, partial: TurnResult) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class ModelError(AgentError):
+    """The requested model cannot be set on the agent. Not retryable: the user must pick another."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, models: list[str]) -> None:
+        super().__init__(message)
+        self.models = models
