@@ -27,12 +27,15 @@ A tiny greeting library, built one task per iteration.
 - [ ] Document both in the README
 """
 
+# The second hook stands in for you: after iteration #1 it sends the agent a message with
+# `iteratr say`, as you would from another terminal, and the agent acts on it in the next prompt.
 DEMO_HOOKS = """\
 version: 1
 hooks:
   post_iteration:
     - command: "ls work 2>/dev/null | wc -l | xargs echo files in work/:"
       pipe_output: true
+    - command: 'if [ "$ITERATR_ITERATION" = 1 ]; then $ITERATR_BIN say -n greeter "Add a task: Write a CHANGELOG entry"; fi'
 """
 
 
@@ -64,7 +67,12 @@ def run_demo(*, keep: bool) -> int:
     try:
         repo = make_demo_repo(root)
         print(f"demo: a temporary repository at {repo} with the spec specs/greeter.md:\n")
-        print("  " + DEMO_SPEC.replace("\n", "\n  ").rstrip() + "\n", flush=True)
+        print("  " + DEMO_SPEC.replace("\n", "\n  ").rstrip() + "\n")
+        print(
+            "The agent is a scripted one (no network, no keys). After iteration #1 a hook stands in for you\n"
+            "and sends it a message with `iteratr say` (look for >>>); the agent adds the task it asks for.\n",
+            flush=True,
+        )
         agent = shlex.join([sys.executable, "-m", "iteratr.scripted_agent", "--mode", "follow"])
         os.chdir(repo)
         os.environ.setdefault("ITERATR_RETRY_DELAY", "0")

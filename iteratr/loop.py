@@ -394,7 +394,8 @@ class BuildLoop:
         for r in results:
             status = "timed out" if r.timed_out else f"exit {r.exit_status}"
             style = "fail" if r.failed else "dim"
-            self.out.line(f"    hook {hook_type}: {r.spec.command} -> {status} in {r.duration:.1f}s", style)
+            command = r.spec.command if len(r.spec.command) <= 60 else r.spec.command[:57] + "..."
+            self.out.line(f"    hook {hook_type}: {command} -> {status} in {r.duration:.1f}s", style)
             if r.failed and r.output.strip():
                 for text in r.output.strip().splitlines()[-5:]:
                     self.out.line(f"      {text}", "dim")

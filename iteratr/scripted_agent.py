@@ -8,7 +8,8 @@ followed by a ``=====`` line.
 
 Modes:
   follow       a diligent agent: plans the spec's ``- [ ]`` lines, then does one task per
-               prompt through ``$ITERATR_BIN tool ...`` and completes the session at the end
+               prompt through ``$ITERATR_BIN tool ...`` and completes the session at the end;
+               "Add a task: ..." lines in user messages add tasks
   ok           replies "ok"                      empty      ends the turn saying nothing
   crash        dies (exit 3) mid-prompt          hang       waits until cancelled
   hang-hard    ignores cancel and SIGTERM, with a ``sleep`` child in its process group
@@ -269,6 +270,10 @@ class ScriptedAgent:
             return "end_turn"
         if "Messages from the user" in text:
             await self._say(sid, "Noted user message\n")
+            # Like a real agent, act on what the user asked: "Add a task: ..." adds one.
+            for content in re.findall(r"(?im)^\s*add a task:\s*(.+?)\s*$", text):
+                if not (await self._run_tool(sid, cwd, "task-add", "--content", content, "--priority", "1"))[0]:
+                    return "end_turn"
         await self._say(sid, "Let me look at the task list.\n")
         ok, tasks = await self._run_tool(sid, cwd, "task-list", "--json")
         if not ok:
