@@ -35,7 +35,9 @@ hooks:
   post_iteration:
     - command: "ls work 2>/dev/null | wc -l | xargs echo files in work/:"
       pipe_output: true
-    - command: 'if [ "$ITERATR_ITERATION" = 1 ]; then $ITERATR_BIN say -n greeter "Add a task: Write a CHANGELOG entry"; fi'
+    - command: >-
+        [ "$ITERATR_ITERATION" != 1 ] ||
+        $ITERATR_BIN say -n greeter "Add a task: Write a CHANGELOG entry"
 """
 
 
