@@ -298,3 +298,37 @@ def test_a_snapshot_of_another_session_is_not_trusted(tmp_path: Path) -> None:
     add_task(two, "only task of T")
     snapshot_path(two).write_bytes(snapshot_path(one).read_bytes())
     assert loaded(two) == full_replay(two)
+
+
+def _full_disk_at(limit: int) -> Any:
+    """preexec_fn: writes past ``limit`` bytes fail (EFBIG, as on a full disk) instead of killing the process."""
+    import resource
+    import signal
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_loses_no_event_and_leaves_the_log_whole(tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import ITERATR_CMD, run_cli
+
+    run_cli("tool", "task-add", "--content", "first", "--name", "S", cwd=tmp_path)
+    log = tmp_path / ".iteratr" / "S" / "events.jsonl"
+    before = log.read_bytes()
+    # Room for part of the next line but not all of it: the write is cut short half-way.
+    proc = subprocess.run(
+        [*ITERATR_CMD, "tool", "task-add", "--content", "x" * 300, "--name", "S"],
+        cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        preexec_fn=_full_disk_at(len(before) + 60), env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"iteratr: error: cannot append to {log}") and proc.stderr.count("\n") == 1
+    assert log.read_bytes() == before  # the partial line was taken back: no torn line, nothing half-written
+    # With space again, the store carries on: the refused task never got an id.
+    added = run_cli("tool", "task-add", "--content", "second", "--name", "S", "--json", cwd=tmp_path)
+    assert json.loads(added.stdout)["id"] == "TAS-2"
