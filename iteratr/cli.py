@@ -60,7 +60,7 @@ def _build_options(fn: Any) -> Any:
         click.option("-s", "--spec", type=click.Path(dir_okay=False), help="Spec file (default: specs/SPEC.md)."),
         click.option("-t", "--template", type=click.Path(dir_okay=False), help="Prompt template file (jinja2)."),
         click.option("-e", "--extra-instructions", "extra", help="Extra instructions added to every prompt."),
-        click.option("-i", "--iterations", type=click.IntRange(min=0), help="Iterations to run now; 0 = no limit."),
+        click.option("-i", "--iterations", metavar="N", help="Iterations to run now; 0 = no limit."),
         click.option("-m", "--model", help="Model, as the agent names it (e.g. anthropic/claude-sonnet-4-5)."),
         click.option("--agent", help='ACP agent command line (default: "opencode acp").'),
         click.option("--headless", is_flag=True, default=None, help="Never ask questions or open a wizard."),
