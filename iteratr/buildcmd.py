@@ -132,7 +132,7 @@ def build(flags: dict[str, Any]) -> int:
         out.line(f"iteratr {__version__} | session {name} | branch {branch} ({how}) | work tree {work_tree}", "head")
         limit = str(cfg.iterations) if cfg.iterations else "no limit"
         out.line(
-            f"spec: {_shown(spec_path, cwd)} | agent: {cfg.agent} | model: {cfg.model or 'the agent default'}"
+            f"spec: {paths.shown(spec_path, cwd)} | agent: {cfg.agent} | model: {cfg.model or 'the agent default'}"
             f" | iterations: {limit}"
         )
         out.line(f'inbox: {inbox_path} (save text there, or run: iteratr say -n {name} "...")')
@@ -157,12 +157,6 @@ def _require_agent_binary(argv: list[str]) -> None:
             hint="install it, or set --agent / ITERATR_AGENT / config key agent",
         )
 
-
-def _shown(path: Path, cwd: Path) -> str:
-    try:
-        return str(path.relative_to(cwd))
-    except ValueError:
-        return str(path)
 
 
 def _data_dir_in_tree(data_dir: Path, root: Path, cwd: Path) -> Path:

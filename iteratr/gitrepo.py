@@ -126,14 +126,7 @@ class GitRepo:
 
     def worktrees(self) -> dict[str, Path]:
         """Branch name -> path of every worktree that has a branch checked out."""
-        result: dict[str, Path] = {}
-        path: Path | None = None
-        for line in self.run("worktree", "list", "--porcelain").splitlines():
-            if line.startswith("worktree "):
-                path = Path(line[len("worktree ") :])
-            elif line.startswith("branch refs/heads/") and path is not None:
-                result[line[len("branch refs/heads/") :]] = path
-        return result
+        return parse_worktree_list(self.run("worktree", "list", "--porcelain"))
 
     def add_worktree(self, path: Path, branch: str) -> bool:
         """A linked worktree at ``path`` on ``branch`` (created from HEAD if new). True if the branch was created."""
@@ -220,3 +213,16 @@ class GitRepo:
     def branches(self, pattern: str) -> list[str]:
         out = self.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}")
         return [line for line in out.splitlines() if line]
+
+
+def parse_worktree_list(porcelain: str) -> dict[str, Path]:
+    """Branch name -> work tree, from ``git worktree list --porcelain``. Pure, so ``iteratr status``
+    can use it without GitPython."""
+    result: dict[str, Path] = {}
+    path: Path | None = None
+    for line in porcelain.splitlines():
+        if line.startswith("worktree "):
+            path = Path(line[len("worktree ") :])
+        elif line.startswith("branch refs/heads/") and path is not None:
+            result[line[len("branch refs/heads/") :]] = path
+    return result

@@ -65,3 +65,11 @@ def session_dir(data_dir: Path, name: str) -> Path:
 
 def branch_name(name: str) -> str:
     return f"iteratr/{name}"
+
+
+def shown(path: Path, cwd: Path) -> str:
+    """``path`` as a user would type it from ``cwd``: relative when it is below, else absolute."""
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)

@@ -43,7 +43,7 @@ def say(*, name: str | None, data_dir: str | None, text: str) -> str:
     where.session_dir.mkdir(parents=True, exist_ok=True)  # a session known only by its branch
     path = inbox.append(where.session_dir, text)
     running = repo is not None and _build_running(repo, session)
-    shown = _shown(path, cwd)
+    shown = paths.shown(path, cwd)
     if running:
         return f"message for session {session} saved to {shown}; the running build puts it into the next prompt"
     return (
@@ -142,9 +142,3 @@ def _build_running(repo: GitRepo, session: str) -> bool:
     except GitError:
         return False
 
-
-def _shown(path: Path, cwd: Path) -> str:
-    try:
-        return str(path.relative_to(cwd))
-    except ValueError:
-        return str(path)

@@ -73,14 +73,9 @@ class Repo:
 
     def _worktrees(self) -> dict[str, Path]:
         """Branch -> work tree that has it checked out (this checkout included)."""
-        result: dict[str, Path] = {}
-        path: Path | None = None
-        for line in _git(self.root, "worktree", "list", "--porcelain").stdout.decode().splitlines():
-            if line.startswith("worktree "):
-                path = Path(line[len("worktree ") :])
-            elif line.startswith("branch refs/heads/") and path is not None:
-                result[line[len("branch refs/heads/") :]] = path
-        return result
+        from iteratr.gitrepo import parse_worktree_list  # pure: no GitPython import
+
+        return parse_worktree_list(_git(self.root, "worktree", "list", "--porcelain").stdout.decode())
 
     def sessions(self) -> list[str]:
         """Names of the sessions with a branch; archived branches (``iteratr/S.archived-...``) are not sessions."""
