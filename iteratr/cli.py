@@ -23,7 +23,7 @@ Exit status:
   2    bad usage, config, spec or template
   3    stopped by --iterations with work left
   4    the session is locked by another run
-  130  interrupted (Ctrl+C)"""
+  130  interrupted (Ctrl+C or SIGTERM)"""
 
 
 def version_line() -> str:
@@ -56,13 +56,19 @@ def tool(args: tuple[str, ...]) -> int:
 
 def _build_options(fn: Any) -> Any:
     options = [
-        click.option("-n", "--name", help="Session name (default: the spec file's stem)."),
+        click.option("-n", "--name", metavar="NAME", help="Session name (default: the spec file's stem)."),
         click.option("-s", "--spec", type=click.Path(dir_okay=False), help="Spec file (default: specs/SPEC.md)."),
-        click.option("-t", "--template", type=click.Path(dir_okay=False), help="Prompt template file (jinja2)."),
-        click.option("-e", "--extra-instructions", "extra", help="Extra instructions added to every prompt."),
+        click.option(
+            "-t", "--template", type=click.Path(dir_okay=False), help="Prompt template (jinja2) of main iterations."
+        ),
+        click.option(
+            "-e", "--extra-instructions", "extra", metavar="TEXT", help="Extra instructions added to every prompt."
+        ),
         click.option("-i", "--iterations", metavar="N", help="Iterations to run now; 0 = no limit."),
-        click.option("-m", "--model", help="Model, as the agent names it (e.g. anthropic/claude-sonnet-4-5)."),
-        click.option("--agent", help='ACP agent command line (default: "opencode acp").'),
+        click.option(
+            "-m", "--model", metavar="MODEL", help="Model, as the agent names it (e.g. anthropic/claude-sonnet-4-5)."
+        ),
+        click.option("--agent", metavar="CMD", help='ACP agent command line (default: "opencode acp").'),
         click.option("--headless", is_flag=True, default=None, help="Never ask questions or open a wizard."),
         click.option(
             "--auto-commit/--no-auto-commit",
@@ -71,16 +77,17 @@ def _build_options(fn: Any) -> Any:
         ),
         click.option("--reset", is_flag=True, help="Archive the session's branch and start it afresh."),
         click.option("--worktree", is_flag=True, help="Run in a linked git worktree; your checkout is untouched."),
-        click.option("--data-dir", help="Data directory (default: .iteratr)."),
+        click.option("--data-dir", metavar="DIR", help="Data directory (default: .iteratr)."),
         click.option(
             "--push",
             "push",
             is_flag=False,
             flag_value="origin",
             default=None,
+            metavar="[REMOTE]",
             help="Push the session branch after each commit (to REMOTE, default origin).",
         ),
-        click.option("--log-file", help="Also write a timestamped debug log of the run here."),
+        click.option("--log-file", metavar="PATH", help="Also write a timestamped debug log of the run here."),
     ]
     for option in reversed(options):
         fn = option(fn)
