@@ -35,8 +35,8 @@ class Where:
 def say(*, name: str | None, data_dir: str | None, text: str) -> str:
     """Append ``text`` to the inbox of session ``name`` (or the one implied); return the line to print."""
     cwd = Path.cwd()
-    local_data = _local_data_dir(cwd, data_dir)
     repo = _open_repo(cwd)
+    local_data = _local_data_dir(cwd, data_dir, repo.root if repo is not None else None)
     sessions = find_sessions(local_data, repo)
     session = _choose(name, sessions, local_data)
     where = sessions[session]
@@ -104,15 +104,21 @@ def _is_session_dir(path: Path) -> bool:
     return any((path / file).is_file() for file in SESSION_FILES)
 
 
-def _local_data_dir(cwd: Path, flag: str | None) -> Path:
-    """The data dir as ``build`` would resolve it here: flag, env, config files, default."""
+def _local_data_dir(cwd: Path, flag: str | None, root: Path | None = None) -> Path:
+    """The data dir as ``build`` would resolve it here: flag, env, config files, default.
+
+    A relative one is taken from ``cwd`` when it exists there, else from the repository ``root``:
+    run from a subdirectory, ``say`` must reach the sessions built at the top (as ``status`` does),
+    never write an inbox that no build reads.
+    """
     from iteratr import config
 
     cfg = config.load_config(cwd=cwd, flags={"data_dir": flag} if flag else {})
     path = Path(cfg.data_dir).expanduser()
     if not path.is_absolute():
         # ``build`` resolves a relative data dir from the repository root's point of view via cwd.
-        path = cwd / path
+        here = cwd / path
+        path = root / path if root is not None and not here.is_dir() else here
     return path.resolve()
 
 

@@ -98,6 +98,22 @@ def test_a_session_running_in_a_linked_worktree_is_reached_from_the_main_checkou
     assert not (here / ".iteratr" / "W").exists()
 
 
+def test_say_from_a_subdirectory_reaches_the_inbox_the_build_at_the_top_reads(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    top = make_session(here / ".iteratr", "SPEC")
+    work_tree = here / ".iteratr" / "worktrees" / "W"
+    git(here, "worktree", "add", "-q", "-b", "iteratr/W", str(work_tree))
+    linked = make_session(work_tree / ".iteratr", "W")
+    (here / "specs").mkdir()
+    monkeypatch.chdir(here / "specs")
+    assert f"saved to {top / 'inbox.md'}" in say(name="SPEC", data_dir=None, text="from specs/")
+    say(name="W", data_dir=None, text="to the worktree from specs/")
+    assert said(top) == "\nfrom specs/\n"
+    assert said(linked) == "\nto the worktree from specs/\n"
+    assert not (here / "specs" / ".iteratr").exists() and not (work_tree / "specs" / ".iteratr").exists()
+
+
 def test_a_session_known_only_by_its_branch_gets_an_inbox_here(here: Path) -> None:
     git(here, "branch", "iteratr/B")
     git(here, "branch", "iteratr/B.archived-20250101T000000Z")  # an archived session is not a session
