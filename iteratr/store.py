@@ -108,13 +108,16 @@ def _parse_lines(blob: bytes, first_line_no: int, path: Path) -> tuple[list[Even
             event = json.loads(raw)
             if not isinstance(event, dict) or "type" not in event:
                 raise ValueError("not an event object")
+            version = event.get("v", 1)
+            if version.__class__ is not int:  # compared below; a string would raise TypeError
+                raise ValueError(f"schema version {version!r} is not a whole number")
         except ValueError as exc:
             raise StoreError(
                 f"{path}:{first_line_no + offset}: invalid event line ({exc})",
                 hint="the log was edited by hand or by a merge; fix or remove that line, "
                 "or restore it with `git checkout -- <file>`",
             ) from None
-        if event.get("v", 1) > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{path}:{first_line_no + offset}: event schema v{event['v']} is newer than this iteratr "
                 f"understands (v{SCHEMA_VERSION})",

@@ -176,6 +176,17 @@ def test_a_newer_schema_version_is_refused_not_misread(tmp_path: Path) -> None:
     assert info.value.hint == "upgrade iteratr"
 
 
+@pytest.mark.parametrize("version", [b'"1"', b"null", b"1.0", b"true"])
+def test_a_schema_version_that_is_not_a_whole_number_is_an_invalid_line(tmp_path: Path, version: bytes) -> None:
+    # A hand-edited "v": "1" used to reach the `>` comparison and end in a TypeError traceback.
+    store = store_at(tmp_path)
+    add_task(store, "x")
+    with open(store.events_path, "ab") as f:
+        f.write(b'{"v": ' + version + b', "ts": "t", "type": "task.added", "iteration": 0, "data": {}}\n')
+    with pytest.raises(StoreError, match=r":2: invalid event line \(schema version .* is not a whole number\)"):
+        Store(store.data_dir, "S").load()
+
+
 def test_blank_lines_are_ignored(tmp_path: Path) -> None:
     store = store_at(tmp_path)
     add_task(store, "x")
