@@ -343,10 +343,20 @@ def would_cycle(state: State, task_id: str, depends_on: str) -> bool:
     return False
 
 
+def _checked_priority(value: Any) -> int:
+    # Sorting and the tools compute with it: a hand-edited "hi" or 9 must be skipped here, not crash them later.
+    if value.__class__ is not int or not PRIORITY_MIN <= value <= PRIORITY_MAX:
+        raise ValueError(f"bad priority {value!r}")
+    return int(value)
+
+
 def _task_added(s: State, d: dict[str, Any], ev: Event) -> None:
     tid = d["id"]
     num = id_number(tid)  # first: a bad id must not leave a half-added task behind
-    s.tasks[tid] = Task(tid, d["content"], d["status"], d["priority"], list(d.get("depends_on", [])))
+    deps = list(d.get("depends_on", []))
+    if not all(dep.__class__ is str for dep in deps):  # ids are joined and parsed as text
+        raise ValueError(f"bad depends_on {deps!r}")
+    s.tasks[tid] = Task(tid, d["content"], d["status"], _checked_priority(d["priority"]), deps)
     s.last_task_num = max(s.last_task_num, num)
     s.complete = False
 
@@ -362,12 +372,12 @@ def _task_status(s: State, d: dict[str, Any], ev: Event) -> None:
 def _task_priority(s: State, d: dict[str, Any], ev: Event) -> None:
     task = s.tasks.get(d["id"])
     if task:
-        task.priority = d["priority"]
+        task.priority = _checked_priority(d["priority"])
 
 
 def _task_depends(s: State, d: dict[str, Any], ev: Event) -> None:
     task = s.tasks.get(d["id"])
-    if task and d["depends_on"] not in task.depends_on:
+    if task and d["depends_on"].__class__ is str and d["depends_on"] not in task.depends_on:
         task.depends_on.append(d["depends_on"])
 
 

@@ -73,6 +73,13 @@ def test_events_about_unknown_tasks_or_of_unknown_types_are_skipped() -> None:
         {"type": "note.added", "data": ["not", "an", "object"]},
         {"type": "iteration.started", "data": {"n": 9}},  # no ts
         {"type": "user.delivered", "data": {"ids": 5, "iteration": 1}},
+        # Wrong types that replay used to accept and that crashed task-next or task-list later:
+        ev("task.priority", id="TAS-1", priority="hi"),
+        ev("task.priority", id="TAS-1", priority=9),
+        ev("task.added", id="TAS-2", content="c", status="remaining", priority="4"),
+        ev("task.added", id="TAS-2", content="c", status="remaining", priority=True),
+        ev("task.added", id="TAS-2", content="c", status="remaining", priority=2, depends_on=[5]),
+        ev("task.depends", id="TAS-1", depends_on=5),
     ):
         apply(s, event)
     assert s.to_dict() == before
