@@ -160,8 +160,14 @@ def _require_agent_binary(argv: list[str]) -> None:
 
 
 def _data_dir_in_tree(data_dir: Path, root: Path, cwd: Path) -> Path:
-    """The data dir relative to the work tree: the session's files are committed, so they must be inside it."""
-    absolute = data_dir if data_dir.is_absolute() else (cwd / data_dir)
+    """The data dir relative to the work tree: the session's files are committed, so they must be inside it.
+
+    A relative one is taken from ``cwd`` when it exists there, else from the repository root (as ``say``
+    and ``tool`` do): a build started in a subdirectory must resume the session kept at the top, not
+    start a second one in the subdirectory and commit it on the same branch.
+    """
+    base = cwd if data_dir.is_absolute() or (cwd / data_dir).is_dir() else root
+    absolute = base / data_dir  # an absolute data_dir replaces base
     try:
         rel = absolute.resolve().relative_to(root)
     except ValueError:

@@ -53,10 +53,31 @@ def session_name_from_spec(spec: str | os.PathLike[str]) -> str:
 
 
 def data_dir_from(flag: str | None, root: Path | None = None) -> Path:
-    """``--data-dir`` flag, else ``ITERATR_DATA_DIR``, else ``.iteratr``; relative to ``root`` (default cwd)."""
+    """``--data-dir`` flag, else ``ITERATR_DATA_DIR``, else ``.iteratr``; relative to ``root``.
+
+    Without ``root``: the cwd when the directory exists there, else the top of the work tree around the
+    cwd, as ``build`` resolves it. A call from a subdirectory reaches the session; it never starts a
+    stray one there.
+    """
     raw = flag or os.environ.get("ITERATR_DATA_DIR") or DEFAULT_DATA_DIR
     path = Path(raw)
-    return path if path.is_absolute() else (root or Path.cwd()) / path
+    if path.is_absolute():
+        return path
+    if root is None:
+        cwd = Path.cwd()
+        root = cwd if (cwd / path).is_dir() else _work_tree_top(cwd)
+    return root / path
+
+
+def _work_tree_top(cwd: Path) -> Path:
+    """The nearest directory from ``cwd`` up holding ``.git`` (a file in a linked worktree), else ``cwd``.
+
+    Without git: ``iteratr tool`` must not pay for a ``git rev-parse`` on every call.
+    """
+    for folder in (cwd, *cwd.parents):
+        if (folder / ".git").exists():
+            return folder
+    return cwd
 
 
 def session_dir(data_dir: Path, name: str) -> Path:

@@ -411,6 +411,18 @@ def test_data_dir_flag(spec_repo: Path) -> None:
     assert "outside the repository" in out
 
 
+def test_build_from_a_subdirectory_resumes_the_session_at_the_top(spec_repo: Path) -> None:
+    # It used to take <subdir>/.iteratr as the data dir: a second, empty session on the same branch,
+    # planned again from #0, so iteration numbers repeated in `git log iteratr/SPEC`.
+    build(spec_repo, "--agent", fake_agent("follow"), "-i", "1", expect=3)
+    sub = spec_repo / "src"
+    sub.mkdir()
+    build(sub, "--spec", "../specs/SPEC.md", "--agent", fake_agent("follow"), "-i", "1", expect=3)
+    assert not (sub / ".iteratr").exists()
+    assert [c.n for c in commits(spec_repo, "iteratr/SPEC")] == ["0", "1"]
+    assert [e["type"] for e in read_events(spec_repo, "SPEC")].count("iteration.started") == 2
+
+
 def test_commit_goes_on_the_session_branch_even_if_the_agent_leaves_it(spec_repo: Path, tmp_path: Path) -> None:
     main_head = git(spec_repo, "rev-parse", "main")
     agent = fake_agent("follow", "detach", "follow", state_file=tmp_path / "state")

@@ -518,6 +518,18 @@ def test_data_dir_flag_and_environment(tmp_path: Path) -> None:
     assert not (work / ".iteratr").exists()
 
 
+def test_from_a_subdirectory_the_session_at_the_top_of_the_work_tree_is_used(repo: Path) -> None:
+    # build keeps .iteratr at the top of the work tree; a call from a subdirectory used to look for
+    # (and on a write, start) a second session in <subdir>/.iteratr.
+    tool(repo, "task-add", "--name", S, "--content", "at the top")
+    sub = repo / "src" / "deep"
+    sub.mkdir(parents=True)
+    assert [t["content"] for t in tj(sub, "task-list")] == ["at the top"]
+    tool(sub, "task-add", "--name", S, "--content", "from below")
+    assert [t["content"] for t in tj(repo, "task-list")] == ["at the top", "from below"]
+    assert not (sub / ".iteratr").exists() and not (repo / "src" / ".iteratr").exists()
+
+
 def test_works_in_a_fresh_clone_of_the_session_branch(repo: Path, tmp_path: Path) -> None:
     tool(repo, "task-batch-add", "--name", S, "--tasks", '[{"content": "a", "priority": 0}, {"content": "b"}]')
     tool(repo, "task-status", "--name", S, "--id", "TAS-1", "--status", "completed")
