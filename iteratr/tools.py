@@ -209,10 +209,18 @@ def task_next(state: State) -> tuple[Task | None, str]:
     if not state.tasks:
         return None, "no tasks yet: add them with task-add or task-batch-add"
     open_tasks = state.open_tasks()
-    if not open_tasks:
+    blocked = [t.id for t in state.tasks.values() if t.status == "blocked"]
+    if not open_tasks and not blocked:
         return None, "all tasks are done: call session-complete"
+    if not open_tasks:
+        return None, (
+            f"nothing left to do but blocked task(s) {', '.join(blocked)}: unblock one with "
+            "task-status --status remaining, or call session-complete if nothing more can be done"
+        )
     waiting = ", ".join(t.id for t in open_tasks)
-    return None, f"no task is ready: {waiting} wait on unfinished dependencies or are blocked"
+    verb = "waits" if len(open_tasks) == 1 else "wait"
+    also = f"; blocked: {', '.join(blocked)}" if blocked else ""
+    return None, f"no task is ready: {waiting} {verb} on unfinished dependencies{also}"
 
 
 def note_add(store: Store, content: str, note_type: str) -> dict[str, Any]:

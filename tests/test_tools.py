@@ -205,11 +205,18 @@ def test_task_next_says_why_there_is_nothing(tmp_path: Path) -> None:
     assert "no task is ready" in blocked
     assert "TAS-2" in blocked
 
+    assert "TAS-2 waits on unfinished dependencies; blocked: TAS-1" in blocked
+
     tj(tmp_path, "task-status", "--id", "TAS-2", "--status", "cancelled")
     assert tj(tmp_path, "task-next") is None
+    only_blocked = tool(tmp_path, "task-next", "--name", S).stdout
+    assert "nothing left to do but blocked task(s) TAS-1" in only_blocked  # not "all done"
+    assert "all tasks are done" not in only_blocked
+
+    tj(tmp_path, "task-status", "--id", "TAS-1", "--status", "completed")
     done = tool(tmp_path, "task-next", "--name", S).stdout
     assert "all tasks are done" in done
-    assert len({blocked, done}) == 2
+    assert len({blocked, only_blocked, done}) == 3
 
 
 # -- task-status, task-priority, task-depends ------------------------------------------------------
