@@ -24,7 +24,7 @@ class Attempt:
     outcome: str = "ok"  # ok | failed | timeout | interrupted
     error: str | None = None
     stop_reason: str | None = None
-    duration: float = 0.0
+    duration: float | None = 0.0  # None: not known (an iteration found unfinished after a kill)
     usage: dict[str, Any] | None = None
     model: str | None = None
     delivered: list[str] = field(default_factory=list)

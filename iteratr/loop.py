@@ -80,6 +80,7 @@ class BuildLoop:
         self._failure_text = ""
         self._turn_running = False
         self._model_reported = False
+        self._interrupt_reason = "interrupted by the user"
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -202,7 +203,7 @@ class BuildLoop:
 
         assert self.agent is not None
         if self.interrupted.is_set():  # Ctrl+C came during the hooks: don't start the turn
-            attempt.outcome, attempt.error = "interrupted", "interrupted by the user"
+            attempt.outcome, attempt.error = "interrupted", self._interrupt_reason
             return
         self._turn_running = True
         try:
@@ -220,7 +221,7 @@ class BuildLoop:
             self._turn_running = False
             self.out.flush_agent()
         if self.interrupted.is_set():
-            attempt.outcome, attempt.error = "interrupted", "interrupted by the user"
+            attempt.outcome, attempt.error = "interrupted", self._interrupt_reason
 
     def _classify(self, result: TurnResult, attempt: Attempt) -> None:
         attempt.stop_reason = result.stop_reason
@@ -288,6 +289,7 @@ class BuildLoop:
             kind=open_it.kind,
             outcome="interrupted",
             error="found unfinished at start-up (the previous run was killed)",
+            duration=None,  # it ran for some time, but nobody saw it end: say "?" rather than 0s
         )
         self.out.line(f"#{open_it.n} was left unfinished by an earlier run: recording it as interrupted", "warn")
         after = self._record_end(attempt)
@@ -484,9 +486,9 @@ class BuildLoop:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._on_signal)
+                loop.add_signal_handler(sig, self._on_signal, sig)
 
-    def _on_signal(self) -> None:
+    def _on_signal(self, sig: signal.Signals = signal.SIGINT) -> None:
         if self.interrupted.is_set():
             # Second Ctrl+C: leave now. Every event is already fsync'd; the next run closes the iteration.
             if self.agent is not None:
@@ -494,6 +496,7 @@ class BuildLoop:
             hooks_mod.kill_running()  # a hook's group is its own session: it would outlive us
             os._exit(EXIT_INTERRUPTED)
         self.interrupted.set()
+        self._interrupt_reason = "interrupted by the user" if sig == signal.SIGINT else f"interrupted by {sig.name}"
         self.out.line("interrupting: cancelling the turn and committing what exists (Ctrl+C again to quit now)", "warn")
         if self.agent is not None and self._turn_running:
             asyncio.get_running_loop().create_task(self.agent.cancel())

@@ -197,6 +197,7 @@ def test_cron_output_is_flushed_line_by_line_and_sigterm_exits_130(
     text = out.read_text()
     assert_plain_lines(text)
     assert "stopped: interrupted" in text
+    assert "#0 interrupted: interrupted by SIGTERM" in git(spec_repo, "log", "-1", "--format=%s", "iteratr/SPEC")
 
 
 # -- the log file --------------------------------------------------------------------------------------
