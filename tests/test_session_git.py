@@ -221,15 +221,17 @@ def test_detached_head(spec_repo: Path) -> None:
     _assert_nothing_written(spec_repo)
 
 
+def _conflicting_branches(repo: Path) -> None:
+    """``other`` and ``main`` change a.txt differently, so merging or rebasing one onto the other stops."""
+    for branch, text in (("other", "one"), ("main", "two")):
+        git(repo, "switch", "-q", *(["-c", branch] if branch == "other" else [branch]))
+        (repo / "a.txt").write_text(f"{text}\n")
+        git(repo, "add", "a.txt")
+        git(repo, "commit", "-q", "-m", text)
+
+
 def test_merge_in_progress(spec_repo: Path) -> None:
-    git(spec_repo, "switch", "-q", "-c", "other")
-    (spec_repo / "a.txt").write_text("one\n")
-    git(spec_repo, "add", "a.txt")
-    git(spec_repo, "commit", "-q", "-m", "one")
-    git(spec_repo, "switch", "-q", "main")
-    (spec_repo / "a.txt").write_text("two\n")
-    git(spec_repo, "add", "a.txt")
-    git(spec_repo, "commit", "-q", "-m", "two")
+    _conflicting_branches(spec_repo)
     merge = subprocess.run(["git", "merge", "other"], cwd=spec_repo, capture_output=True, text=True)
     assert merge.returncode != 0  # a conflict: the merge stays in progress
 
@@ -240,14 +242,7 @@ def test_merge_in_progress(spec_repo: Path) -> None:
 
 
 def test_rebase_in_progress(spec_repo: Path) -> None:
-    git(spec_repo, "switch", "-q", "-c", "other")
-    (spec_repo / "a.txt").write_text("one\n")
-    git(spec_repo, "add", "a.txt")
-    git(spec_repo, "commit", "-q", "-m", "one")
-    git(spec_repo, "switch", "-q", "main")
-    (spec_repo / "a.txt").write_text("two\n")
-    git(spec_repo, "add", "a.txt")
-    git(spec_repo, "commit", "-q", "-m", "two")
+    _conflicting_branches(spec_repo)
     git(spec_repo, "switch", "-q", "other")
     rebase = subprocess.run(["git", "rebase", "main"], cwd=spec_repo, capture_output=True, text=True)
     assert rebase.returncode != 0
