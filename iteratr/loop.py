@@ -104,9 +104,8 @@ class BuildLoop:
             stop_watch.set()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(watcher, 5)
-            if self.agent is not None:
-                await self.agent.close()
             if self.agent is not None:  # the session started: session_end runs however it ends
+                await self.agent.close()
                 await self._end_session()
 
     async def _iterate(self) -> int:
