@@ -147,7 +147,7 @@ class PeakRss:
 
 def run_build(path: Path, env: dict[str, str], iterations: int) -> tuple[int, float, int]:
     """Run the build; return (exit status, wall seconds, peak RSS of the iteratr process in KiB)."""
-    agent = [sys.executable, "-m", "iteratr.scripted_agent", "--mode", "ok"]
+    agent = [sys.executable, "-m", "iteratr.agent.scripted", "--mode", "ok"]
     cmd = [*iteratr_command(), "build", "--headless", "--spec", f"specs/{SESSION}.md", "--agent", shlex.join(agent)]
     cmd += ["-i", str(iterations)]
     start = time.perf_counter()

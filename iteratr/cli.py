@@ -102,7 +102,7 @@ def build(**flags: Any) -> int:
     Every iteration ends in one commit on the branch iteratr/NAME. Talk to the running agent by
     editing .iteratr/NAME/inbox.md or with `iteratr say`.
     """
-    from iteratr import buildcmd
+    from iteratr.commands import build as buildcmd
 
     return buildcmd.build(flags)
 
@@ -111,7 +111,7 @@ def build(**flags: Any) -> int:
 @click.option("--keep", is_flag=True, help="Keep the temporary repository and print its path.")
 def demo(keep: bool) -> int:
     """Run a complete session on a built-in example with a scripted agent (no network, no keys)."""
-    from iteratr import demo as demo_mod
+    from iteratr.commands import demo as demo_mod
 
     return demo_mod.run_demo(keep=keep)
 
@@ -122,7 +122,7 @@ def demo(keep: bool) -> int:
 @click.argument("text", nargs=-1)
 def say(name: str | None, data_dir: str | None, text: tuple[str, ...]) -> int:
     """Send a message to the agent: TEXT, or standard input when no TEXT is given."""
-    from iteratr import saycmd
+    from iteratr.commands import say as saycmd
 
     message = " ".join(text)
     if not text:
@@ -140,7 +140,7 @@ def say(name: str | None, data_dir: str | None, text: tuple[str, ...]) -> int:
 @click.option("--watch", is_flag=True, help="Redraw every 2 seconds until Ctrl+C, which ends it with exit status 0.")
 def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool) -> int:
     """Show a session: branch, lock, iterations, tasks, summaries, notes, messages, cost."""
-    from iteratr import statuscmd
+    from iteratr.commands import status as statuscmd
 
     return statuscmd.status(name=name, data_dir=data_dir, as_json=as_json, watch=watch, echo=click.echo)
 
@@ -150,7 +150,7 @@ def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool) -
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing file.")
 def gen_template(output: str, force: bool) -> int:
     """Write the default prompt template to a file, to customise it."""
-    from iteratr import prompt
+    from iteratr.run import prompt
 
     path = prompt.write_default_template(Path(output), force=force)
     click.echo(f"wrote the default template to {path}; use it with: iteratr build --template {path}")
@@ -175,7 +175,7 @@ def config_cmd(as_json: bool) -> int:
 @click.option("-f", "--force", is_flag=True, help="Start the file over instead of updating it.")
 def setup(project: bool, force: bool) -> int:
     """Choose the model and auto-commit once, interactively, and save them."""
-    from iteratr import wizard
+    from iteratr.commands import wizard
 
     return wizard.setup(project=project, force=force, echo=click.echo)
 
@@ -183,7 +183,7 @@ def setup(project: bool, force: bool) -> int:
 @root.command()
 def doctor() -> int:
     """Check Python, git, the agent (does it speak ACP?), the model, config, hooks and session state."""
-    from iteratr import doctor as doctor_mod
+    from iteratr.commands import doctor as doctor_mod
 
     return doctor_mod.run_doctor(echo=click.echo)
 

@@ -145,25 +145,31 @@ def _remote(value: object) -> str:
 KEYS: dict[str, Key] = {
     key.name: key
     for key in (
-        Key("model", str, "", "model id, e.g. anthropic/claude-sonnet-4; empty = the agent's default",
-            lambda v: _text(v).strip()),
+        Key(
+            "model",
+            str,
+            "",
+            "model id, e.g. anthropic/claude-sonnet-4; empty = the agent's default",
+            lambda v: _text(v).strip(),
+        ),
         Key("agent", str, "opencode acp", "ACP agent command line, split like a shell", _agent),
-        Key("auto_commit", bool, True, "commit the agent's work each iteration (off: only .iteratr state)",
-            _bool),
+        Key("auto_commit", bool, True, "commit the agent's work each iteration (off: only .iteratr state)", _bool),
         Key("data_dir", str, ".iteratr", "directory for session state", _nonempty_path),
         Key("log_level", str, "debug", "level of the log_file: debug, info, warn or error", _log_level),
         Key("log_file", str, "", "log file path; empty = no log file", _path),
         Key("iterations", int, 0, "iterations per run; 0 = no limit", lambda v: _whole(v, 0)),
         Key("headless", bool, False, "never ask questions or open the wizard", _bool),
         Key("template", str, "", "prompt template path; empty = built-in", _path),
-        Key("iteration_timeout", float, 1800, "seconds one iteration may take",
-            lambda v: _seconds(v, zero_ok=False)),
-        Key("idle_timeout", float, 600, "seconds the agent may stay silent",
-            lambda v: _seconds(v, zero_ok=False)),
-        Key("max_failures", int, 3, "consecutive failed iterations before build stops",
-            lambda v: _whole(v, 1)),
-        Key("retry_delay", float, 5, "seconds before the first retry; doubles each time",
-            lambda v: _seconds(v, zero_ok=True)),
+        Key("iteration_timeout", float, 1800, "seconds one iteration may take", lambda v: _seconds(v, zero_ok=False)),
+        Key("idle_timeout", float, 600, "seconds the agent may stay silent", lambda v: _seconds(v, zero_ok=False)),
+        Key("max_failures", int, 3, "consecutive failed iterations before build stops", lambda v: _whole(v, 1)),
+        Key(
+            "retry_delay",
+            float,
+            5,
+            "seconds before the first retry; doubles each time",
+            lambda v: _seconds(v, zero_ok=True),
+        ),
         Key("push", str, "", "git remote to push the session branch to; empty = no push", _remote),
     )
 }
@@ -305,9 +311,7 @@ def project_config_path(cwd: Path) -> Path:
     return Path(cwd) / CONFIG_NAME
 
 
-def load_config(
-    *, cwd: Path, env: Mapping[str, str] = os.environ, flags: Mapping[str, object] | None = None
-) -> Config:
+def load_config(*, cwd: Path, env: Mapping[str, str] = os.environ, flags: Mapping[str, object] | None = None) -> Config:
     """Resolve every key. Raises ConfigError for a bad file or env var, UsageError for a bad flag value."""
     values = {name: Resolved(key.default, "default") for name, key in KEYS.items()}
     global_path, project_path = global_config_path(env), project_config_path(cwd)

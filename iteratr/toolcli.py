@@ -189,7 +189,7 @@ def _run(argv: list[str]) -> int:
     session = opts["--name"] if "--name" in opts else os.environ.get("ITERATR_SESSION") or None
     if session is None:
         raise UsageError("no session given: pass --name S or set ITERATR_SESSION")
-    from iteratr.store import Store
+    from iteratr.session.store import Store
 
     store = Store(paths.data_dir_from(opts.get("--data-dir")), session)
     result, text = dispatch(name, store, opts)
@@ -204,7 +204,7 @@ def _run(argv: list[str]) -> int:
 
 def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[], str]]:
     """Run one subcommand: its JSON result, and how to say it in text (only made when asked for)."""
-    from iteratr import tools
+    from iteratr.session import ops as tools
 
     if name == "task-add":
         entry = {
@@ -234,8 +234,9 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[]
         return rec, lambda: f"recorded the summary of iteration #{rec['iteration']}"
     if name == "session-complete":
         rec = tools.session_complete(store)
-        return rec, lambda: (
-            f"session {store.name} is complete ({rec['tasks']} tasks); the loop stops after this iteration"
+        return (
+            rec,
+            lambda: f"session {store.name} is complete ({rec['tasks']} tasks); the loop stops after this iteration",
         )
     if name == "note-list":
         note_type = o.get("--type")
@@ -253,7 +254,8 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[]
         return task, lambda: f"{task_line(task)}\n({why})"
     if name == "note-list":
         notes = [n.to_dict() for n in state.notes if note_type is None or n.type == note_type]
-        return notes, lambda: "\n".join(
-            f"{n['id']} #{n['iteration']} {n['type']}: {n['content']}" for n in notes
-        ) or "no notes"
+        return (
+            notes,
+            lambda: "\n".join(f"{n['id']} #{n['iteration']} {n['type']}: {n['content']}" for n in notes) or "no notes",
+        )
     raise AssertionError(name)

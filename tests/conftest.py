@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,10 +117,10 @@ THREE_TASK_SPEC = """\
 
 
 def fake_agent(*modes: str, state_file: Path | None = None, models: str | None = None) -> str:
-    """The ``--agent`` command line of ``iteratr.scripted_agent``: one mode, or a per-prompt script."""
+    """The ``--agent`` command line of ``iteratr.agent.scripted``: one mode, or a per-prompt script."""
     import shlex
 
-    args = [sys.executable, "-m", "iteratr.scripted_agent"]
+    args = [sys.executable, "-m", "iteratr.agent.scripted"]
     if len(modes) == 1 and state_file is None:
         args += ["--mode", modes[0]]
     else:
@@ -148,3 +151,65 @@ def read_events(repo: Path, session: str = "SPEC") -> list[dict[str, object]]:
 
     path = repo / ".iteratr" / session / "events.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# -- builds in the background ---------------------------------------------------------------------
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Background:
+    """A real `iteratr build` running in the background, its output going to a file (never an unread pipe)."""
+
+    def __init__(self, args: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(
+                [*ITERATR_CMD, *args],
+                cwd=cwd,
+                env={**os.environ, **FAST_ENV, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def interrupt(self, timeout: float = 30) -> int:
+        """Ctrl+C, as a user would press it; returns the exit status."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def background(tmp_path: Path) -> Iterator[Callable[..., Background]]:
+    started: list[Background] = []
+
+    def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Background:
+        bg = Background(list(args), cwd, tmp_path / f"build-{len(started)}.out", env)
+        started.append(bg)
+        return bg
+
+    yield start
+    for bg in started:
+        bg.kill()

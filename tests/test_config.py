@@ -123,9 +123,7 @@ def test_layer_values_cover_every_key() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(LAYER_VALUES))
-def test_every_key_resolves_through_every_layer(
-    name: str, layout: tuple[Path, dict[str, str], Path]
-) -> None:
+def test_every_key_resolves_through_every_layer(name: str, layout: tuple[Path, dict[str, str], Path]) -> None:
     project, env, global_file = layout
     g, p, e, flag, flag_resolved = LAYER_VALUES[name]
     key = KEYS[name]
@@ -139,8 +137,13 @@ def test_every_key_resolves_through_every_layer(
     seen.append(load_config(cwd=project, env=env, flags={name: flag}))
 
     sources = [cfg.values[name].source for cfg in seen]
-    assert sources == ["default", f"global file {global_file}:1", "project file iteratr.yml:1", f"env {key.env}",
-                       f"flag {key.flag}"]
+    assert sources == [
+        "default",
+        f"global file {global_file}:1",
+        "project file iteratr.yml:1",
+        f"env {key.env}",
+        f"flag {key.flag}",
+    ]
     values = [cfg[name] for cfg in seen]
     assert all(a != b for a, b in itertools.pairwise(values)), f"each layer must change {name}: {values}"
     assert values[0] == key.default
@@ -188,9 +191,7 @@ def test_null_in_a_file_means_not_set(layout: tuple[Path, dict[str, str], Path])
     assert read_config_file(project / "iteratr.yml") == {}
 
 
-def test_empty_env_var_sets_text_keys_and_is_ignored_for_others(
-    layout: tuple[Path, dict[str, str], Path]
-) -> None:
+def test_empty_env_var_sets_text_keys_and_is_ignored_for_others(layout: tuple[Path, dict[str, str], Path]) -> None:
     project, env, _ = layout
     write(project / "iteratr.yml", "push: origin\niterations: 7\nheadless: true\n")
     env.update({"ITERATR_PUSH": "", "ITERATR_ITERATIONS": "", "ITERATR_HEADLESS": ""})
@@ -201,8 +202,19 @@ def test_empty_env_var_sets_text_keys_and_is_ignored_for_others(
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("true", True), ("TRUE", True), ("Yes", True), ("on", True), ("1", True),
-     ("false", False), ("False", False), ("NO", False), ("off", False), ("0", False), (" yes ", True)],
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("Yes", True),
+        ("on", True),
+        ("1", True),
+        ("false", False),
+        ("False", False),
+        ("NO", False),
+        ("off", False),
+        ("0", False),
+        (" yes ", True),
+    ],
 )
 def test_env_booleans(text: str, expected: bool, layout: tuple[Path, dict[str, str], Path]) -> None:
     project, env, _ = layout
@@ -257,9 +269,7 @@ def test_empty_and_comment_only_files_are_fine(layout: tuple[Path, dict[str, str
     assert all(r.source == "default" for r in cfg.values.values())
 
 
-def test_project_dir_that_is_the_global_dir_reads_the_file_once(
-    layout: tuple[Path, dict[str, str], Path]
-) -> None:
+def test_project_dir_that_is_the_global_dir_reads_the_file_once(layout: tuple[Path, dict[str, str], Path]) -> None:
     _, env, global_file = layout
     write(global_file, "iterations: 5\n")
     cfg = load_config(cwd=global_file.parent, env=env)
@@ -336,14 +346,20 @@ BAD_FILES = [
     ("Model: a\n", "1: unknown key 'Model': did you mean 'model'?"),
     ("auto-commit: true\n", "1: unknown key 'auto-commit': did you mean 'auto_commit'?"),
     ("# a list\n- model\n", "2: the file must be a mapping of keys to values (like 'iterations: 5'), not a list"),
-    ("just text\n",
-     "1: the file must be a mapping of keys to values (like 'iterations: 5'), not the value 'just text'"),
-    ("model: a\nagent: [x,\n", "3: invalid YAML: expected the node content, but found '<stream end>' "
-                              "(while parsing a flow node)"),
+    (
+        "just text\n",
+        "1: the file must be a mapping of keys to values (like 'iterations: 5'), not the value 'just text'",
+    ),
+    (
+        "model: a\nagent: [x,\n",
+        "3: invalid YAML: expected the node content, but found '<stream end>' (while parsing a flow node)",
+    ),
     ("model: 'open\n", "2: invalid YAML: found unexpected end of stream (while scanning a quoted scalar on line 1)"),
     ("model: a: b\n", "1: invalid YAML: mapping values are not allowed here"),
-    ("\tmodel: a\n", "1: invalid YAML: found character '\\t' that cannot start any token (while scanning for the "
-                     "next token)"),
+    (
+        "\tmodel: a\n",
+        "1: invalid YAML: found character '\\t' that cannot start any token (while scanning for the next token)",
+    ),
 ]
 
 
@@ -405,7 +421,7 @@ def test_bad_global_file_names_its_full_path(layout: tuple[Path, dict[str, str],
 
 
 def test_bad_file_is_reported_even_when_env_and_flag_override_the_key(
-    layout: tuple[Path, dict[str, str], Path]
+    layout: tuple[Path, dict[str, str], Path],
 ) -> None:
     project, env, _ = layout
     env["ITERATR_ITERATIONS"] = "3"
@@ -418,14 +434,26 @@ def test_bad_file_is_reported_even_when_env_and_flag_override_the_key(
     ("var", "value", "message"),
     [
         ("ITERATR_ITERATIONS", "lots", "environment variable ITERATR_ITERATIONS: 'lots' is not a whole number >= 0"),
-        ("ITERATR_HEADLESS", "maybe",
-         "environment variable ITERATR_HEADLESS: 'maybe' is not true or false (also accepted: yes/no, on/off, 1/0)"),
-        ("ITERATR_LOG_LEVEL", "loud",
-         "environment variable ITERATR_LOG_LEVEL: 'loud' is not one of debug, info, warn, warning, error"),
-        ("ITERATR_AGENT", "", "environment variable ITERATR_AGENT: '' is not a command line: it is empty "
-                              "(e.g. 'opencode acp')"),
-        ("ITERATR_IDLE_TIMEOUT", "-5",
-         "environment variable ITERATR_IDLE_TIMEOUT: '-5' is not a number of seconds > 0 (e.g. 90, 90s, 30m, 1h)"),
+        (
+            "ITERATR_HEADLESS",
+            "maybe",
+            "environment variable ITERATR_HEADLESS: 'maybe' is not true or false (also accepted: yes/no, on/off, 1/0)",
+        ),
+        (
+            "ITERATR_LOG_LEVEL",
+            "loud",
+            "environment variable ITERATR_LOG_LEVEL: 'loud' is not one of debug, info, warn, warning, error",
+        ),
+        (
+            "ITERATR_AGENT",
+            "",
+            "environment variable ITERATR_AGENT: '' is not a command line: it is empty (e.g. 'opencode acp')",
+        ),
+        (
+            "ITERATR_IDLE_TIMEOUT",
+            "-5",
+            "environment variable ITERATR_IDLE_TIMEOUT: '-5' is not a number of seconds > 0 (e.g. 90, 90s, 30m, 1h)",
+        ),
     ],
 )
 def test_bad_env_values_name_the_variable(
@@ -482,9 +510,11 @@ def test_write_updates_in_place_keeping_comments_and_order(tmp_path: Path) -> No
     path = write(tmp_path / "iteratr.yml", COMMENTED)
     write_config_file(path, {"model": "new/model", "auto_commit": True, "push": "origin"})
     text = path.read_text()
-    assert text == COMMENTED.replace('"old/model"', '"new/model"').replace(
-        "auto_commit: false", "auto_commit: true"
-    ) + "push: origin\n"
+    assert (
+        text
+        == COMMENTED.replace('"old/model"', '"new/model"').replace("auto_commit: false", "auto_commit: true")
+        + "push: origin\n"
+    )
     values = read_config_file(path)
     assert list(values) == ["iterations", "model", "auto_commit", "push"]
     assert values["model"] == ("new/model", 5)
@@ -524,7 +554,10 @@ def test_write_values_are_validated_and_quoted_when_needed(tmp_path: Path) -> No
     path = tmp_path / "iteratr.yml"
     write_config_file(path, {"model": "yes", "push": "", "agent": "python 'a b.py'", "idle_timeout": "10m"})
     assert read_config_file(path) == {
-        "model": ("yes", 2), "push": ("", 3), "agent": ("python 'a b.py'", 4), "idle_timeout": (600, 5)
+        "model": ("yes", 2),
+        "push": ("", 3),
+        "agent": ("python 'a b.py'", 4),
+        "idle_timeout": (600, 5),
     }
 
 

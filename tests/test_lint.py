@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -14,6 +14,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_is_clean() -> None:
     proc = _run("ruff", "check", "iteratr", "tests", "bench", "iteratr.py")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _run("ruff", "format", "--check", "iteratr", "tests", "bench", "iteratr.py")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

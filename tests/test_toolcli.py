@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ITERATR_CMD, run_cli
 
 from iteratr import toolcli
 from iteratr.errors import UsageError
+from tests.conftest import ITERATR_CMD, run_cli
 
 HEAVY = ("acp", "git", "jinja2", "watchfiles", "questionary", "click")
 
@@ -37,7 +37,11 @@ def imported_by(cwd: Path, *args: str) -> tuple[int, set[str]]:
     shim = ITERATR_CMD[-1]
     proc = subprocess.run(
         [sys.executable, "-c", PROBE.format(shim=shim, args=list(args))],
-        cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
     )
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     return report["code"], set(report["modules"])
@@ -63,8 +67,9 @@ def test_the_tool_path_imports_no_heavy_module(tmp_path: Path, args: tuple[str, 
     assert not set(HEAVY) & modules, sorted(set(HEAVY) & modules)
 
 
-@pytest.mark.parametrize("args", [("task-list", "--name", "S", "--json"), ("task-next", "--name", "S"),
-                                  ("note-list", "--name", "S")])
+@pytest.mark.parametrize(
+    "args", [("task-list", "--name", "S", "--json"), ("task-next", "--name", "S"), ("note-list", "--name", "S")]
+)
 def test_reads_import_neither_ruamel_nor_typing(tmp_path: Path, args: tuple[str, ...]) -> None:
     """Reads run from the snapshot: no YAML to write, and annotations need no typing at run time."""
     run_cli("tool", "task-add", "--name", "S", "--content", "seed", cwd=tmp_path)
@@ -83,7 +88,11 @@ def test_importtime_of_task_list_shows_no_heavy_module(tmp_path: Path) -> None:
     run_cli("tool", "task-add", "--name", "S", "--content", "seed", cwd=tmp_path)
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", *ITERATR_CMD[1:], "tool", "task-list", "--name", "S"],
-        cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     names = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult, git, run_cli
+
+from tests.conftest import CliResult, git, run_cli
 
 from .model_server import PLANNING_MARKER, ScriptedModelServer
 from .opencode_env import OpencodeEnv

@@ -1,0 +1,1 @@
+"""One module per CLI command: named, typed parameters in, an exit status out."""

@@ -1,0 +1,288 @@
+"""``iteratr doctor``: check what a build needs, one line per check, each failure with how to fix it.
+
+Checks, in order: Python, git, the current directory being a repository, the config files, the agent
+command on PATH (with its ``--version``, best effort), whether the agent really speaks ACP (started,
+``initialize`` and one ``session/new``, bounded by ``ITERATR_PROBE_TIMEOUT``, default 20 s), the model,
+the hooks file and the state of the current session(s).
+
+Each line starts with ``ok``, ``warn`` (worth knowing, not a failure), ``fail`` or ``skip`` (a check
+that needs an earlier one that failed). The exit status is 1 when any check fails, else 0.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from iteratr.errors import EXIT_FAILED, IteratrError
+
+if TYPE_CHECKING:
+    from iteratr.agent.runner import ProbeResult
+    from iteratr.config import Config
+
+Echo = Callable[[str], None]
+MIN_PYTHON = (3, 11)
+VERSION_TIMEOUT = 10.0
+_WIDTH = 6  # "ok", "warn", "fail", "skip" padded
+
+
+@dataclass
+class _Report:
+    echo: Echo
+    failed: int = 0
+    warned: int = 0
+
+    def ok(self, what: str, detail: str) -> None:
+        self._line("ok", what, detail, None)
+
+    def warn(self, what: str, detail: str, fix: str | None = None) -> None:
+        self.warned += 1
+        self._line("warn", what, detail, fix)
+
+    def fail(self, what: str, detail: str, fix: str | None) -> None:
+        self.failed += 1
+        self._line("fail", what, detail, fix)
+
+    def skip(self, what: str, detail: str) -> None:
+        self._line("skip", what, detail, None)
+
+    def _line(self, status: str, what: str, detail: str, fix: str | None) -> None:
+        self.echo(f"{status:<{_WIDTH}}{what}: {detail}")
+        if fix:
+            self.echo(f"{'':<{_WIDTH}}fix: {fix}")
+
+
+def run_doctor(
+    echo: Echo, *, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float | None = None
+) -> int:
+    """Run every check, print one line each (plus a fix hint), and return the exit status."""
+    from iteratr.agent import models
+
+    cwd = Path.cwd() if cwd is None else cwd
+    env = os.environ if env is None else env
+    timeout = models.probe_timeout(env) if timeout is None else timeout
+    report = _Report(echo)
+
+    _check_python(report)
+    root = _check_git(report, cwd, env)
+    cfg = _check_config(report, cwd, env)
+    argv = cfg.agent_argv
+    probed = None
+    if _check_agent_command(report, argv, cwd, env):
+        probed = _check_acp(report, argv, cwd, env, timeout)
+    else:
+        report.skip("agent speaks ACP", "not tried: the agent command is missing")
+    _check_model(report, cfg, probed)
+    _check_hooks(report, root or cwd)
+    _check_sessions(report, cfg, cwd, env)
+
+    if report.failed:
+        echo(f"doctor: {report.failed} check(s) failed" + (f", {report.warned} warning(s)" if report.warned else ""))
+        return EXIT_FAILED
+    echo("doctor: every required check passed" + (f" ({report.warned} warning(s))" if report.warned else ""))
+    return 0
+
+
+def _check_python(report: _Report) -> None:
+    version = ".".join(str(n) for n in sys.version_info[:3])
+    wanted = ".".join(str(n) for n in MIN_PYTHON)
+    if sys.version_info[:2] >= MIN_PYTHON:
+        report.ok("python", f"{version} ({sys.executable})")
+    else:
+        report.fail("python", f"{version} is too old; iteratr needs >= {wanted}", f"install Python >= {wanted}")
+
+
+def _check_git(report: _Report, cwd: Path, env: Mapping[str, str]) -> Path | None:
+    """git present, and the repository root this directory is in (None if none)."""
+    from iteratr.agent.models import run_quick
+
+    git = shutil.which("git", path=env.get("PATH"))
+    if git is None:
+        report.fail("git", "not found on PATH", "install git (https://git-scm.com/downloads)")
+        report.skip("git repository", "not checked without git")
+        return None
+    try:
+        _, out, _ = run_quick([git, "--version"], cwd=cwd, env=env, timeout=VERSION_TIMEOUT)
+        code, top, _ = run_quick([git, "rev-parse", "--show-toplevel"], cwd=cwd, env=env, timeout=VERSION_TIMEOUT)
+    except OSError as exc:
+        report.fail("git", f"{git} cannot run: {exc.strerror or exc}", "reinstall git")
+        return None
+    report.ok("git", out.strip() or git)
+    if code == 0 and top.strip():
+        report.ok("git repository", top.strip())
+        return Path(top.strip())
+    report.warn(
+        "git repository",
+        f"{cwd} is not inside a git repository",
+        "iteratr build needs one: `git init && git commit --allow-empty -m init`, or cd into your project",
+    )
+    return None
+
+
+def _check_config(report: _Report, cwd: Path, env: Mapping[str, str]) -> Config:
+    """The resolved config; on a bad file, a failure and the defaults (plus environment) for the checks after."""
+    from iteratr import config
+
+    files = [p for p in (config.global_config_path(env), config.project_config_path(cwd)) if p.exists()]
+    try:
+        cfg = config.load_config(cwd=cwd, env=env)
+    except IteratrError as exc:
+        report.fail("config", exc.message, "fix what the message names; `iteratr config` shows every value")
+        # The checks after this one still run, on the environment's settings and the defaults.
+        nowhere = "/nonexistent-iteratr-dir"
+        only_env = {k: v for k, v in env.items() if k.startswith(config.ENV_PREFIX)} | {"XDG_CONFIG_HOME": nowhere}
+        try:
+            return config.load_config(cwd=Path(nowhere), env=only_env)
+        except IteratrError:
+            return config.Config({n: config.Resolved(k.default, "default") for n, k in config.KEYS.items()})
+    shown = ", ".join(str(p) for p in dict.fromkeys(files)) if files else "no config file (defaults)"
+    report.ok("config", f"valid: {shown}")
+    return cfg
+
+
+def _check_agent_command(report: _Report, argv: list[str], cwd: Path, env: Mapping[str, str]) -> bool:
+    from iteratr.agent.models import run_quick
+
+    what = "agent command"
+    path = shutil.which(argv[0], path=env.get("PATH")) if argv else None
+    if path is None:
+        report.fail(
+            what,
+            f"{argv[0] if argv else '(empty)'} not found (agent: {shlex.join(argv)})",
+            "install opencode (`npm install -g opencode-ai`), or name your ACP agent with "
+            "'agent:' in iteratr.yml, ITERATR_AGENT or --agent",
+        )
+        return False
+    try:
+        code, out, err = run_quick([path, "--version"], cwd=cwd, env=env, timeout=VERSION_TIMEOUT)
+    except OSError as exc:
+        report.fail(what, f"{path} cannot run: {exc.strerror or exc}", "check that it is an executable program")
+        return False
+    lines = [line.strip() for line in (out or err).splitlines() if line.strip()]
+    if code == 0 and lines:
+        version = f"`{Path(argv[0]).name} --version`: {lines[0][:80]}"
+    else:
+        version = "version unknown" + (" (--version timed out)" if code is None else "")
+    report.ok(what, f"{path} ({version})")
+    return True
+
+
+def _check_acp(
+    report: _Report, argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float
+) -> ProbeResult | None:
+    from iteratr.agent import models
+
+    what = "agent speaks ACP"
+    try:
+        result = models.probe_agent(argv, cwd=cwd, env=env, timeout=timeout)
+    except IteratrError as exc:
+        report.fail(
+            what,
+            str(exc),
+            f"run `{shlex.join(argv)}` by hand: it must be an ACP agent on stdio (for opencode: `opencode acp`); "
+            f"slow to start? raise ITERATR_PROBE_TIMEOUT (now {timeout:g} s)",
+        )
+        return None
+    except Exception as exc:  # an agent that answers nonsense must not crash the doctor
+        report.fail(what, f"unexpected {type(exc).__name__}: {exc}", f"is `{shlex.join(argv)}` an ACP agent?")
+        return None
+    offered = f"{len(result.models)} model(s) offered" if result.models else "no model choice offered"
+    current = f", default {result.current_model}" if result.current_model else ""
+    report.ok(what, f"{result.info.name} {result.info.version} ({offered}{current})")
+    return result
+
+
+def _check_model(report: _Report, cfg: Config, probed: ProbeResult | None) -> None:
+    what = "model"
+    model = cfg.model
+    if not model:
+        default = f" ({probed.current_model})" if probed is not None and probed.current_model else ""
+        report.warn(what, f"none configured: the agent's default{default} is used", "`iteratr setup` chooses one")
+        return
+    where = cfg.source("model")
+    if probed is None:
+        report.skip(what, f"{model} ({where}) not checked: the agent did not answer")
+    elif model in probed.models:
+        report.ok(what, f"{model} ({where}) is offered by the agent")
+    elif not probed.models:
+        report.fail(
+            what,
+            f"{model} ({where}) cannot be set: the agent offers no model choice over ACP",
+            "remove the model setting and configure the model in the agent itself",
+        )
+    else:
+        import difflib
+
+        close = difflib.get_close_matches(model, probed.models, n=3, cutoff=0.5)
+        if close:
+            listing = f"{len(probed.models)} models; did you mean {' or '.join(close)}?"
+        else:
+            listing = ", ".join(probed.models[:8]) + (", ..." if len(probed.models) > 8 else "")
+        report.fail(
+            what,
+            f"{model} ({where}) is not offered by the agent; it offers {listing}",
+            "`iteratr setup` picks one of them, or fix the model setting",
+        )
+
+
+def _check_hooks(report: _Report, root: Path) -> None:
+    from iteratr.run import hooks
+
+    try:
+        loaded = hooks.load_hooks(root)
+    except IteratrError as exc:
+        report.fail("hooks", exc.message, "fix the line named; the README's Hooks section shows the format")
+        return
+    if loaded is None:
+        report.ok("hooks", f"no {hooks.HOOKS_FILE} in {root}")
+    else:
+        report.ok("hooks", f"{loaded.path} is valid ({loaded.summary()})")
+
+
+def _check_sessions(report: _Report, cfg: Config, cwd: Path, env: Mapping[str, str]) -> None:
+    """The current session: the one whose branch is checked out, else $ITERATR_SESSION, else every one here."""
+    from iteratr import paths
+    from iteratr.agent.models import run_quick
+    from iteratr.session.store import Store
+
+    what = "session state"
+    data_dir = Path(cfg.data_dir)
+    data_dir = data_dir if data_dir.is_absolute() else cwd / data_dir
+    names: list[str] = []
+    try:
+        code, branch, _ = run_quick(["git", "symbolic-ref", "--short", "-q", "HEAD"], cwd=cwd, env=env, timeout=10)
+    except OSError:
+        code, branch = 1, ""
+    prefix = paths.branch_name("")
+    if code == 0 and branch.strip().startswith(prefix) and paths.NAME_RE.fullmatch(branch.strip()[len(prefix) :]):
+        names = [branch.strip()[len(prefix) :]]
+    elif env.get("ITERATR_SESSION"):
+        names = [env["ITERATR_SESSION"]]
+    else:
+        names = sorted(p.parent.name for p in data_dir.glob(f"*/{paths.EVENTS_FILE}"))
+    if not names:
+        report.ok(what, f"no session in {data_dir}")
+        return
+    for name in names:
+        store = Store(data_dir, name)
+        if not store.exists():
+            report.warn(what, f"{name}: no {paths.EVENTS_FILE} in {store.dir}", "is the data_dir setting right?")
+            continue
+        try:
+            state = store.load()
+        except IteratrError as exc:
+            report.fail(
+                what,
+                f"{name}: {exc}",
+                f"earlier good copies of {paths.EVENTS_FILE} are in `git log {paths.branch_name(name)}`",
+            )
+            continue
+        done = sum(1 for t in state.tasks.values() if t.status == "completed")
+        status = "complete" if state.complete else f"{done}/{len(state.tasks)} tasks done"
+        report.ok(what, f"{name}: readable ({status}, {len(state.iterations)} iteration(s))")

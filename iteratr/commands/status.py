@@ -1,0 +1,392 @@
+"""``iteratr status``: what a session is doing, read without disturbing the run.
+
+A session lives on the branch ``iteratr/S``. Status reads its event log from the freshest place it
+can find, in this order:
+
+1. the files of the worktree that has ``iteratr/S`` checked out (a ``--worktree`` run, or this very
+   checkout when it is on that branch): a running build writes there first and commits after;
+2. the branch itself (``git cat-file blob iteratr/S:<data_dir>/S/events.jsonl``): the last commit.
+
+So it works from any checkout of the repository while a run goes on elsewhere. Whether a run is
+going on comes from the session lock (``iteratr.runlock``), which every worktree shares.
+
+Nothing here takes a lock or writes a file: status is safe to run (and ``--watch``) at any time. It
+uses the git binary directly rather than GitPython and imports no agent or template code, so it
+answers quickly.
+
+``--watch`` redraws the text view every ``WATCH_INTERVAL`` seconds until Ctrl+C, which ends it with
+exit status 0: stopping a dashboard is its normal end, not an interruption of work.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from iteratr import paths
+from iteratr.errors import GitError, IteratrError, UsageError
+from iteratr.session.state import TASK_STATUSES, Iteration, replay
+
+WATCH_INTERVAL = 2.0
+RECENT_ITERATIONS = 5
+NOTES_SHOWN = 5
+MESSAGES_SHOWN = 5
+
+Echo = Callable[..., Any]
+
+
+# -- git, through the binary: quick, and the same answers the user gets at a shell ---------------------
+
+
+def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH", hint="install git, then run again") from None
+    if check and proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().replace("\n", " ")
+        raise GitError(f"git {' '.join(args[:2])} failed: {detail}")
+    return proc
+
+
+class Repo:
+    """What status needs to know about the repository it runs in."""
+
+    def __init__(self, cwd: Path) -> None:
+        proc = _git(cwd, "rev-parse", "--show-toplevel", "--git-common-dir", check=False)
+        lines = proc.stdout.decode().splitlines()
+        if proc.returncode != 0 or len(lines) < 2:
+            raise GitError(
+                f"{cwd} is not in a git work tree", hint="cd into the repository whose sessions you want to see"
+            )
+        self.root = Path(lines[0]).resolve()
+        common = Path(lines[1])
+        self.common_dir = (common if common.is_absolute() else cwd / common).resolve()
+        self.worktrees = self._worktrees()
+
+    def _worktrees(self) -> dict[str, Path]:
+        """Branch -> work tree that has it checked out (this checkout included)."""
+        from iteratr.gitrepo import parse_worktree_list  # pure: no GitPython import
+
+        return parse_worktree_list(_git(self.root, "worktree", "list", "--porcelain").stdout.decode())
+
+    def sessions(self) -> list[str]:
+        """Names of the sessions with a branch; archived branches (``iteratr/S.archived-...``) are not sessions."""
+        out = _git(self.root, "for-each-ref", "--format=%(refname:short)", "refs/heads/iteratr/").stdout.decode()
+        names = [line.removeprefix("iteratr/") for line in out.splitlines() if line.startswith("iteratr/")]
+        return sorted(n for n in names if paths.NAME_RE.fullmatch(n))
+
+    def blob(self, ref: str, rel: str) -> bytes | None:
+        proc = _git(self.root, "cat-file", "blob", f"{ref}:{rel}", check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+
+def _data_rels(data_dir: str, repo: Repo, cwd: Path) -> list[Path]:
+    """Where the data dir may be, relative to a work tree: first the way ``iteratr build`` run here
+    resolves it (from the current directory), then, for a relative one, from the repository root, so
+    that status run from a subdirectory still finds sessions built at the top."""
+    raw = Path(data_dir)
+    rels: list[Path] = []
+    for absolute in [raw] if raw.is_absolute() else [cwd / raw, repo.root / raw]:
+        try:
+            rel = absolute.resolve().relative_to(repo.root)
+        except ValueError:
+            continue
+        if rel != Path(".") and rel not in rels:
+            rels.append(rel)
+    if not rels:
+        raise UsageError(f"data_dir {data_dir} is not a directory inside the repository {repo.root} (default .iteratr)")
+    return rels
+
+
+# -- reading one session ---------------------------------------------------------------------------
+
+
+def _parse(blob: bytes, label: str) -> list[dict[str, Any]]:
+    from iteratr.session.store import _parse_lines
+
+    # A line still being written by a live run is not torn: leave it for the next refresh, silently.
+    whole = blob[: blob.rfind(b"\n") + 1]
+    return _parse_lines(whole, 1, Path(label))[0]
+
+
+def _lock_state(repo: Repo, name: str) -> tuple[bool, dict[str, Any] | None]:
+    from iteratr.run import runlock
+
+    path = runlock.lock_path(repo.common_dir, name)
+    if not path.exists():  # never create lock files from status
+        return False, None
+    held = runlock.is_held(path)
+    return held, runlock.read_holder(path) if held else None
+
+
+def _read_log(repo: Repo, name: str, data_rels: list[Path]) -> tuple[str, Path | None, bytes | None, str]:
+    """The freshest copy of the session's log: (source, session dir on disk, bytes or None, label)."""
+    branch = paths.branch_name(name)
+    where = repo.worktrees.get(branch)
+    if where is not None:
+        for data_rel in data_rels:
+            log = where / data_rel / name / paths.EVENTS_FILE
+            if log.is_file():
+                return ("checkout" if where == repo.root else "worktree"), log.parent, log.read_bytes(), str(log)
+    for data_rel in data_rels:
+        rel = (data_rel / name / paths.EVENTS_FILE).as_posix()
+        blob = repo.blob(f"refs/heads/{branch}", rel)
+        if blob is not None:
+            return "branch", None, blob, f"{branch}:{rel}"
+    return "branch", None, None, f"{branch}:{(data_rels[0] / name / paths.EVENTS_FILE).as_posix()}"
+
+
+def collect(repo: Repo, name: str, data_rels: list[Path]) -> dict[str, Any]:
+    """Everything status shows about session ``name``, as JSON-ready data."""
+    branch = paths.branch_name(name)
+    where = repo.worktrees.get(branch)
+    source, session_dir, blob, label = _read_log(repo, name, data_rels)
+    events = _parse(blob or b"", label)
+    state = replay(events)
+    running, holder = _lock_state(repo, name)
+    pending = state.pending_messages()
+    inbox_text = False
+    if session_dir is not None and (session_dir / paths.INBOX_FILE).is_file():
+        from iteratr.run import inbox
+
+        inbox_text = inbox.has_text(session_dir)
+    iterations = sorted(state.iterations.values(), key=lambda it: it.n)
+    ended = [it for it in iterations if it.outcome is not None and it.kind != "manual"]
+    failures = [it for it in ended if it.outcome in ("failed", "timeout")]
+    in_progress = state.in_progress()
+    return {
+        "session": name,
+        "branch": branch,
+        "source": source,
+        "work_tree": str(where) if where is not None else None,
+        "log": label if blob is not None else None,
+        "log_missing": label if blob is None else None,
+        "complete": state.complete,
+        "running": running,
+        "holder": holder,
+        "iterations": len(ended),
+        "last_iteration": state.current_iteration if state.iterations else None,
+        "tasks": state.counts(),
+        "task_total": len(state.tasks),
+        "in_progress": in_progress.to_dict() if in_progress else None,
+        "recent": [_iteration_json(it) for it in iterations[-RECENT_ITERATIONS:]],
+        "notes": [n.to_dict() for n in state.notes],
+        "pending_messages": [m.to_dict() for m in pending],
+        "inbox_has_text": inbox_text,
+        "tokens": state.tokens or None,
+        "cost": state.cost if state.currency or state.cost else None,
+        "currency": state.currency,
+        "last_failure": _iteration_json(failures[-1]) if failures else None,
+        "last_activity": events[-1].get("ts") if events else None,
+    }
+
+
+def _iteration_json(it: Iteration) -> dict[str, Any]:
+    return {
+        "n": it.n,
+        "kind": it.kind,
+        "outcome": it.outcome,
+        "started": it.started_ts,
+        "ended": it.ended_ts,
+        "duration": it.duration,
+        "summary": it.summary,
+        "error": it.error,
+    }
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+
+
+def _epoch(ts: str | None) -> float | None:
+    if not ts:
+        return None
+    try:
+        return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def _ago(ts: str | None, now: float) -> str:
+    from iteratr.run.prompt import clock, duration_text
+
+    when = _epoch(ts)
+    if when is None:
+        return "?"
+    return f"{clock(ts)}, {duration_text(max(0.0, now - when))} ago"
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _progress(data: dict[str, Any]) -> str:
+    if data["complete"]:
+        return "complete"
+    done = data["tasks"].get("completed", 0)
+    return f"{done}/{data['task_total']} tasks done" if data["task_total"] else "not planned yet"
+
+
+def _iteration_line(it: dict[str, Any], running: bool, now: float) -> str:
+    from iteratr.run.prompt import duration_text
+
+    head = f"#{it['n']}" + (f" {it['kind']}" if it["kind"] != "main" else "")
+    outcome = it["outcome"]
+    if outcome is None:
+        if running:
+            return f"{head} running, started {_ago(it['started'], now)}"
+        return f"{head} unfinished, started {_ago(it['started'], now)}: its run is gone (the next build records it)"
+    label = {"timeout": "TIMED OUT", "failed": "FAILED", "interrupted": "interrupted"}.get(outcome, outcome)
+    line = f"{head} {label}, started {_ago(it['started'], now)}, took {duration_text(it['duration'])}"
+    detail = _first_line(it["summary"]) if outcome == "ok" else _first_line(it["error"])
+    if outcome != "ok" and it["summary"]:
+        detail += f" (summary: {_first_line(it['summary'])})"
+    return f"{line}: {detail}" if detail else line
+
+
+def render(data: dict[str, Any], now: float | None = None) -> list[str]:
+    """The text view of one session, one line per fact, no colour: it reads the same in a mail."""
+    from iteratr.run.runlock import describe
+
+    now = time.time() if now is None else now
+    lines = [f"session {data['session']} | branch {data['branch']} | {_progress(data)}"]
+    if data["running"]:
+        lines.append(f"running: yes, {describe(data['holder'])}")
+    else:
+        lines.append("running: no")
+    where = {"worktree": "worktree", "checkout": "this checkout"}.get(data["source"])
+    if where:
+        lines.append(f"read from: {where} {data['work_tree']} (live files)")
+    else:
+        lines.append(f"read from: branch {data['branch']} (its last commit)")
+    if data["log_missing"]:
+        lines.append(f"no event log at {data['log_missing']} (another --data-dir?)")
+    activity = f", last activity {_ago(data['last_activity'], now)}" if data["last_activity"] else ""
+    lines.append(f"iterations: {data['iterations']} done{activity}")
+    counts = data["tasks"]
+    shown = ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in TASK_STATUSES if counts.get(s))
+    lines.append(f"tasks: {shown} ({data['task_total']} in all)" if data["task_total"] else "tasks: none yet")
+    task = data["in_progress"]
+    if task:
+        lines.append(f"in progress: {task['id']}: {_first_line(task['content'])}")
+    if data["recent"]:
+        lines.append("recent iterations:")
+        lines += [f"  {_iteration_line(it, data['running'], now)}" for it in data["recent"]]
+    lines += _notes_lines(data["notes"])
+    lines += _message_lines(data["pending_messages"], data["inbox_has_text"], now)
+    if data["tokens"] or data["cost"] is not None:
+        usage = [f"{data['tokens']:,} tokens"] if data["tokens"] else []
+        if data["cost"] is not None:
+            usage.append(f"cost {data['cost']:.4f} {data['currency'] or ''}".rstrip())
+        lines.append("usage: " + ", ".join(usage))
+    failure = data["last_failure"]
+    if failure:
+        lines.append(f"last failure: {_iteration_line(failure, False, now)}")
+    return lines
+
+
+def _notes_lines(notes: list[dict[str, Any]]) -> list[str]:
+    if not notes:
+        return []
+    which = f", the last {NOTES_SHOWN}" if len(notes) > NOTES_SHOWN else ""
+    lines = [f"notes ({len(notes)}{which}):"]
+    for n in notes[-NOTES_SHOWN:]:
+        lines.append(f"  {n['id']} [{n['type']}] #{n['iteration']}: {_first_line(n['content'])}")
+    return lines
+
+
+def _message_lines(messages: list[dict[str, Any]], inbox_text: bool, now: float) -> list[str]:
+    """Messages taken but not yet in a prompt, and text still sitting in inbox.md."""
+    if not messages and not inbox_text:
+        return []
+    lines = [f"pending messages: {len(messages)}" + (" + text in inbox.md" if inbox_text else "")]
+    for m in messages[-MESSAGES_SHOWN:]:
+        lines.append(f"  {m['id']} ({_ago(m['ts'], now)}): {_first_line(m['text'])}")
+    if inbox_text:
+        lines.append("  inbox.md holds text not taken yet (a running build takes it within a second)")
+    return lines
+
+
+def render_line(data: dict[str, Any], now: float | None = None) -> str:
+    """One line of the session list."""
+    now = time.time() if now is None else now
+    parts = [
+        data["session"],
+        "running" if data["running"] else "idle",
+        _progress(data),
+        f"{data['iterations']} iteration(s)",
+    ]
+    if data["last_activity"]:
+        parts.append(f"last activity {_ago(data['last_activity'], now)}")
+    if data["source"] == "worktree":
+        parts.append(f"worktree {data['work_tree']}")
+    return " | ".join(parts)
+
+
+# -- the command -------------------------------------------------------------------------------------
+
+
+def _view(repo: Repo, name: str | None, data_rels: list[Path], as_json: bool) -> str:
+    if name is None:
+        found = [collect(repo, s, data_rels) for s in repo.sessions()]
+        if as_json:
+            return json.dumps({"sessions": found}, indent=2, ensure_ascii=False)
+        if not found:
+            return "no sessions in this repository (`iteratr build` starts one)"
+        return "\n".join(render_line(d) for d in found)
+    data = collect(repo, name, data_rels)
+    return json.dumps(data, indent=2, ensure_ascii=False) if as_json else "\n".join(render(data))
+
+
+def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool, echo: Echo) -> int:
+    """Print one session (``name``) or the list of all sessions; with ``watch``, redraw until Ctrl+C."""
+    from iteratr import config
+
+    if watch and as_json:
+        raise UsageError("--watch redraws the text view; use --json without --watch (e.g. from a script's loop)")
+    cwd = Path.cwd()
+    cfg = config.load_config(cwd=cwd, flags={"data_dir": data_dir} if data_dir else None)
+    repo = Repo(cwd)
+    data_rels = _data_rels(cfg.data_dir, repo, cwd)
+    if name is not None:
+        paths.validate_session_name(name)
+        known = repo.sessions()
+        if name not in known:
+            raise UsageError(
+                f"no session {name!r} in this repository (no branch {paths.branch_name(name)}); "
+                + (f"sessions: {', '.join(known)}" if known else "none exists yet (`iteratr build` starts one)")
+            )
+    if not watch:
+        echo(_view(repo, name, data_rels, as_json))
+        return 0
+    clear = _can_clear()
+    try:
+        while True:
+            try:
+                body = _view(Repo(cwd), name, data_rels, False)
+            except IteratrError as exc:  # e.g. the branch was archived meanwhile: say so, keep watching
+                body = f"error: {exc}"
+            stamp = time.strftime("%H:%M:%S")
+            head = f"iteratr status at {stamp} (every {WATCH_INTERVAL:g}s; Ctrl+C to stop)"
+            echo(("\x1b[H\x1b[2J" if clear else "") + head + "\n" + body + ("" if clear else "\n"))
+            time.sleep(WATCH_INTERVAL)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _can_clear() -> bool:
+    """Redraw in place only on a real terminal; elsewhere frames follow one another as plain lines."""
+    if os.environ.get("TERM", "dumb") == "dumb":
+        return False
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False

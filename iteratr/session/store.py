@@ -1,0 +1,353 @@
+"""The session store: an append-only JSONL event log, its lock, and a snapshot cache.
+
+Files of a session S under the data dir (default ``.iteratr``)::
+
+    S/events.jsonl     the source of truth, committed on branch iteratr/S
+    S/tasks.yaml       a readable view of tasks and notes, rewritten after every change (iteratr.tasks_view)
+    S/cache/           snapshot of the replayed state (never committed; always rebuildable)
+
+Format of ``events.jsonl``: one JSON object per line, UTF-8, ``\\n``-terminated::
+
+    {"v": 1, "ts": "2026-11-24T04:40:00.123456Z", "type": "task.added", "iteration": 3, "data": {...}}
+
+``v`` is the schema version (this code writes and reads 1; a larger one is refused rather than
+misread). ``ts`` is UTC ISO-8601. ``iteration`` is the iteration the event belongs to. Types and
+their ``data``:
+
+=====================  ==============================================================================
+task.added             id, content, status, priority (0..4, 0 = lowest), depends_on (list of ids)
+task.status            id, status (remaining | in_progress | completed | blocked | cancelled)
+task.priority          id, priority
+task.depends           id, depends_on (one id; dependencies accumulate)
+note.added             id, content, type (learning | stuck | tip | decision)
+iteration.started      n, kind (planning | main | recovery)
+iteration.ended        n, outcome (ok | failed | timeout | interrupted), error?, stop_reason?,
+                       duration (s), usage? {input_tokens, output_tokens, total_tokens, cost, currency}
+iteration.summary      summary (for the event's ``iteration``)
+session.completed      (none)
+user.message           id (MSG-n), text, source? (inbox file taken), start?, end? (byte range)
+inbox.consumed         source, end (bytes of a taken inbox file consumed without a message)
+user.delivered         ids (message ids), iteration (the prompt they went into)
+hook.ran               hook, command, exit_status, timed_out, duration, task_id?
+=====================  ==============================================================================
+
+Ids (``TAS-n``, ``NOT-n``, ``MSG-n``) are assigned under the lock from the replayed state and are
+never reused. Every append is one ``write`` of whole lines, then ``fsync``, under an exclusive
+``flock`` on the log itself, so concurrent writers (the agent, its subagents, the user, a hook)
+never interleave, lose an event, or hand out the same id.
+
+A crash mid-write can leave a torn last line (no trailing newline). Readers skip it with a warning;
+the next writer truncates it away before appending. A bad line anywhere else is reported with its
+line number, never a traceback.
+
+Replaying 100,000 events on every ``iteratr tool`` call would be slow, so the replayed state is
+cached in ``cache/state.marshal`` with the byte offset it covers, the CRC-32 of the log up to that
+offset, and the log's inode, size and mtime when the snapshot was written. Snapshots are written
+only under the lock and only for the log as it is then, so while nothing but iteratr touches the
+log, a reader finds that stat unchanged and trusts the snapshot at the cost of one ``fstat``. When
+the stat differs (an append whose snapshot was lost, a ``git checkout``, an edit), the reader checks
+the CRC of the covered bytes: if they are unchanged it applies only the lines after the offset,
+otherwise it replays the whole log. Either way the state equals a full replay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import marshal
+import os
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from iteratr import paths
+from iteratr.errors import StoreError, UsageError
+from iteratr.session.state import Event, State, apply
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
+    from typing import Any
+
+SCHEMA_VERSION = 1
+_SNAPSHOT_VERSION = 3
+_LISTS = 4  # the leading lists of State.pack(), each marshalled on its own in the snapshot
+
+
+def utc_now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def make_event(type: str, data: dict[str, Any], iteration: int) -> Event:
+    return {"v": SCHEMA_VERSION, "ts": utc_now(), "type": type, "iteration": iteration, "data": data}
+
+
+def _parse_lines(blob: bytes, first_line_no: int, path: Path) -> tuple[list[Event], int]:
+    """Parse whole lines of ``blob``; return the events and the number of bytes consumed.
+
+    A last line without ``\\n`` is torn (a crash mid-write): it is not consumed, and a warning goes to stderr.
+    """
+    events: list[Event] = []
+    end = blob.rfind(b"\n") + 1
+    if end < len(blob):
+        print(
+            f"iteratr: warning: {path}: ignoring a torn last line ({len(blob) - end} bytes, "
+            "probably a crash mid-write); the next write repairs it",
+            file=sys.stderr,
+        )
+    if not end:
+        return events, 0
+    import json  # here: a reader whose snapshot is up to date has no line to parse and skips the import
+
+    for offset, raw in enumerate(blob[:end].splitlines()):
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw)
+            if not isinstance(event, dict) or "type" not in event:
+                raise ValueError("not an event object")
+            version = event.get("v", 1)
+            if version.__class__ is not int:  # compared below; a string would raise TypeError
+                raise ValueError(f"schema version {version!r} is not a whole number")
+        except ValueError as exc:
+            raise StoreError(
+                f"{path}:{first_line_no + offset}: invalid event line ({exc})",
+                hint="the log was edited by hand or by a merge; fix or remove that line, "
+                "or restore it with `git checkout -- <file>`",
+            ) from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}:{first_line_no + offset}: event schema v{event['v']} is newer than this iteratr "
+                f"understands (v{SCHEMA_VERSION})",
+                hint="upgrade iteratr",
+            )
+        events.append(event)
+    return events, end
+
+
+class Store:
+    """One session's event log. Cheap to construct; touches the disk only when asked."""
+
+    def __init__(self, data_dir: Path, name: str) -> None:
+        self.name = paths.validate_session_name(name)
+        self.data_dir = data_dir
+        self.dir = data_dir / name
+        self.events_path = self.dir / paths.EVENTS_FILE
+        self.tasks_path = self.dir / paths.TASKS_FILE
+        self._snapshot_path = self.dir / paths.CACHE_DIR / "state.marshal"
+        # The tasks.yaml cache (see iteratr.tasks_view.render), one marshalled entry per part of the file:
+        # reads never decode it, and a write re-encodes only the parts that changed.
+        self._view_blobs: dict[str, bytes] = {}
+        # Lists of the state as unpacked from the snapshot, with their marshalled bytes: a list that
+        # comes back from State.pack() as the very same object is unchanged and is not encoded again.
+        self._state_blobs: list[tuple[Any, bytes]] = []
+        # What the state last loaded covers: lines and bytes of the log, their CRC-32, and the file's end then.
+        self._lines = 0
+        self._offset = 0
+        self._crc = 0
+        self._end = 0
+
+    def exists(self) -> bool:
+        return self.events_path.exists()
+
+    def require(self) -> None:
+        """Raise a usage error naming the sessions that do exist, for reads of an unknown session."""
+        if self.exists():
+            return
+        found = ", ".join(sorted(p.parent.name for p in self.data_dir.glob(f"*/{paths.EVENTS_FILE}")))
+        raise UsageError(
+            f"no session {self.name!r} in {self.data_dir}; "
+            + (f"sessions there: {found}" if found else "none exists yet (iteratr build creates one)")
+        )
+
+    def create(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        gitignore = self.data_dir / ".gitignore"
+        if not gitignore.exists() or gitignore.read_text() != paths.DATA_DIR_GITIGNORE:
+            gitignore.write_text(paths.DATA_DIR_GITIGNORE)
+        if not self.events_path.exists():
+            self.events_path.touch()
+            self.write_view(State())
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def load(self) -> State:
+        """The current state, from the snapshot plus any newer lines (no lock: appends are atomic lines)."""
+        self.require()
+        with open(self.events_path, "rb") as f:
+            return self._load_from(f, save_snapshot=True)
+
+    def _load_from(self, f: Any, *, save_snapshot: bool) -> State:
+        state, offset, first_line, crc = self._read_snapshot(f)
+        f.seek(offset)
+        blob = f.read()
+        events, consumed = _parse_lines(blob, first_line, self.events_path)
+        for event in events:
+            apply(state, event)
+        done = memoryview(blob)[:consumed]
+        self._lines = first_line - 1 + blob.count(b"\n", 0, consumed)
+        self._offset = offset + consumed
+        self._crc = zlib.crc32(done, crc)
+        self._end = offset + len(blob)
+        if events and save_snapshot:
+            self._save_snapshot_if_current(state, f)
+        return state
+
+    def events(self) -> list[Event]:
+        """Every event in the log, in order (for status, history and tests)."""
+        self.require()
+        return _parse_lines(self.events_path.read_bytes(), 1, self.events_path)[0]
+
+    @staticmethod
+    def _stat(f: Any) -> tuple[int, int, int]:
+        st = os.fstat(f.fileno())
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _read_snapshot(self, f: Any) -> tuple[State, int, int, int]:
+        """The cached state, the log offset and line number it covers, and the CRC-32 of the log up to there."""
+        try:
+            snap = marshal.loads(self._snapshot_path.read_bytes())
+            if snap["version"] != _SNAPSHOT_VERSION:
+                raise ValueError("old snapshot")
+            offset, crc = snap["offset"], snap["crc"]
+            if self._stat(f) != snap["stat"]:
+                # Touched by something other than iteratr's own writes since: are the covered bytes still there?
+                f.seek(0)
+                covered = f.read(offset)
+                if len(covered) != offset or zlib.crc32(covered) != crc:
+                    raise ValueError("log rewritten since the snapshot")
+            blobs = snap["state"]
+            rows = [marshal.loads(blob) for blob in blobs[:_LISTS]]
+            state = State.unpack([*rows, *marshal.loads(blobs[_LISTS])])
+            self._state_blobs = list(zip(rows, blobs[:_LISTS], strict=True))
+            self._view_blobs = snap["view"] if isinstance(snap["view"], dict) else {}
+            return state, offset, snap["lines"] + 1, crc
+        except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError):
+            self._view_blobs, self._state_blobs = {}, []
+            return State(), 0, 1, 0
+
+    def _save_snapshot_if_current(self, state: State, f: Any) -> None:
+        """A reader caches what it replayed, unless a writer holds the lock or the log grew meanwhile."""
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # a writer is at work; it writes a newer snapshot itself
+        try:
+            if os.fstat(f.fileno()).st_size == self._end:
+                self._write_snapshot(state, f)
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _write_snapshot(self, state: State, f: Any) -> None:
+        """Cache ``state`` as covering the log up to ``self._offset``. Call with the lock held."""
+        snap = {
+            "version": _SNAPSHOT_VERSION,
+            "offset": self._offset,
+            "lines": self._lines,
+            "crc": self._crc,
+            "stat": self._stat(f),
+            "state": self._pack(state),
+            "view": self._view_blobs,
+        }
+        # A cache: losing it costs a replay, so no fsync; the rename keeps readers from seeing half a file.
+        with contextlib.suppress(OSError):
+            self._snapshot_path.parent.mkdir(exist_ok=True)
+            tmp = self._snapshot_path.with_name(f".state.{os.getpid()}.tmp")
+            tmp.write_bytes(marshal.dumps(snap))
+            os.replace(tmp, self._snapshot_path)
+
+    def _pack(self, state: State) -> list[bytes]:
+        packed = state.pack()
+        blobs = []
+        for i, rows in enumerate(packed[:_LISTS]):
+            if i < len(self._state_blobs) and self._state_blobs[i][0] is rows:
+                blobs.append(self._state_blobs[i][1])
+            else:
+                blobs.append(marshal.dumps(rows))
+        return [*blobs, marshal.dumps(packed[_LISTS:])]
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[Any]:
+        self.create()
+        with open(self.events_path, "r+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield f
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def transact(self, decide: Callable[[State], list[Event]]) -> tuple[State, list[Event]]:
+        """Under the lock: load state, let ``decide`` validate and return new events, append them durably.
+
+        ``decide`` raises (e.g. ``UsageError``) to refuse; then nothing is written.
+        """
+        if not self.exists() and not decide(State()):
+            return State(), []  # a refusal or a no-op must not create the session (decide raised or said so)
+        with self._locked() as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(0)
+            state = self._load_from(f, save_snapshot=False)
+            new = decide(state)
+            if not new:
+                return state, []
+            self._repair_torn_tail(f, size)
+            import json
+
+            payload = b"".join(json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in new)
+            start = f.seek(0, os.SEEK_END)
+            try:
+                # One write of whole lines: a reader never sees half an event, except after a crash mid-write.
+                written = os.write(f.fileno(), payload)
+                if written != len(payload):
+                    raise OSError(f"short write ({written} of {len(payload)} bytes)")
+                os.fsync(f.fileno())
+            except OSError as exc:
+                # Disk full or similar: take back the partial line so the log stays whole, and say so.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(f.fileno(), start)
+                raise StoreError(f"cannot append to {self.events_path}: {exc.strerror or exc}") from None
+            for event in new:
+                apply(state, event)
+            self.write_view(state)
+            if start == self._offset:  # else the log held bytes the state does not cover: no snapshot of it
+                self._offset, self._end = start + len(payload), start + len(payload)
+                self._lines += len(new)
+                self._crc = zlib.crc32(payload, self._crc)
+                self._write_snapshot(state, f)
+            return state, new
+
+    def append(self, *events: Event) -> State:
+        """Append events that need no validation against state (loop bookkeeping)."""
+        return self.transact(lambda _state: list(events))[0]
+
+    def _repair_torn_tail(self, f: Any, size: int) -> None:
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        blob = f.read()
+        keep = blob.rfind(b"\n") + 1
+        print(
+            f"iteratr: warning: {self.events_path}: removing a torn last line ({size - keep} bytes) before appending",
+            file=sys.stderr,
+        )
+        os.ftruncate(f.fileno(), keep)
+
+    def write_view(self, state: State) -> None:
+        from iteratr.session import tasks_view
+
+        old: dict[str, Any] = {}
+        for label, blob in self._view_blobs.items():
+            with contextlib.suppress(ValueError, EOFError, TypeError):
+                old[label] = marshal.loads(blob)
+        new = tasks_view.write(self.tasks_path, self.name, state, old)
+        self._view_blobs = {
+            label: self._view_blobs[label] if label in old and entry is old[label] else marshal.dumps(entry)
+            for label, entry in new.items()
+        }

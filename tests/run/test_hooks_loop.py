@@ -1,0 +1,486 @@
+"""Lifecycle hooks inside real builds: the real CLI, the scripted ACP agent, real shells and a real git repo.
+
+Each hook writes a marker line (``pre 2``, ``task 3 TAS-2`` ...) to a file outside the repository, and
+echoes a recognisable line that, with ``pipe_output``, must land in exactly the right prompt; the
+scripted agent appends every prompt it receives to ``FAKE_AGENT_PROMPT_LOG``. The order of hook runs is
+checked against the event log (``hook.ran`` between ``iteration.started``/``iteration.ended``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from iteratr.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USAGE
+from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, read_events, run_cli
+
+HOOKS_FILE = ".iteratr.hooks.yml"
+Hook = Mapping[str, Any]
+
+
+def write_hooks(repo: Path, hooks: Mapping[str, Sequence[Hook]]) -> None:
+    """Write and commit a hooks file on main; each command is JSON-quoted, which YAML reads as is."""
+    lines = ["version: 1", "hooks:"]
+    for hook_type, entries in hooks.items():
+        lines.append(f"  {hook_type}:")
+        for entry in entries:
+            lines.append(f"    - command: {json.dumps(entry['command'])}")
+            for key in ("timeout", "pipe_output"):
+                if key in entry:
+                    lines.append(f"      {key}: {json.dumps(entry[key])}")
+    (repo / HOOKS_FILE).write_text("\n".join(lines) + "\n")
+    git(repo, "add", HOOKS_FILE)
+    git(repo, "commit", "-q", "-m", "hooks")
+
+
+def marker(markers: Path, text: str) -> str:
+    """A command appending ``text`` (template variables allowed) to the markers file."""
+    return f'echo "{text}" >> {shlex.quote(str(markers))}'
+
+
+def read_markers(markers: Path) -> list[str]:
+    return markers.read_text().splitlines() if markers.exists() else []
+
+
+def read_prompts(log: Path) -> list[str]:
+    if not log.exists():
+        return []
+    return log.read_text().split("\n=====\n")[:-1]
+
+
+def timeline(repo: Path) -> list[tuple[Any, ...]]:
+    """The event log reduced to what hook ordering is about."""
+    out: list[tuple[Any, ...]] = []
+    for event in read_events(repo):
+        data: Any = event["data"]
+        if event["type"] == "iteration.started":
+            out.append(("started", data["n"]))
+        elif event["type"] == "iteration.ended":
+            out.append(("ended", data["n"], data["outcome"]))
+        elif event["type"] == "task.status" and data["status"] == "completed":
+            out.append(("completed", data["id"]))
+        elif event["type"] == "hook.ran":
+            if data["hook"] == "on_task_complete":
+                out.append(("hook", data["hook"], data["task_id"]))
+            elif data["hook"] in ("session_start", "session_end"):
+                out.append(("hook", data["hook"]))
+            else:
+                out.append(("hook", data["hook"], event["iteration"]))
+    return out
+
+
+def hook_events(repo: Path, hook: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = [cast(dict[str, Any], e["data"]) for e in read_events(repo) if e["type"] == "hook.ran"]
+    return [data for data in runs if data["hook"] == hook]
+
+
+def env_with(tmp_path: Path, **more: str) -> dict[str, str]:
+    return {**FAST_ENV, "FAKE_AGENT_PROMPT_LOG": str(tmp_path / "prompts.log"), **more}
+
+
+def assert_clean(repo: Path) -> None:
+    """Every hook.ran event is committed: a run never ends with a dirty session log (it blocks git switch)."""
+    assert git(repo, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def build(repo: Path, agent: str, *args: str, env: dict[str, str], expect: int | None = 0) -> Any:
+    return run_cli("build", "--headless", "--agent", agent, *args, cwd=repo, env=env, expect=expect)
+
+
+# -- when each hook fires, and where its piped output goes ----------------------------------------------
+
+
+def all_types(markers: Path) -> dict[str, list[Hook]]:
+    return {
+        "session_start": [{"command": marker(markers, "start") + "; echo START-OUT", "pipe_output": True}],
+        "pre_iteration": [
+            {"command": marker(markers, "pre {{iteration}}") + "; echo PRE-OUT-{{iteration}}", "pipe_output": True}
+        ],
+        "post_iteration": [
+            {"command": marker(markers, "post {{iteration}}") + "; echo POST-OUT-{{iteration}}", "pipe_output": True}
+        ],
+        "on_task_complete": [
+            {
+                "command": marker(markers, "task {{iteration}} {{task_id}}") + "; echo TASK-OUT-{{task_id}}",
+                "pipe_output": True,
+            }
+        ],
+        "on_error": [{"command": marker(markers, "error {{iteration}}") + "; echo ERROR-OUT", "pipe_output": True}],
+        "session_end": [{"command": marker(markers, "end") + "; echo END-OUT", "pipe_output": True}],
+    }
+
+
+def test_every_hook_fires_at_its_moment_and_pipes_into_the_right_prompt(spec_repo: Path, tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    write_hooks(spec_repo, all_types(markers))
+    result = build(spec_repo, fake_agent("follow"), "-i", "10", env=env_with(tmp_path))
+
+    assert "hooks: session_start (1), pre_iteration (1), post_iteration (1), session_end (1), " in result.stdout
+    assert "on_task_complete (1), on_error (1)" in result.stdout
+    assert read_markers(markers) == [
+        "start",
+        "pre 0",
+        "post 0",
+        "pre 1",
+        "post 1",
+        "task 1 TAS-1",
+        "pre 2",
+        "post 2",
+        "task 2 TAS-2",
+        "pre 3",
+        "post 3",
+        "task 3 TAS-3",
+        "end",
+    ]
+    # The same order in the event log, relative to the iterations and the task completions.
+    expected: list[tuple[Any, ...]] = [("hook", "session_start"), ("hook", "pre_iteration", 0)]
+    expected += [("started", 0), ("ended", 0, "ok"), ("hook", "post_iteration", 0)]
+    for n in (1, 2, 3):
+        expected += [("hook", "pre_iteration", n), ("started", n), ("completed", f"TAS-{n}"), ("ended", n, "ok")]
+        expected += [("hook", "post_iteration", n), ("hook", "on_task_complete", f"TAS-{n}")]
+    expected.append(("hook", "session_end"))
+    assert timeline(spec_repo) == expected
+
+    prompts = read_prompts(tmp_path / "prompts.log")
+    assert len(prompts) == 4
+    seen = [
+        sorted(token for token in ("START-OUT", "PRE-OUT-", "POST-OUT-", "TASK-OUT-", "END-OUT") if token in p)
+        for p in prompts
+    ]
+    assert seen[0] == ["PRE-OUT-", "START-OUT"]  # session_start is held for the first prompt only
+    assert "PRE-OUT-0" in prompts[0]
+    for n in (1, 2, 3):
+        assert f"PRE-OUT-{n}" in prompts[n] and f"POST-OUT-{n - 1}" in prompts[n]
+        assert "START-OUT" not in prompts[n]
+        assert all(f"PRE-OUT-{k}" not in prompts[n] for k in range(4) if k != n)
+        assert all(f"POST-OUT-{k}" not in prompts[n] for k in range(4) if k != n - 1)
+    assert "TASK-OUT" not in prompts[1]
+    assert "TASK-OUT-TAS-1" in prompts[2] and "TASK-OUT-TAS-2" not in prompts[2]
+    assert "TASK-OUT-TAS-2" in prompts[3] and "TASK-OUT-TAS-1" not in prompts[3]
+    assert not any("END-OUT" in p for p in prompts)  # session_end is never piped
+    # The section names the hook and says it succeeded.
+    assert "session_start hook succeeded (exit status 0)" in prompts[0]
+    assert "pre_iteration hook succeeded (exit status 0)" in prompts[1]
+    assert "post_iteration hook succeeded (exit status 0)" in prompts[1]
+    assert "on_task_complete hook succeeded (exit status 0)" in prompts[2]
+
+    runs = [e for e in read_events(spec_repo) if e["type"] == "hook.ran"]
+    for event in runs:
+        data: Any = event["data"]
+        assert data["exit_status"] == 0 and data["timed_out"] is False
+        assert isinstance(data["duration"], float | int) and data["duration"] >= 0
+        assert data["command"] in {entry[0]["command"] for entry in all_types(markers).values()}
+    assert_clean(spec_repo)
+
+
+@pytest.mark.parametrize("mode", ["crash", "empty"])
+def test_on_error_output_goes_into_the_retry_prompt_and_session_end_runs_at_the_failure_limit(
+    spec_repo: Path, tmp_path: Path, mode: str
+) -> None:
+    markers = tmp_path / "markers"
+    hooks = all_types(markers)
+    hooks["on_error"] = [
+        {
+            "command": marker(markers, "error {{iteration}}") + '; echo "ERROR-OUT {{iteration}}: {{error}}"; exit 4',
+            "pipe_output": True,
+        },
+        # The failed iteration is not committed yet: `git diff HEAD` (the README's example) still sees it.
+        {"command": "git status --porcelain --untracked-files=no", "pipe_output": True},
+    ]
+    write_hooks(spec_repo, hooks)
+    agent = fake_agent("follow", mode, state_file=tmp_path / "agent-state")
+    result = build(spec_repo, agent, "-i", "10", env=env_with(tmp_path, ITERATR_MAX_FAILURES="2"), expect=EXIT_FAILED)
+
+    assert read_markers(markers) == [
+        "start",
+        "pre 0",
+        "post 0",
+        "pre 1",
+        "post 1",
+        "error 1",
+        "pre 2",
+        "post 2",
+        "error 2",
+        "end",
+    ]
+    failed = [t for t in timeline(spec_repo) if t[0] == "ended" and t[2] != "ok"]
+    assert [t[1] for t in failed] == [1, 2]
+    errors = hook_events(spec_repo, "on_error")
+    assert [e["exit_status"] for e in errors] == [4, 0, 4, 0]
+    assert [e["hook"] for e in hook_events(spec_repo, "session_end")] == ["session_end"]
+    assert "hook on_error" in result.stdout and "exit 4" in result.stdout
+
+    prompts = read_prompts(tmp_path / "prompts.log")
+    assert len(prompts) == 3
+    assert "ERROR-OUT" not in prompts[1]
+    retry = prompts[2]
+    assert "ERROR-OUT 1: " in retry and "ERROR-OUT 2" not in retry
+    assert "on_error hook FAILED (exit status 4)" in retry
+    assert "Iteration #1" in retry
+    assert ".iteratr/SPEC/events.jsonl" in retry  # the on_error hook saw the uncommitted failed iteration
+    assert "END-OUT" not in "".join(prompts)
+    assert_clean(spec_repo)
+
+
+def test_session_end_runs_once_at_the_iterations_limit(spec_repo: Path, tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    write_hooks(spec_repo, all_types(markers))
+    build(spec_repo, fake_agent("follow"), "-i", "2", env=env_with(tmp_path), expect=EXIT_INCOMPLETE)
+    assert read_markers(markers) == ["start", "pre 0", "post 0", "pre 1", "post 1", "task 1 TAS-1", "end"]
+    assert timeline(spec_repo)[-1] == ("hook", "session_end")
+    assert_clean(spec_repo)
+
+
+def wait_for(condition: Any, what: str, proc: subprocess.Popen[str], deadline: float = 30) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"build exited {proc.returncode} while waiting for {what}\n{out}\n{err}")
+        if time.monotonic() > end:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"timed out waiting for {what}\n{out}\n{err}")
+        time.sleep(0.05)
+
+
+def start_build(repo: Path, agent: str, env: dict[str, str], *args: str, output: Any = None) -> subprocess.Popen[str]:
+    """The real CLI in the background; ``output``: a file for stdout and stderr (default: pipes)."""
+    return subprocess.Popen(
+        [*ITERATR_CMD, "build", "--headless", "--agent", agent, *args],
+        cwd=repo,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=output or subprocess.PIPE,
+        stderr=subprocess.STDOUT if output else subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_session_end_runs_once_after_ctrl_c(spec_repo: Path, tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    write_hooks(spec_repo, all_types(markers))
+    prompts = tmp_path / "prompts.log"
+    agent = fake_agent("follow", "hang", state_file=tmp_path / "agent-state")
+    proc = start_build(spec_repo, agent, env_with(tmp_path), "-i", "10")
+    # The agent has the second prompt: the turn is running.
+    wait_for(lambda: len(read_prompts(prompts)) >= 2, "the second prompt", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, f"{out}\n{err}"
+    assert read_markers(markers) == ["start", "pre 0", "post 0", "pre 1", "end"]
+    assert ("ended", 1, "interrupted") in timeline(spec_repo)
+    assert timeline(spec_repo)[-1] == ("hook", "session_end")
+    assert_clean(spec_repo)
+
+
+def test_a_second_ctrl_c_during_a_hook_kills_the_hook(spec_repo: Path, tmp_path: Path) -> None:
+    pid_file, out_file = tmp_path / "hook.pid", tmp_path / "build.out"
+    command = f"sleep 300 & echo $! > {shlex.quote(str(pid_file))}; wait"
+    write_hooks(spec_repo, {"pre_iteration": [{"command": command, "timeout": 300}]})
+    with out_file.open("w") as output:
+        proc = start_build(spec_repo, fake_agent("follow"), env_with(tmp_path), "-i", "10", output=output)
+        try:
+            wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the hook's pid", proc)
+            proc.send_signal(signal.SIGINT)  # the first waits for the hook (it says: Ctrl+C again to quit now)
+            wait_for(lambda: "interrupting" in out_file.read_text(), "the first Ctrl+C", proc)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == EXIT_INTERRUPTED, out_file.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    pid = int(pid_file.read_text())
+    end = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < end:  # SIGKILL is delivered asynchronously
+        time.sleep(0.05)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"the hook's child {pid} outlived iteratr")
+
+
+# -- on_task_complete: from whatever source, once --------------------------------------------------------
+
+
+def test_task_completed_by_the_user_during_a_build_fires_once(spec_repo: Path, tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    write_hooks(spec_repo, all_types(markers))
+    prompts = tmp_path / "prompts.log"
+    # Prompt 2 hangs until the iteration timeout; meanwhile the user completes TAS-3 from a shell.
+    agent = fake_agent("follow", "hang", "follow", state_file=tmp_path / "agent-state")
+    env = env_with(tmp_path, ITERATR_ITERATION_TIMEOUT="3", ITERATR_IDLE_TIMEOUT="3")
+    proc = start_build(spec_repo, agent, env, "-i", "10")
+    wait_for(lambda: len(read_prompts(prompts)) >= 2, "the second prompt", proc)
+    run_cli("tool", "task-status", "--name", "SPEC", "--id", "TAS-3", "--status", "completed", cwd=spec_repo)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, f"{out}\n{err}"
+
+    tasks = [m for m in read_markers(markers) if m.startswith("task ")]
+    assert tasks == ["task 1 TAS-3", "task 2 TAS-1", "task 3 TAS-2"]
+    assert read_markers(markers).index("task 1 TAS-3") == read_markers(markers).index("post 1") + 1
+    sent = read_prompts(prompts)
+    assert "TASK-OUT-TAS-3" not in sent[1]
+    assert "TASK-OUT-TAS-3" in sent[2] and "ERROR-OUT" in sent[2]  # the retry gets both
+    assert all("TASK-OUT-TAS-3" not in p for p in sent[3:])
+    assert_clean(spec_repo)
+
+
+def test_task_completed_by_the_user_between_runs_fires_once_into_the_next_prompt(
+    spec_repo: Path, tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    write_hooks(spec_repo, all_types(markers))
+    env = env_with(tmp_path)
+    build(spec_repo, fake_agent("follow"), "-i", "1", env=env, expect=EXIT_INCOMPLETE)  # planning only
+    run_cli("tool", "task-status", "--name", "SPEC", "--id", "TAS-2", "--status", "completed", cwd=spec_repo)
+    (tmp_path / "prompts.log").unlink()
+    build(spec_repo, fake_agent("follow"), "-i", "10", env=env)
+
+    tasks = [m for m in read_markers(markers) if m.startswith("task ")]
+    assert [t.split()[-1] for t in tasks] == ["TAS-2", "TAS-1", "TAS-3"]
+    sent = read_prompts(tmp_path / "prompts.log")
+    assert "TASK-OUT-TAS-2" in sent[0]  # the first prompt of the second run
+    assert all("TASK-OUT-TAS-2" not in p for p in sent[1:])
+    assert [e["task_id"] for e in hook_events(spec_repo, "on_task_complete")] == ["TAS-2", "TAS-1", "TAS-3"]
+    assert_clean(spec_repo)
+
+
+# -- safety: values are data, hooks are contained ---------------------------------------------------------
+
+
+def test_task_titles_never_run_in_a_hook(repo: Path, tmp_path: Path) -> None:
+    pwned = tmp_path / "pwned"
+    titles = [
+        f"$(touch {pwned}1)",
+        f"`touch {pwned}2`",
+        f'it\'s "quoted"; touch {pwned}3 && echo $HOME',
+    ]
+    (repo / "specs").mkdir()
+    (repo / "specs" / "SPEC.md").write_text("# Evil\n\n## Tasks\n" + "".join(f"- [ ] {t}\n" for t in titles))
+    git(repo, "add", "specs/SPEC.md")
+    git(repo, "commit", "-q", "-m", "spec")
+    bare, quoted, env_out = tmp_path / "bare", tmp_path / "quoted", tmp_path / "env"
+    write_hooks(
+        repo,
+        {
+            "on_task_complete": [
+                {"command": f"echo {{{{task_content}}}} >> {shlex.quote(str(bare))}"},
+                {"command": f'echo "{{{{task_id}}}}: {{{{task_content}}}}" >> {shlex.quote(str(quoted))}'},
+                {"command": f"printf '%s\\n' \"$ITERATR_TASK_CONTENT\" >> {shlex.quote(str(env_out))}"},
+            ]
+        },
+    )
+    build(repo, fake_agent("follow"), "-i", "10", env=env_with(tmp_path))
+
+    assert not list(tmp_path.glob("pwned*"))
+    assert bare.read_text().splitlines() == titles
+    assert quoted.read_text().splitlines() == [f"TAS-{i}: {t}" for i, t in enumerate(titles, 1)]
+    assert env_out.read_text().splitlines() == titles
+
+
+def alive(pid: int) -> bool:
+    """Running (not a zombie: an orphan may never be reaped by a container's init)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def test_a_hook_timeout_kills_its_grandchild_and_the_run_goes_on(spec_repo: Path, tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    inner = f"sleep 300 & echo $! > {shlex.quote(str(pid_file))}; wait"
+    write_hooks(
+        spec_repo,
+        {
+            "session_start": [
+                {"command": f"echo PARTIAL-OUTPUT; sh -c {shlex.quote(inner)}", "timeout": 1, "pipe_output": True}
+            ],
+            "session_end": [{"command": f"echo ended >> {shlex.quote(str(tmp_path / 'ended'))}"}],
+        },
+    )
+    result = build(spec_repo, fake_agent("follow"), "-i", "10", env=env_with(tmp_path))
+
+    pid = int(pid_file.read_text())
+    survived = alive(pid)
+    if survived:
+        os.kill(pid, signal.SIGKILL)  # don't leave it behind
+    assert not survived, "the hook's grandchild outlived its timeout"
+    assert "hook session_start" in result.stdout and "timed out" in result.stdout
+    [ran] = hook_events(spec_repo, "session_start")
+    assert ran["timed_out"] is True and ran["exit_status"] is None
+    first = read_prompts(tmp_path / "prompts.log")[0]
+    assert "session_start hook FAILED (timed out after 1s; output so far below)" in first
+    assert "PARTIAL-OUTPUT" in first
+    assert (tmp_path / "ended").read_text() == "ended\n"  # the run went on to its end
+
+
+def test_a_failing_hook_leaves_the_run_going(spec_repo: Path, tmp_path: Path) -> None:
+    write_hooks(
+        spec_repo,
+        {
+            "pre_iteration": [{"command": "echo LINT-BROKEN; exit 1", "pipe_output": True}],
+            "post_iteration": [{"command": "echo TESTS-BROKEN >&2; exit 7"}],
+        },
+    )
+    result = build(spec_repo, fake_agent("follow"), "-i", "10", env=env_with(tmp_path))
+
+    assert "the session is complete" in result.stdout
+    assert "hook post_iteration: echo TESTS-BROKEN >&2; exit 7 -> exit 7" in result.stdout
+    assert "TESTS-BROKEN" in result.stdout  # the failure's output is shown
+    assert [e["exit_status"] for e in hook_events(spec_repo, "post_iteration")] == [7] * 4
+    assert [e["exit_status"] for e in hook_events(spec_repo, "pre_iteration")] == [1] * 4
+    prompts = read_prompts(tmp_path / "prompts.log")
+    assert all("pre_iteration hook FAILED (exit status 1)" in p and "LINT-BROKEN" in p for p in prompts)
+    assert all("TESTS-BROKEN" not in p for p in prompts)  # not piped
+
+
+def test_no_hooks_file_means_no_hooks(spec_repo: Path, tmp_path: Path) -> None:
+    result = build(spec_repo, fake_agent("follow"), "-i", "1", env=env_with(tmp_path), expect=EXIT_INCOMPLETE)
+    assert "hooks: none" in result.stdout
+    assert not [e for e in read_events(spec_repo) if e["type"] == "hook.ran"]
+
+
+# -- invalid files stop the run before anything happens ---------------------------------------------------
+
+INVALID = {
+    "bad yaml": ("version: 1\nhooks:\n  pre_iteration:\n    - command: [unclosed\n", 5, "invalid YAML"),
+    "unknown type": ("version: 1\nhooks:\n  pre_iteratoin:\n    - command: ls\n", 3, "unknown hook type"),
+    "missing command": ("version: 1\nhooks:\n  post_iteration:\n    - timeout: 5\n", 4, "has no 'command'"),
+    "timeout 0": ("version: 1\nhooks:\n  pre_iteration:\n    - command: ls\n      timeout: 0\n", 5, "'timeout'"),
+    "timeout -1": ("version: 1\nhooks:\n  session_end:\n    - command: ls\n      timeout: -1\n", 5, "'timeout'"),
+    "unknown variable": (
+        "version: 1\nhooks:\n  on_task_complete:\n    - command: echo {{task_title}}\n",
+        4,
+        "unknown variable {{task_title}}",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+def test_an_invalid_hooks_file_stops_the_run_before_any_agent_starts(
+    spec_repo: Path, tmp_path: Path, case: str
+) -> None:
+    text, line, problem = INVALID[case]
+    (spec_repo / HOOKS_FILE).write_text(text)
+    git(spec_repo, "add", HOOKS_FILE)
+    git(spec_repo, "commit", "-q", "-m", "bad hooks")
+    head = git(spec_repo, "rev-parse", "HEAD")
+    result = build(spec_repo, fake_agent("follow"), "-i", "10", env=env_with(tmp_path), expect=EXIT_USAGE)
+
+    said = result.stdout + result.stderr
+    assert f"{HOOKS_FILE}:{line}: " in said and problem in said
+    assert "Traceback" not in said
+    assert not (tmp_path / "prompts.log").exists()
+    assert not (spec_repo / ".iteratr" / "SPEC" / "agent.log").exists()
+    assert git(spec_repo, "rev-parse", "HEAD") == head
+    assert git(spec_repo, "branch", "--show-current") == "main"
+    assert git(spec_repo, "branch", "--list", "iteratr/*") == ""
