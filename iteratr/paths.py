@@ -32,6 +32,7 @@ DATA_DIR_GITIGNORE = """\
 */*.lock
 */cache/
 */rejected/
+*.iteratr-tmp
 worktrees/
 # Itself too: a checkout that only hosts --worktree sessions shows no trace of iteratr. On a session
 # branch this file is committed anyway (iteratr adds it with --force; tracked files are never ignored).
@@ -65,11 +66,11 @@ def data_dir_from(flag: str | None, root: Path | None = None) -> Path:
         return path
     if root is None:
         cwd = Path.cwd()
-        root = cwd if (cwd / path).is_dir() else _work_tree_top(cwd)
+        root = cwd if (cwd / path).is_dir() else work_tree_top(cwd)
     return root / path
 
 
-def _work_tree_top(cwd: Path) -> Path:
+def work_tree_top(cwd: Path) -> Path:
     """The nearest directory from ``cwd`` up holding ``.git`` (a file in a linked worktree), else ``cwd``.
 
     Without git: ``iteratr tool`` must not pay for a ``git rev-parse`` on every call.

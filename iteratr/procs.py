@@ -1,0 +1,156 @@
+"""The one way iteratr starts and stops child processes: agent, hooks, probes, git and ``$EDITOR``.
+
+Every child starts in a new session, so it leads its own process group, and stopping it stops whatever it
+started too: SIGTERM to the whole group, then SIGKILL to what is left after a grace period. A child can
+therefore never outlive a timeout by leaving a grandchild behind in the group.
+
+Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+
+
+@dataclass(frozen=True)
+class Completed:
+    """What ``run`` returns. ``returncode`` is None when the command was stopped at its timeout."""
+
+    argv: tuple[str, ...]
+    returncode: int | None
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+
+def popen(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: int | IO[Any] | None = subprocess.DEVNULL,
+    stdout: int | IO[Any] | None = subprocess.PIPE,
+    stderr: int | IO[Any] | None = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session (its own process group). Raises OSError if it cannot start."""
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    input: bytes | None = None,
+    grace: float = KILL_GRACE,
+) -> Completed:
+    """Run ``argv`` to completion and capture its output; at ``timeout`` stop its whole group.
+
+    Raises OSError if it cannot start. Never raises for a non-zero exit: the caller reads ``returncode``.
+    """
+    proc = popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(proc, grace=grace)
+        out, err = proc.communicate()
+        return Completed(tuple(argv), None, out or b"", err or b"")
+    except BaseException:  # Ctrl+C while waiting: the child's group must not outlive us
+        stop(proc, grace=0)
+        raise
+    return Completed(tuple(argv), proc.returncode, out or b"", err or b"")
+
+
+def stop(proc: subprocess.Popen[bytes], *, grace: float = KILL_GRACE) -> None:
+    """SIGTERM the process's whole group, SIGKILL what is left after ``grace`` seconds, and reap it."""
+    pgid = proc.pid  # a new session makes the child the group leader
+    signal_group(pgid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+    deadline = time.monotonic() + grace
+    while True:
+        proc.poll()  # reap the leader so it does not count as alive
+        if not group_alive(pgid):
+            break
+        if time.monotonic() >= deadline:
+            signal_group(pgid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+
+
+async def stop_async(proc: asyncio.subprocess.Process, *, grace: float = KILL_GRACE) -> None:
+    """``stop`` for a child started with asyncio: the event loop keeps running while the group dies."""
+    pgid = proc.pid
+    signal_group(pgid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), grace)
+    deadline = time.monotonic() + grace
+    while group_alive(pgid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    if group_alive(pgid) or proc.returncode is None:
+        signal_group(pgid, signal.SIGKILL)
+    await proc.wait()
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to a process group that may already be gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in the group.
+
+    ``killpg(pgid, 0)`` also counts zombies, and reparented grandchildren stay zombies forever under an init
+    that does not reap (common in containers), so on Linux read the members' states from /proc.
+    """
+    proc_dir = Path("/proc")
+    if not (proc_dir / "self" / "stat").exists():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in os.scandir(proc_dir):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # state ppid pgrp ...; comm may contain spaces
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
