@@ -89,8 +89,9 @@ def build(flags: dict[str, Any]) -> int:
 
     from iteratr import session_branch as session_git
     from iteratr.run import inbox
-    from iteratr.run.loop import BuildLoop, Settings
+    from iteratr.run.loop import BuildLoop
     from iteratr.run.runlock import RunLock, describe, lock_path
+    from iteratr.run.settings import Settings
     from iteratr.session.store import Store
 
     # The lock comes before the branch is touched: a --reset or a switch must never pull the branch

@@ -17,8 +17,6 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iteratr.errors import (
@@ -33,6 +31,7 @@ from iteratr.errors import (
 from iteratr.run import hooks as hooks_mod
 from iteratr.run import inbox, prompt
 from iteratr.run.attempt import STOP_REASONS, Attempt, commit_message
+from iteratr.run.settings import Settings
 from iteratr.session.state import State, Task, id_number
 from iteratr.session.store import Store, make_event
 
@@ -43,28 +42,6 @@ if TYPE_CHECKING:
 
 MAX_BACKOFF = 300.0
 log = logging.getLogger("iteratr.agent")
-
-
-@dataclass
-class Settings:
-    session: str
-    work_tree: Path
-    data_dir: Path
-    spec_path: Path
-    agent_argv: list[str]
-    model: str | None
-    iterations: int  # 0 = no limit
-    iteration_timeout: float
-    idle_timeout: float
-    max_failures: int
-    retry_delay: float
-    auto_commit: bool
-    push: str  # remote name, "" = off
-    extra: str
-    templates: dict[str, prompt.Template]
-    hooks: hooks_mod.HooksConfig | None
-    binary: str
-    branch: str
 
 
 class BuildLoop:
