@@ -32,7 +32,7 @@ DATA_DIR_GITIGNORE = """\
 */*.lock
 */cache/
 */rejected/
-*.iteratr-tmp
+**/*.iteratr-tmp
 worktrees/
 # Itself too: a checkout that only hosts --worktree sessions shows no trace of iteratr. On a session
 # branch this file is committed anyway (iteratr adds it with --force; tracked files are never ignored).

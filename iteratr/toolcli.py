@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from iteratr import paths
+from iteratr import paths, text
 from iteratr.errors import UsageError
 
 TYPE_CHECKING = False
@@ -143,8 +143,7 @@ def parse(name: str, argv: list[str]) -> dict[str, Any]:
 
 
 def task_line(t: dict[str, Any]) -> str:
-    deps = f" (after {', '.join(t['depends_on'])})" if t["depends_on"] else ""
-    return f"{t['id']} [P{t['priority']}] {t['status']}: {t['content']}{deps}"
+    return text.task_line(t["id"], t["priority"], t["status"], t["content"], t["depends_on"])
 
 
 GROUP_ORDER = ("in_progress", "remaining", "blocked", "completed", "cancelled")

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from iteratr.errors import UsageError
+from iteratr.fsutil import atomic_write, atomic_writer, fsync_dir
 from iteratr.paths import INBOX_FILE
 
 INBOX_HEADER = (
@@ -89,7 +90,7 @@ def take(session_dir: Path, consumed: Mapping[str, int]) -> list[Taken]:
         except FileNotFoundError:
             pass  # replaced or removed between the check and the rename; the next take sees it
         else:
-            _fsync_dir(session_dir)  # a rename lost to power failure would re-take recorded text
+            fsync_dir(session_dir)  # a rename lost to power failure would re-take recorded text
     _create_with_header(inbox)
     taken = []
     for name in _taking_names(session_dir):
@@ -228,14 +229,6 @@ def _new_source(session_dir: Path) -> str:
     return f"{TAKING_PREFIX}{max(time.time_ns(), newest + 1)}-{os.getpid()}"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _read_from(path: Path, offset: int, limit: int) -> tuple[int, bytes, float]:
     """Bytes from ``offset`` (from 0 if the file shrank: it was rewritten in place), and the mtime after reading."""
     with path.open("rb") as f:
@@ -268,7 +261,8 @@ def _take_from(session_dir: Path, name: str, offset: int) -> Taken | None:
     end = start + len(data)
     if len(text.encode()) > MAX_MESSAGE_BYTES:
         rejected = _rejected_path(session_dir, name, start)
-        _write_atomic(rejected, data)
+        rejected.parent.mkdir(exist_ok=True)
+        atomic_write(rejected, data)
         return Taken(name, start, end, "", warning, rejected)
     return Taken(name, start, end, text, warning, None) if text else None
 
@@ -301,27 +295,15 @@ def _rejected_path(session_dir: Path, source: str, start: int) -> Path:
     return session_dir / REJECTED_DIR / f"{stamp}.{ns % 1_000_000_000:09d}Z-{start}.md"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _copy_aside(path: Path, start: int, dest: Path) -> int:
     """Copy ``path`` from ``start`` to its current end into ``dest``, in chunks; return the end offset."""
     dest.parent.mkdir(exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     end = start
-    with path.open("rb") as src, tmp.open("wb") as out:
+    with path.open("rb") as src, atomic_writer(dest) as fd:
         src.seek(start)
         while chunk := src.read(1 << 20):
-            out.write(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
             end += len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, dest)
     return end

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from iteratr.errors import ConfigError, UsageError
+from iteratr.fsutil import atomic_write
 from iteratr.session.state import Iteration, Message, State, id_number
+from iteratr.text import clock, task_line
+from iteratr.text import duration_text as duration_text  # old name: run/loop.py and run/attempt.py use it
 
 VARIABLES = {
     "session": "session name",
@@ -45,9 +48,7 @@ def builtin_source(kind: str) -> str:
 def write_default_template(path: Path, *, force: bool) -> Path:
     if path.exists() and not force:
         raise UsageError(f"{path} exists: pass --force to overwrite it, or choose another path with -o")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(builtin_source("default"), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, builtin_source("default"))
     return path
 
 
@@ -139,8 +140,7 @@ def render_tasks(state: State) -> str:
         return "(no tasks yet)"
     lines = []
     for task in sorted(state.tasks.values(), key=lambda t: id_number(t.id)):
-        deps = f" (after {', '.join(task.depends_on)})" if task.depends_on else ""
-        lines.append(f"- {task.id} [P{task.priority}] {task.status}: {task.content}{deps}")
+        lines.append("- " + task_line(task.id, task.priority, task.status, task.content, task.depends_on))
     counts = ", ".join(f"{n} {s}" for s, n in state.counts().items() if n)
     return "\n".join(lines) + f"\n({len(state.tasks)} tasks: {counts})"
 
@@ -150,20 +150,6 @@ def render_notes(state: State) -> str:
     if not notes:
         return "(no notes yet)"
     return "\n".join(f"- {n.id} [{n.type}, #{n.iteration}] {n.content}" for n in notes)
-
-
-def clock(ts: str | None) -> str:
-    """``2026-11-24T04:40:00.123456Z`` -> ``2026-11-24 04:40 UTC``."""
-    return f"{ts[:10]} {ts[11:16]} UTC" if ts else "?"
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def describe_iteration(it: Iteration) -> str:

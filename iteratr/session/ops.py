@@ -93,9 +93,8 @@ def require_task(state: State, raw_id: str) -> Task:
 def _new_tasks(state: State, entries: list[dict[str, Any]], iteration: int) -> list[Event]:
     """Validate every entry before making any event: a batch is all or nothing."""
     events: list[Event] = []
-    next_num = state.last_task_num + 1
     batch_ids: set[str] = set()
-    for index, entry in enumerate(entries):
+    for index, (entry, tid) in enumerate(zip(entries, state.new_task_ids(len(entries)), strict=True)):
         label = f"entry {index}: " if len(entries) > 1 or index else ""
         try:
             if not isinstance(entry, dict):
@@ -113,7 +112,6 @@ def _new_tasks(state: State, entries: list[dict[str, Any]], iteration: int) -> l
                 deps_raw = [deps_raw]
             if not isinstance(deps_raw, list):
                 raise UsageError("depends_on must be a list of task ids")
-            tid = f"TAS-{next_num}"
             deps: list[str] = []
             for raw in deps_raw:
                 dep = normalise_id(str(raw))
@@ -128,7 +126,6 @@ def _new_tasks(state: State, entries: list[dict[str, Any]], iteration: int) -> l
         data = {"id": tid, "content": content, "status": status, "priority": priority, "depends_on": deps}
         events.append(make_event("task.added", data, iteration))
         batch_ids.add(tid)
-        next_num += 1
     return events
 
 

@@ -196,9 +196,14 @@ class State:
         rows = self._iteration_rows
         return max(rows, key=lambda row: row[0]) if rows else None
 
+    # The state allocates every id, from what was recorded: callers never build one themselves.
     @property
     def next_task_id(self) -> str:
-        return f"TAS-{self.last_task_num + 1}"
+        return self.new_task_ids(1)[0]
+
+    def new_task_ids(self, count: int) -> list[str]:
+        """Ids for ``count`` tasks about to be added together, in order (numbers only grow: never reused)."""
+        return [f"TAS-{self.last_task_num + i}" for i in range(1, count + 1)]
 
     @property
     def next_note_id(self) -> str:
@@ -207,7 +212,11 @@ class State:
 
     @property
     def next_message_id(self) -> str:
-        return f"MSG-{len(self.messages) + 1}"
+        return self.new_message_ids(1)[0]
+
+    def new_message_ids(self, count: int) -> list[str]:
+        """Ids for ``count`` user messages about to be recorded together, in order."""
+        return [f"MSG-{len(self.messages) + i}" for i in range(1, count + 1)]
 
     @property
     def current_iteration(self) -> int:

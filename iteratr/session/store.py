@@ -64,6 +64,7 @@ from pathlib import Path
 
 from iteratr import paths
 from iteratr.errors import StoreError, UsageError
+from iteratr.fsutil import atomic_write
 from iteratr.session.state import Event, State, apply
 
 TYPE_CHECKING = False
@@ -251,12 +252,10 @@ class Store:
             "state": self._pack(state),
             "view": self._view_blobs,
         }
-        # A cache: losing it costs a replay, so no fsync; the rename keeps readers from seeing half a file.
+        # A cache: losing it costs a replay, so not durable; the rename keeps readers from seeing half a file.
         with contextlib.suppress(OSError):
             self._snapshot_path.parent.mkdir(exist_ok=True)
-            tmp = self._snapshot_path.with_name(f".state.{os.getpid()}.tmp")
-            tmp.write_bytes(marshal.dumps(snap))
-            os.replace(tmp, self._snapshot_path)
+            atomic_write(self._snapshot_path, marshal.dumps(snap), durable=False)
 
     def _pack(self, state: State) -> list[bytes]:
         packed = state.pack()

@@ -18,11 +18,11 @@ ruamel. The tests compare the two on every kind of awkward text.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from iteratr.fsutil import atomic_write
 from iteratr.session.state import Note, State
 
 HEADER = "# Written by iteratr from events.jsonl after every change; edits here are overwritten.\n"
@@ -215,8 +215,6 @@ def render(name: str, state: State, cache: dict[str, Any] | None = None) -> tupl
 
 def write(path: Path, name: str, state: State, cache: dict[str, Any] | None) -> dict[str, Any]:
     text, new_cache = render(name, state, cache)
-    # Derived data, so no fsync; the rename means a reader (or `git add`) never sees half a file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    # Derived data, so not durable; the rename means a reader (or `git add`) never sees half a file.
+    atomic_write(path, text, durable=False)
     return new_cache
