@@ -1,20 +1,12 @@
 """The one exception root of iteratr, and the exit statuses it maps to.
 
-Core code raises these and never calls ``sys.exit``; the CLI's single error boundary
-(``iteratr.cli.main``) prints ``iteratr: error: <message>`` on one line and exits with
-``exit_code``. Anything that is not an ``IteratrError`` is a bug: the boundary logs its
-traceback to a file and says where.
+Core code raises these and never calls ``sys.exit``; the single error boundary (``iteratr.boundary``)
+prints ``iteratr: error: <message>`` on one line and exits with ``exit_code``. Anything that is not an
+``IteratrError`` is a bug: the boundary logs its traceback to a file and says where.
 
-Exit statuses (documented in the README and in ``iteratr build --help``):
-
-====  ==========================================================
-0     the session is complete (or the command did what was asked)
-1     the run failed (failure limit, agent cannot start, git error)
-2     bad usage, config, spec, template, id or session name
-3     stopped by ``--iterations`` with work left
-4     the session is locked by another run
-130   interrupted (Ctrl+C)
-====  ==========================================================
+``EXIT_STATUSES`` is the one table of exit statuses: ``iteratr build --help`` prints it, and a test holds
+the README's table to it. Kept free of heavy imports (no dataclasses, no typing): ``iteratr tool`` imports
+this on every call.
 """
 
 from __future__ import annotations
@@ -25,6 +17,33 @@ EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 EXIT_LOCKED = 4
 EXIT_INTERRUPTED = 130
+
+
+class ExitStatus:
+    """One row of the exit-status table: the code, its constant's name here, and what it means."""
+
+    __slots__ = ("code", "meaning", "name")
+
+    def __init__(self, code: int, name: str, meaning: str) -> None:
+        self.code, self.name, self.meaning = code, name, meaning
+
+    def __repr__(self) -> str:
+        return f"ExitStatus({self.code}, {self.name!r}, {self.meaning!r})"
+
+
+EXIT_STATUSES = (
+    ExitStatus(EXIT_OK, "EXIT_OK", "the session is complete (for other commands: done)"),
+    ExitStatus(EXIT_FAILED, "EXIT_FAILED", "the run failed (failure limit, agent cannot start, git error)"),
+    ExitStatus(
+        EXIT_USAGE,
+        "EXIT_USAGE",
+        "bad usage, config, spec, template, id or session name: nothing was written. "
+        "Also a model the agent refuses; that iteration is committed as failed first",
+    ),
+    ExitStatus(EXIT_INCOMPLETE, "EXIT_INCOMPLETE", "stopped by --iterations with work left"),
+    ExitStatus(EXIT_LOCKED, "EXIT_LOCKED", "the session is locked by another run"),
+    ExitStatus(EXIT_INTERRUPTED, "EXIT_INTERRUPTED", "interrupted (Ctrl+C or SIGTERM)"),
+)
 
 
 class IteratrError(Exception):
