@@ -85,6 +85,13 @@ class PlanEvent:
     entries: list[str]
 
 
+def timeout_message(kind: TimeoutKind, total: float | None, idle: float | None) -> str:
+    """How a turn stopped by a timeout is described (in the event log, the commit and the output)."""
+    if kind == "idle":
+        return f"agent was silent for {idle:g} s (idle_timeout); turn cancelled"
+    return f"turn ran past {total:g} s (iteration_timeout); turn cancelled"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Errors
 

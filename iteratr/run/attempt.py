@@ -1,18 +1,22 @@
-"""What one iteration came to, and the commit message that records it.
+"""What one iteration came to, decided in one place before anything is recorded.
 
-Kept apart from the loop because it is pure: the same attempt and states always give the same
-message, which is what ``git log iteratr/S`` shows a person.
+``classify`` turns what the agent's turn gave (a result or an error) into an outcome; the loop then
+adds the one rule that needs the state after the turn (a planning turn must add tasks) and records
+the iteration's end once. Kept apart from the loop because it is pure: the same result always gives
+the same outcome, which is easy to test without an agent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from iteratr.errors import IteratrError
-from iteratr.run import prompt
+from iteratr.agent.events import ModelError, TurnResult, TurnTimeout
+from iteratr.errors import AgentError, IteratrError
 from iteratr.run.hooks import HookResult
-from iteratr.session.state import State, id_number
+
+if TYPE_CHECKING:
+    from iteratr.session.state import State
 
 
 @dataclass
@@ -31,6 +35,17 @@ class Attempt:
     fatal: IteratrError | None = None  # an error that must end the run once the iteration is committed
     on_error: list[HookResult] = field(default_factory=list)  # piped, for the retry's prompt
 
+    def fail(self, outcome: str, error: str) -> None:
+        self.outcome, self.error = outcome, error
+
+    def end_data(self) -> dict[str, Any]:
+        """The ``iteration.ended`` event's data: outcome and duration always, the rest when known."""
+        data: dict[str, Any] = {"n": self.n, "outcome": self.outcome, "duration": self.duration}
+        for key in ("error", "stop_reason", "usage", "model"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data
+
 
 STOP_REASONS = {
     "max_tokens": "the model hit its output token limit (stop reason max_tokens)",
@@ -38,35 +53,43 @@ STOP_REASONS = {
     "refusal": "the model refused to continue (stop reason refusal)",
     "cancelled": "the agent cancelled the turn (stop reason cancelled)",
 }
+EMPTY_TURN = (
+    "the agent ended its turn without any output; check its credentials (API key) and the model"
+    " (--model), and see the agent's log"
+)
+PLANNED_NOTHING = "the planning iteration added no tasks"
 
 
-def commit_message(session: str, before: State, after: State, attempt: Attempt) -> str:
-    it = after.iterations.get(attempt.n)
-    summary = (it.summary or "").strip().splitlines()[0] if it and it.summary else ""
-    changes = []
-    for task in sorted(after.tasks.values(), key=lambda t: id_number(t.id)):
-        old = before.tasks.get(task.id)
-        if old is None:
-            changes.append(f"- {task.id} added ({task.status}): {task.content}")
-        elif old.status != task.status:
-            changes.append(f"- {task.id} {old.status} -> {task.status}: {task.content}")
-    if attempt.outcome == "ok":
-        what = summary or (f"planning: {len(after.tasks)} tasks" if attempt.kind == "planning" else "")
-        what = what or (changes[0][2:] if changes else "no summary recorded")
+def classify(attempt: Attempt, result: TurnResult) -> None:
+    """A turn that ended: only ``end_turn`` with some output (text or a tool call) is a success."""
+    attempt.stop_reason = result.stop_reason
+    attempt.model = result.model
+    if result.usage is not None:
+        u = result.usage
+        attempt.usage = {
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "total_tokens": u.total_tokens,
+            "cost": u.cost,
+            "currency": u.currency,
+        }
+    if result.stop_reason != "end_turn":
+        attempt.fail("failed", STOP_REASONS.get(result.stop_reason, f"the agent stopped with {result.stop_reason!r}"))
+    elif not result.text.strip() and result.tool_calls == 0:
+        attempt.fail("failed", EMPTY_TURN)
+
+
+def classify_error(attempt: Attempt, exc: AgentError) -> None:
+    """A turn that raised. A refused model also ends the run, once the iteration is committed."""
+    if isinstance(exc, TurnTimeout):
+        attempt.fail("timeout", str(exc))
     else:
-        label = {"timeout": "timed out", "interrupted": "interrupted"}.get(attempt.outcome, "failed")
-        what = f"{label}: {(attempt.error or '').splitlines()[0]}" if attempt.error else label
-    subject = f"iteratr({session}): #{attempt.n} {what}"
-    if len(subject) > 100:
-        subject = subject[:97] + "..."
-    body = [f"Outcome: {attempt.outcome}, {prompt.duration_text(attempt.duration)}"]
-    if summary and attempt.outcome != "ok":
-        body.append(f"Summary: {summary}")
-    if attempt.error and len(attempt.error) > 60:
-        body.append(f"Error: {attempt.error}")
-    if changes:
-        body += ["", "Tasks:", *changes]
-    if attempt.delivered:
-        body.append(f"User messages delivered: {', '.join(attempt.delivered)}")
-    trailers = [f"Iteratr-Session: {session}", f"Iteratr-Iteration: {attempt.n}"]
-    return "\n".join([subject, "", *body, "", *trailers]) + "\n"
+        attempt.fail("failed", str(exc))
+    if isinstance(exc, ModelError):
+        attempt.fatal = exc  # retrying cannot help: the user must pick another model
+
+
+def check_planning(attempt: Attempt, after: State) -> None:
+    """A planning turn that ended fine but planned nothing is a failure, so that it is retried."""
+    if attempt.kind == "planning" and attempt.outcome == "ok" and not after.tasks:
+        attempt.fail("failed", PLANNED_NOTHING)

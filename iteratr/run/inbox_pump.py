@@ -1,0 +1,93 @@
+"""The inbox pump: what the user saves into ``inbox.md`` becomes ``user.message`` events while a build runs.
+
+``run.inbox`` knows the files (taking, releasing, moving oversized text aside); this module is the
+glue between them, the event log and the screen. It takes at the loop's fixed points (start-up and
+before each prompt) and, through a watcher task, whenever the file changes, so a message saved
+during a long turn is printed at once and reaches the next prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from iteratr.run import inbox
+from iteratr.session.state import Event, State
+from iteratr.session.store import Store, make_event
+
+if TYPE_CHECKING:
+    from iteratr.output import Printer
+
+
+class InboxPump:
+    def __init__(self, store: Store, printer: Printer) -> None:
+        self.store = store
+        self.out = printer
+        self.session_dir = store.dir
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        """Take new text whenever the inbox changes, for as long as the block runs."""
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(inbox.watch(self.session_dir, self._on_change, stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(watcher, 5)
+
+    async def _on_change(self) -> None:
+        self.take()
+
+    def take(self) -> None:
+        """Record what the inbox holds. A file error is a warning, not the end of the run (nor of the
+        watcher, which calls this): nothing is recorded, so the next take tries the same text again."""
+        try:
+            self._take()
+        except OSError as exc:
+            self.out.warn(f"inbox: could not take new text, will try again: {exc}")
+
+    def _take(self) -> None:
+        state = self.store.load()
+        taken = inbox.take(self.session_dir, state.inbox_consumed)
+        if not taken:
+            # Taking files are deleted only after a grace period, so a later take with nothing new
+            # is what cleans up those left by an earlier one.
+            inbox.release(self.session_dir, state.inbox_consumed)
+            return
+        found: list[tuple[str, dict[str, Any]]] = []
+        for item in taken:
+            if item.warning:
+                self.out.warn(f"inbox: {item.warning}")
+            if item.rejected_path is not None:
+                self.out.warn(
+                    f"inbox: message over {inbox.MAX_MESSAGE_BYTES} bytes moved aside to {item.rejected_path}"
+                )
+            if item.text:
+                data = {"text": item.text, "source": item.source, "start": item.start, "end": item.end}
+                found.append(("user.message", data))
+            else:
+                found.append(("inbox.consumed", {"source": item.source, "end": item.end}))
+
+        def decide(s: State) -> list[Event]:
+            # A take recorded concurrently (the watcher and a fixed point) is never recorded twice.
+            fresh = [
+                (type_, data)
+                for type_, data in found
+                if type_ != "user.message" or s.inbox_consumed.get(data["source"], 0) < data["end"]
+            ]
+            ids = iter(s.new_message_ids(sum(1 for type_, _ in fresh if type_ == "user.message")))
+            return [
+                make_event(type_, {"id": next(ids), **data} if type_ == "user.message" else data, s.current_iteration)
+                for type_, data in fresh
+            ]
+
+        after, made = self.store.transact(decide)
+        for event in made:
+            if event["type"] == "user.message":
+                first_line = event["data"]["text"].strip().splitlines()[0]
+                self.out.line(f">>> message from the user ({event['data']['id']}): {first_line}", "user")
+        inbox.release(self.session_dir, after.inbox_consumed)

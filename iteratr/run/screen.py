@@ -1,0 +1,76 @@
+"""What a person sees of the loop: the headline and footer of each iteration, the agent's digest, the stop line.
+
+Pure rendering of the state and the attempt onto the Printer, apart from the loop so that the loop
+reads as control flow and the wording can be read (and changed) in one place. The event log and
+``--log-file`` get every agent event; the screen a readable digest of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from iteratr.agent.events import AgentText, PermissionEvent, ToolCallEvent
+from iteratr.run import prompt
+
+if TYPE_CHECKING:
+    from iteratr.output import Printer
+    from iteratr.run.attempt import Attempt
+    from iteratr.session.state import State, Task
+
+log = logging.getLogger("iteratr.agent")
+
+
+class Screen:
+    def __init__(self, printer: Printer, branch: str) -> None:
+        self.out = printer
+        self.branch = branch
+
+    def headline(self, state: State, attempt: Attempt, *, retry: bool) -> None:
+        if attempt.kind == "planning":
+            self.out.header(f"#{attempt.n} planning")
+            return
+        task = state.in_progress() or _next_task(state)
+        what = f" | {task.id}: {task.content}" if task else ""
+        self.out.header(f"#{attempt.n}{' (retry)' if retry else ''}{what}")
+
+    def footer(self, after: State, attempt: Attempt) -> None:
+        done = sum(1 for t in after.tasks.values() if t.status == "completed")
+        parts = [
+            f"#{attempt.n} {attempt.outcome}",
+            prompt.duration_text(attempt.duration),
+            f"tasks {done}/{len(after.tasks)} done",
+        ]
+        usage = attempt.usage or {}
+        if usage.get("total_tokens"):
+            parts.append(f"{usage['total_tokens']:,} tokens")
+        if usage.get("cost") is not None:
+            parts.append(f"cost {usage['cost']:.4f} {usage.get('currency') or ''}".rstrip())
+        style = "ok" if attempt.outcome == "ok" else "fail"
+        self.out.line("=== " + " | ".join(parts), style)
+        if attempt.error:
+            self.out.line(f"    {attempt.error}", style)
+
+    def model(self, model: str, *, chosen: bool) -> None:
+        source = "" if chosen else " (the agent's default)"
+        self.out.line(f"model: {model}{source}")
+
+    def final(self, reason: str) -> None:
+        self.out.line(f"stopped: {reason}. History: git log {self.branch}", "head")
+
+    def agent_event(self, event: object) -> None:
+        if log.isEnabledFor(logging.DEBUG):  # the --log-file gets every event; the screen a readable digest
+            log.debug("agent event: %.500r", event)
+        if isinstance(event, AgentText):
+            self.out.agent_text(event.text)
+        elif isinstance(event, ToolCallEvent) and event.final:
+            style = "tool" if event.status == "completed" else "fail"
+            self.out.line(f"  [tool] {event.title} -> {event.status}", style)
+        elif isinstance(event, PermissionEvent):
+            self.out.line(f"  [permission] {event.title}: {event.option}", "dim")
+
+
+def _next_task(state: State) -> Task | None:
+    from iteratr.session.ops import task_next
+
+    return task_next(state)[0]
