@@ -143,7 +143,10 @@ class FakeAgent:
             limits.append((self.iteration_timeout, "total"))
         if self.idle_timeout and self.idle_timeout > 0:
             limits.append((self.idle_timeout, "idle"))
-        at, kind = min(limits) if limits else (None, "total")
+        at: float | None = None
+        kind: TimeoutKind = "total"
+        if limits:
+            at, kind = min(limits)
         try:
             await asyncio.wait_for(self._cancelled.wait(), at)
         except TimeoutError:
