@@ -1,33 +1,35 @@
-"""The click command line. Each command parses, calls core code, and renders; nothing more.
+"""The click command line. Each command parses, calls ``iteratr.commands.<name>.run(...)``, returns its status.
 
-Core modules are imported inside the commands so that ``iteratr --help`` and ``iteratr say`` stay
+The options of ``iteratr build`` are made from the settings table (``iteratr.config.BUILD_OPTIONS``), and
+its ``--help`` epilog from the exit-status table (``iteratr.errors.EXIT_STATUSES``): neither is written
+here. Command modules are imported inside the commands so that ``iteratr --help`` and ``iteratr say`` stay
 quick. ``iteratr tool`` does not come through here at all (see ``iteratr.main``).
 """
 
 from __future__ import annotations
 
 import sys
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from iteratr import __version__
+from iteratr import __version__, config
 from iteratr.boundary import guarded
-from iteratr.errors import EXIT_INTERRUPTED, UsageError
-
-EXIT_STATUS_HELP = """\b
-Exit status:
-  0    the session is complete
-  1    the run failed (failure limit, agent cannot start, git error)
-  2    bad usage, config, spec or template
-  3    stopped by --iterations with work left
-  4    the session is locked by another run
-  130  interrupted (Ctrl+C or SIGTERM)"""
+from iteratr.commands.version import version_line
+from iteratr.errors import EXIT_INTERRUPTED, EXIT_STATUSES, UsageError
 
 
-def version_line() -> str:
-    return f"iteratr {__version__} (Python {sys.version.split()[0]})"
+def exit_status_help() -> str:
+    """The exit-status table as the epilog of ``iteratr build --help`` (``\\b``: click keeps its lines)."""
+    lines = ["\b", "Exit status:"]
+    for status in EXIT_STATUSES:
+        meaning = textwrap.wrap(status.meaning, width=70)  # fits an 80-column terminal
+        lines.append(f"  {status.code:<4} {meaning[0]}")
+        lines += [f"  {'':<4} {more}" for more in meaning[1:]]
+    return "\n".join(lines)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -37,9 +39,11 @@ def root() -> None:
 
 
 @root.command()
-def version() -> None:
+def version() -> int:
     """Show the version of iteratr and of Python."""
-    click.echo(version_line())
+    from iteratr.commands import version as version_cmd
+
+    return version_cmd.run()
 
 
 @root.command(
@@ -54,57 +58,53 @@ def tool(args: tuple[str, ...]) -> int:
     return toolcli.run(list(args))
 
 
+def _click_option(dest: str, option: config.Option) -> Callable[[Any], Any]:
+    """The click option for one row of the settings table. A config key's value is checked as it is parsed,
+    by the key's own validator, so a bad flag reads like a bad file: ``--iterations: 'lots' is not ...``."""
+    is_key = dest in config.KEYS
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: object) -> object:
+        return config.check_flag(dest, value) if is_key else value
+
+    common: dict[str, Any] = {"help": option.help, "callback": check}
+    if option.kind == "switch":  # a config key's switch left out is None: the config decides
+        return click.option(*option.names, dest, is_flag=True, default=None if is_key else False, **common)
+    if option.kind == "negatable":
+        return click.option(f"{option.long}/{option.negation}", dest, default=None, **common)
+    if option.kind == "optional":
+        metavar = f"[{option.metavar}]"
+        return click.option(
+            *option.names, dest, is_flag=False, flag_value=option.bare, default=None, metavar=metavar, **common
+        )
+    kind = click.Path(dir_okay=False) if option.kind == "path" else None
+    return click.option(*option.names, dest, type=kind, metavar=option.metavar, **common)
+
+
 def _build_options(fn: Any) -> Any:
-    options = [
-        click.option("-n", "--name", metavar="NAME", help="Session name (default: the spec file's stem)."),
-        click.option("-s", "--spec", type=click.Path(dir_okay=False), help="Spec file (default: specs/SPEC.md)."),
-        click.option(
-            "-t", "--template", type=click.Path(dir_okay=False), help="Prompt template (jinja2) of main iterations."
-        ),
-        click.option(
-            "-e", "--extra-instructions", "extra", metavar="TEXT", help="Extra instructions added to every prompt."
-        ),
-        click.option("-i", "--iterations", metavar="N", help="Iterations to run now; 0 = no limit."),
-        click.option(
-            "-m", "--model", metavar="MODEL", help="Model, as the agent names it (e.g. anthropic/claude-sonnet-4-5)."
-        ),
-        click.option("--agent", metavar="CMD", help='ACP agent command line (default: "opencode acp").'),
-        click.option("--headless", is_flag=True, default=None, help="Never ask questions or open a wizard."),
-        click.option(
-            "--auto-commit/--no-auto-commit",
-            default=None,
-            help="Commit the whole work tree each iteration (default), or only the session files.",
-        ),
-        click.option("--reset", is_flag=True, help="Archive the session's branch and start it afresh."),
-        click.option("--worktree", is_flag=True, help="Run in a linked git worktree; your checkout is untouched."),
-        click.option("--data-dir", metavar="DIR", help="Data directory (default: .iteratr)."),
-        click.option(
-            "--push",
-            "push",
-            is_flag=False,
-            flag_value="origin",
-            default=None,
-            metavar="[REMOTE]",
-            help="Push the session branch after each commit (to REMOTE, default origin).",
-        ),
-        click.option("--log-file", metavar="PATH", help="Also write a timestamped debug log of the run here."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
+    for dest, option in reversed(config.BUILD_OPTIONS.items()):
+        fn = _click_option(dest, option)(fn)
     return fn
 
 
-@root.command(epilog=EXIT_STATUS_HELP)
+@root.command(epilog=exit_status_help())
 @_build_options
-def build(**flags: Any) -> int:
+def build(**params: Any) -> int:
     """Run the agent iteration by iteration until the spec's tasks are done.
 
     Every iteration ends in one commit on the branch iteratr/NAME. Talk to the running agent by
     editing .iteratr/NAME/inbox.md or with `iteratr say`.
     """
-    from iteratr.commands import build as buildcmd
+    from iteratr.commands import build as build_cmd
 
-    return buildcmd.build(flags)
+    request = build_cmd.BuildRequest(**params)
+    if build_cmd.wants_wizard(request, Path.cwd()):
+        from iteratr.commands import wizard
+
+        asked = wizard.ask_build(request)
+        if asked is None:  # cancelled: the wizard said so, and nothing was written
+            return EXIT_INTERRUPTED
+        request = asked
+    return build_cmd.run(request)
 
 
 @root.command()
@@ -129,8 +129,7 @@ def say(name: str | None, data_dir: str | None, text: tuple[str, ...]) -> int:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("no message: give TEXT, or pipe the message on standard input")
         message = sys.stdin.buffer.read().decode("utf-8", errors="replace")
-    click.echo(saycmd.say(name=name, data_dir=data_dir, text=message))
-    return 0
+    return saycmd.run(name=name, data_dir=data_dir, text=message)
 
 
 @root.command()
@@ -142,7 +141,7 @@ def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool) -
     """Show a session: branch, lock, iterations, tasks, summaries, notes, messages, cost."""
     from iteratr.commands import status as statuscmd
 
-    return statuscmd.status(name=name, data_dir=data_dir, as_json=as_json, watch=watch, echo=click.echo)
+    return statuscmd.run(name=name, data_dir=data_dir, as_json=as_json, watch=watch)
 
 
 @root.command("gen-template")
@@ -150,34 +149,28 @@ def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool) -
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing file.")
 def gen_template(output: str, force: bool) -> int:
     """Write the default prompt template to a file, to customise it."""
-    from iteratr.run import prompt
+    from iteratr.commands import gen_template as gen_template_cmd
 
-    path = prompt.write_default_template(Path(output), force=force)
-    click.echo(f"wrote the default template to {path}; use it with: iteratr build --template {path}")
-    return 0
+    return gen_template_cmd.run(output=Path(output), force=force)
 
 
 @root.command("config")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def config_cmd(as_json: bool) -> int:
+def config_command(as_json: bool) -> int:
     """Show every resolved setting and where it came from."""
-    import json
+    from iteratr.commands import config as config_cmd
 
-    from iteratr import config
-
-    cfg = config.load_config(cwd=Path.cwd())
-    click.echo(json.dumps(cfg.to_json(), indent=2) if as_json else config.render_text(cfg))
-    return 0
+    return config_cmd.run(as_json=as_json)
 
 
 @root.command()
-@click.option("-p", "--project", is_flag=True, help="Write ./iteratr.yml instead of the global config.")
+@click.option("-p", "--project", is_flag=True, help="Write the project's iteratr.yml instead of the global config.")
 @click.option("-f", "--force", is_flag=True, help="Start the file over instead of updating it.")
 def setup(project: bool, force: bool) -> int:
     """Choose the model and auto-commit once, interactively, and save them."""
-    from iteratr.commands import wizard
+    from iteratr.commands import setup as setup_cmd
 
-    return wizard.setup(project=project, force=force, echo=click.echo)
+    return setup_cmd.run(project=project, force=force)
 
 
 @root.command()

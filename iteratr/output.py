@@ -26,6 +26,14 @@ def use_colour(stream: TextIO) -> bool:
         return False
 
 
+def is_interactive() -> bool:
+    """A person at a terminal: both standard input and output are ttys, so a question can be asked."""
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class Printer:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
@@ -52,6 +60,11 @@ class Printer:
 
     def info(self, text: str) -> None:
         self.line(text)
+
+    def text(self, text: str) -> None:
+        """Output as it is (JSON, a table, several lines): no style, not logged, one flushed write."""
+        self.flush_agent()
+        self._write(text)
 
     def warn(self, text: str) -> None:
         self.line(f"warning: {text}", "warn", logging.WARNING)

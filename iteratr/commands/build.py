@@ -2,6 +2,10 @@
 
 All bad input (config, spec, template, hooks file, git state) is refused here, before the branch is
 touched or any agent starts.
+
+What to build comes in as a ``BuildRequest``: the flags as given, one typed field per option of
+``iteratr build`` (``iteratr.config.BUILD_OPTIONS``). Without a spec on a terminal the CLI first asks the
+wizard (``iteratr.commands.wizard``) to fill the request in; this module never asks anything.
 """
 
 from __future__ import annotations
@@ -9,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.handlers
-import shlex
 import sys
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from iteratr import __version__, paths
-from iteratr.errors import GitError, UsageError
-from iteratr.output import Printer
+from iteratr import __version__, config, paths
+from iteratr.errors import UsageError
+from iteratr.output import Printer, is_interactive
 from iteratr.run import prompt
 
 DEFAULT_SPEC = Path("specs") / "SPEC.md"
-CONFIG_FLAGS = ("model", "agent", "auto_commit", "data_dir", "log_file", "iterations", "headless", "template", "push")
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
 
@@ -54,27 +57,70 @@ def setup_logging(log_file: str, level: int) -> None:
     logging.getLogger("iteratr").setLevel(level)
 
 
-def build(flags: dict[str, Any]) -> int:
-    from iteratr import config
+@dataclass(frozen=True)
+class BuildRequest:
+    """What ``iteratr build`` was asked to do: one field per flag, None where the flag was not given.
 
+    The fields are ``config.BUILD_OPTIONS``, in its order (a test holds them to it): first the flags that
+    say what to build, then those that set a config key, which override the lower config layers.
+    """
+
+    spec: str | None = None
+    name: str | None = None
+    extra: str | None = None
+    worktree: bool = False
+    reset: bool = False
+    model: str | None = None
+    agent: str | None = None
+    auto_commit: bool | None = None
+    data_dir: str | None = None
+    log_file: str | None = None
+    iterations: int | None = None
+    headless: bool | None = None
+    template: str | None = None
+    push: str | None = None
+
+    def config_flags(self) -> dict[str, object]:
+        """The flags that set config keys, for ``config.load_config``."""
+        return {name: getattr(self, name) for name in config.KEYS if name in _FIELDS}
+
+    def command_line(self) -> list[str]:
+        """The ``iteratr build`` command line that makes this request."""
+        argv = ["iteratr", "build"]
+        for name, option in config.BUILD_OPTIONS.items():
+            argv += option.argv(getattr(self, name))
+        return argv
+
+
+_FIELDS = frozenset(f.name for f in fields(BuildRequest))
+
+
+def load_config(request: BuildRequest, cwd: Path) -> config.Config:
+    return config.load_config(cwd=cwd, flags=request.config_flags())
+
+
+def wants_wizard(request: BuildRequest, cwd: Path) -> bool:
+    """No spec given, no default spec, and a person at a terminal who may be asked (not --headless)."""
+    if request.spec is not None or (cwd / DEFAULT_SPEC).exists():
+        return False
+    return is_interactive() and not load_config(request, cwd).headless
+
+
+def run(request: BuildRequest) -> int:
+    """``iteratr build``: the exit status of the run (see ``iteratr.errors.EXIT_STATUSES``)."""
     cwd = Path.cwd()
-    cfg = config.load_config(cwd=cwd, flags={k: flags[k] for k in CONFIG_FLAGS if flags.get(k) is not None})
+    cfg = load_config(request, cwd)
     setup_logging(cfg.log_file, cfg.log_level_number)
     out = Printer()
 
-    spec_arg = flags.get("spec")
-    if spec_arg is None and not (cwd / DEFAULT_SPEC).exists():
-        if not cfg.headless and sys.stdin.isatty() and sys.stdout.isatty():
-            from iteratr.commands import wizard
-
-            return wizard.build_wizard(flags)
+    if request.spec is None and not (cwd / DEFAULT_SPEC).exists():
         raise UsageError(
             f"no spec: {DEFAULT_SPEC} does not exist; pass --spec PATH"
             + (" (the wizard is off with --headless)" if cfg.headless else " (the wizard needs a terminal)")
         )
-    spec_path = (cwd / (spec_arg or DEFAULT_SPEC)).resolve()
+    spec_path = (cwd / (request.spec or DEFAULT_SPEC)).resolve()
     prompt.read_spec(spec_path)
-    name = paths.validate_session_name(flags["name"]) if flags.get("name") else paths.session_name_from_spec(spec_path)
+    name = paths.validate_session_name(request.name) if request.name else paths.session_name_from_spec(spec_path)
     template_path = Path(cfg.template).expanduser().resolve() if cfg.template else None
     templates = {"planning": prompt.load(None, "planning"), "main": prompt.load(template_path, "default")}
 
@@ -85,7 +131,7 @@ def build(flags: dict[str, Any]) -> int:
     repo = GitRepo.open(cwd)
     repo.check_ready()
     hooks_mod.load_hooks(repo.root)  # refuse a bad hooks file before the branch is touched
-    data_rel = _data_dir_in_tree(Path(cfg.data_dir), repo.root, cwd)
+    data_rel = paths.data_dir_in_tree(cfg.data_dir, repo.root, cwd)
 
     from iteratr import session_branch as session_git
     from iteratr.run import inbox
@@ -101,7 +147,7 @@ def build(flags: dict[str, Any]) -> int:
         if lock.stale:
             out.warn(f"took over the lock left by a run that is gone ({describe(lock.stale)})")
         work_tree, how = session_git.prepare(
-            repo, name, data_rel=data_rel, worktree=bool(flags.get("worktree")), reset=bool(flags.get("reset"))
+            repo, name, data_rel=data_rel, worktree=request.worktree, reset=request.reset
         )
         wt_repo = repo if work_tree == repo.root else GitRepo.open(work_tree)
         hooks = hooks_mod.load_hooks(work_tree)
@@ -111,27 +157,18 @@ def build(flags: dict[str, Any]) -> int:
         store = Store(data_dir, name)
         store.create()
         inbox_path = inbox.ensure_inbox(store.dir)
-        branch = paths.branch_name(name)
-        settings = Settings(
+        settings = Settings.resolve(
+            cfg,
             session=name,
             work_tree=work_tree,
             data_dir=data_dir,
             spec_path=spec_path,
-            agent_argv=cfg.agent_argv,
-            model=cfg.model or None,
-            iterations=cfg.iterations,
-            iteration_timeout=cfg.iteration_timeout,
-            idle_timeout=cfg.idle_timeout,
-            max_failures=cfg.max_failures,
-            retry_delay=cfg.retry_delay,
-            auto_commit=cfg.auto_commit,
-            push=cfg.push,
-            extra=flags.get("extra") or "",
+            extra=request.extra or "",
             templates=templates,
             hooks=hooks,
-            binary=shlex.join(binary_argv()),
-            branch=branch,
+            binary=binary_argv(),
         )
+        branch = settings.branch
         out.line(f"iteratr {__version__} | session {name} | branch {branch} ({how}) | work tree {work_tree}", "head")
         limit = str(cfg.iterations) if cfg.iterations else "no limit"
         out.line(
@@ -161,25 +198,6 @@ def _require_agent_binary(argv: list[str]) -> None:
         )
 
 
-def _data_dir_in_tree(data_dir: Path, root: Path, cwd: Path) -> Path:
-    """The data dir relative to the work tree: the session's files are committed, so they must be inside it.
-
-    A relative one is taken from ``cwd`` when it exists there, else from the repository root (as ``say``
-    and ``tool`` do): a build started in a subdirectory must resume the session kept at the top, not
-    start a second one in the subdirectory and commit it on the same branch.
-    """
-    base = cwd if data_dir.is_absolute() or (cwd / data_dir).is_dir() else root
-    absolute = base / data_dir  # an absolute data_dir replaces base
-    try:
-        rel = absolute.resolve().relative_to(root)
-    except ValueError:
-        raise UsageError(
-            f"data_dir {data_dir} is outside the repository {root}: the session's files are committed, "
-            "so use a directory inside it (default .iteratr)"
-        ) from None
-    if rel == Path("."):
-        raise UsageError("data_dir cannot be the repository root: use a subdirectory such as .iteratr")
-    return rel
-
-
-__all__ = ["GitError", "build"]
+def build(flags: dict[str, Any]) -> int:
+    """The old entry point, a dict of flags: kept for callers not yet moved to ``run(BuildRequest(...))``."""
+    return run(BuildRequest(**flags))

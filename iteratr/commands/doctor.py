@@ -135,12 +135,7 @@ def _check_config(report: _Report, cwd: Path, env: Mapping[str, str]) -> Config:
     except IteratrError as exc:
         report.fail("config", exc.message, "fix what the message names; `iteratr config` shows every value")
         # The checks after this one still run, on the environment's settings and the defaults.
-        nowhere = "/nonexistent-iteratr-dir"
-        only_env = {k: v for k, v in env.items() if k.startswith(config.ENV_PREFIX)} | {"XDG_CONFIG_HOME": nowhere}
-        try:
-            return config.load_config(cwd=Path(nowhere), env=only_env)
-        except IteratrError:
-            return config.Config({n: config.Resolved(k.default, "default") for n, k in config.KEYS.items()})
+        return config.config_without_files(env)
     shown = ", ".join(str(p) for p in dict.fromkeys(files)) if files else "no config file (defaults)"
     report.ok("config", f"valid: {shown}")
     return cfg

@@ -1,10 +1,18 @@
-"""The build loop's settings: frozen, typed, and complete before the loop starts."""
+"""The build loop's settings: frozen, typed, and complete before the loop starts.
+
+``Settings.resolve`` is the one place they are made: the values that are settings come from the resolved
+``Config`` (so from the settings table in ``iteratr.config``), the rest from what ``iteratr build``
+prepared (the session, its work tree, the loaded templates and hooks).
+"""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from iteratr import paths
+from iteratr.config import Config
 from iteratr.run import hooks as hooks_mod
 from iteratr.run import prompt
 
@@ -31,3 +39,38 @@ class Settings:
     hooks: hooks_mod.HooksConfig | None
     binary: str
     branch: str
+
+    @classmethod
+    def resolve(
+        cls,
+        cfg: Config,
+        *,
+        session: str,
+        work_tree: Path,
+        data_dir: Path,
+        spec_path: Path,
+        extra: str,
+        templates: dict[str, prompt.Template],
+        hooks: hooks_mod.HooksConfig | None,
+        binary: list[str],
+    ) -> Settings:
+        return cls(
+            session=session,
+            work_tree=work_tree,
+            data_dir=data_dir,
+            spec_path=spec_path,
+            agent_argv=cfg.agent_argv,
+            model=cfg.model or None,
+            iterations=cfg.iterations,
+            iteration_timeout=cfg.iteration_timeout,
+            idle_timeout=cfg.idle_timeout,
+            max_failures=cfg.max_failures,
+            retry_delay=cfg.retry_delay,
+            auto_commit=cfg.auto_commit,
+            push=cfg.push,
+            extra=extra,
+            templates=templates,
+            hooks=hooks,
+            binary=shlex.join(binary),
+            branch=paths.branch_name(session),
+        )

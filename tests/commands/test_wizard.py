@@ -1,11 +1,14 @@
 """``iteratr setup`` and the build wizard, answered through a real prompt_toolkit pipe input.
 
 The questions run in-process against a pipe (as commitizen tests its ``init``); the agent asked for its
-models is the real scripted ACP agent in a subprocess, and the build the wizard starts is a real build.
+models is the real scripted ACP agent in a subprocess, and the build run with the request the wizard
+returns is a real build, as the CLI runs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 import shlex
 import sys
@@ -15,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from iteratr import config
-from iteratr.commands import wizard
+from iteratr.commands import build as build_cmd
+from iteratr.commands import questions, setup, wizard
 from iteratr.errors import EXIT_INTERRUPTED, ConfigError
+from iteratr.output import Printer
 from tests.conftest import FAST_ENV, THREE_TASK_SPEC, fake_agent, git, read_events, run_cli
 
 DOWN = "\x1b[B"
@@ -44,7 +49,11 @@ def lines() -> list[str]:
 
 
 def run_setup(lines: list[str], *, project: bool = False, force: bool = False) -> int:
-    return wizard.setup(project=project, force=force, echo=lines.append, interactive=True)
+    stream = io.StringIO()
+    try:
+        return setup.run(project=project, force=force, out=Printer(stream), interactive=True)
+    finally:
+        lines.extend(stream.getvalue().splitlines())
 
 
 def global_file() -> Path:
@@ -229,11 +238,18 @@ def test_setup_without_a_terminal_refuses_and_names_the_alternatives(repo: Path)
 # -- the build wizard ----------------------------------------------------------------------------------
 
 
-def build_flags(*args: str) -> dict[str, object]:
-    """The flags dict exactly as `iteratr build ARGS` hands it to buildcmd.build."""
+def build_request(*args: str) -> build_cmd.BuildRequest:
+    """The request exactly as `iteratr build ARGS` makes it."""
     from iteratr import cli
 
-    return dict(cli.build.make_context("build", list(args)).params)
+    return build_cmd.BuildRequest(**cli.build.make_context("build", list(args)).params)
+
+
+def wizard_then_build(request: build_cmd.BuildRequest) -> int:
+    """What `iteratr build` does on a terminal without a spec: ask the wizard, then build its request."""
+    assert build_cmd.wants_wizard(request, Path.cwd()) is False  # no terminal under pytest: asked directly
+    asked = wizard.ask_build(request)
+    return EXIT_INTERRUPTED if asked is None else build_cmd.run(asked)
 
 
 @pytest.fixture
@@ -269,11 +285,11 @@ def test_build_wizard_runs_the_build_it_describes(
     agent = fake_agent("follow", models="a/x,b/y")
     # spec: specs/feature.md; model: b/y; template: built-in; name: default; iterations: 0 -> 10
     keys(ENTER + DOWN + DOWN + ENTER + ENTER + ENTER + BACKSPACE + "10" + ENTER)
-    code = wizard.build_wizard(build_flags("--agent", agent))
+    code = wizard_then_build(build_request("--agent", agent))
     out = capsys.readouterr().out
     assert code == 0, out
-    expected = ["iteratr", "build", "--spec", "specs/feature.md", "--iterations", "10", "--model", "b/y"]
-    assert shlex.join([*expected, "--agent", agent]) in out
+    expected = ["iteratr", "build", "--spec", "specs/feature.md", "--model", "b/y", "--agent", agent]
+    assert shlex.join([*expected, "--iterations", "10"]) in out
     assert "model: b/y" in out
     events = read_events(wizard_repo, "feature")
     assert [e for e in events if e["type"] == "session.completed"], [e["type"] for e in events]
@@ -305,7 +321,7 @@ def test_build_wizard_edits_a_template_until_it_passes_the_check(
     monkeypatch.setenv("FAKE_AGENT_PROMPT_LOG", str(prompts))
     # spec: other.md; model: free text, empty; template: edit (second choice); edit again; name; iterations
     keys(DOWN + ENTER + ENTER + DOWN + ENTER + ENTER + ENTER + "2" + ENTER)
-    code = wizard.build_wizard(build_flags("--agent", fake_agent("follow")))
+    code = wizard_then_build(build_request("--agent", fake_agent("follow")))
     out = capsys.readouterr().out
     assert code == 3, out  # planning and one task: work left
     assert "unknown template variable 'no_such_thing'" in out
@@ -330,7 +346,7 @@ def test_build_wizard_can_give_up_on_a_bad_template_for_the_builtin_one(
     monkeypatch.delenv("VISUAL", raising=False)
     # spec; model (empty); template: edit; -> "use the built-in template"; name; iterations 1
     keys(ENTER + ENTER + DOWN + ENTER + DOWN + ENTER + ENTER + "1" + ENTER)
-    code = wizard.build_wizard(build_flags("--agent", fake_agent("follow")))
+    code = wizard_then_build(build_request("--agent", fake_agent("follow")))
     out = capsys.readouterr().out
     assert code == 3, out
     assert "template syntax error" in out
@@ -345,7 +361,7 @@ def test_build_wizard_ctrl_c_exits_130_and_writes_nothing(
     monkeypatch.setenv("EDITOR", editor_appending("x"))
     before = git(wizard_repo, "status", "--porcelain", "--ignored")
     keys(ENTER + ENTER + DOWN + ENTER + CTRL_C)
-    assert wizard.build_wizard(build_flags("--agent", fake_agent("follow"))) == EXIT_INTERRUPTED
+    assert wizard_then_build(build_request("--agent", fake_agent("follow"))) == EXIT_INTERRUPTED
     assert git(wizard_repo, "status", "--porcelain", "--ignored") == before
     assert git(wizard_repo, "branch", "--list", "iteratr/*") == ""
 
@@ -355,37 +371,46 @@ def test_build_wizard_skips_the_questions_flags_answer(
 ) -> None:
     # Only the spec and the template are asked: model, name and iterations come from flags.
     keys(DOWN + ENTER + ENTER)
-    flags = build_flags("--agent", fake_agent("follow", models="a/x,b/y"), "-m", "b/y", "-n", "mine", "-i", "1")
-    assert wizard.build_wizard(flags) == 3
+    request = build_request("--agent", fake_agent("follow", models="a/x,b/y"), "-m", "b/y", "-n", "mine", "-i", "1")
+    assert wizard_then_build(request) == 3
     out = capsys.readouterr().out
     assert "asking the agent" not in out
     assert read_events(wizard_repo, "mine")
 
 
 def test_command_line_renders_every_kind_of_flag() -> None:
-    flags = build_flags("--no-auto-commit", "--push", "--worktree", "-e", "be brief", "--data-dir", "d")
-    flags["spec"] = "specs/a b.md"
-    assert wizard.command_line(flags) == [
+    request = build_request(
+        "--no-auto-commit", "--push", "--worktree", "-e", "be brief", "--data-dir", "d", "-i", "3", "--headless"
+    )
+    request = dataclasses.replace(request, spec="specs/a b.md", template="t.j2")
+    # In the order of `iteratr build --help`: the build's own flags, then the settings'.
+    assert request.command_line() == [
         "iteratr",
         "build",
         "--spec",
         "specs/a b.md",
         "--extra-instructions",
         "be brief",
-        "--no-auto-commit",
         "--worktree",
+        "--no-auto-commit",
         "--data-dir",
         "d",
+        "--iterations",
+        "3",
+        "--headless",
+        "--template",
+        "t.j2",
         "--push=origin",
     ]
+    assert build_request(*request.command_line()[2:]) == request  # and it parses back to the same request
 
 
 def test_match_models_exact_then_substring_then_fuzzy() -> None:
     offered = ["anthropic/claude-sonnet-4", "anthropic/claude-opus-4", "openai/gpt-5"]
-    assert wizard.match_models("openai/gpt-5", offered) == ["openai/gpt-5"]
-    assert wizard.match_models("claude", offered) == offered[:2]
-    assert wizard.match_models("cso4", offered) == ["anthropic/claude-sonnet-4"]
-    assert wizard.match_models("zzz", offered) == []
+    assert questions.match_models("openai/gpt-5", offered) == ["openai/gpt-5"]
+    assert questions.match_models("claude", offered) == offered[:2]
+    assert questions.match_models("cso4", offered) == ["anthropic/claude-sonnet-4"]
+    assert questions.match_models("zzz", offered) == []
 
 
 def test_build_without_a_terminal_or_with_headless_never_starts_the_wizard(repo: Path) -> None:

@@ -1,0 +1,79 @@
+"""``iteratr setup``: ask for the model (from the list the agent offers) and auto-commit, save them.
+
+It writes the global config file, or the project's ``iteratr.yml`` (at the top of the work tree) with
+``--project``, in place: comments and key order are kept. ``--force`` starts the file over, and also gets
+past a config file too broken to read. Ctrl+C at any question exits 130 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from iteratr import config
+from iteratr.commands import questions
+from iteratr.errors import ConfigError, UsageError
+from iteratr.output import Printer, is_interactive
+
+
+def run(*, project: bool, force: bool, out: Printer | None = None, interactive: bool | None = None) -> int:
+    """``iteratr setup``. ``interactive`` overrides the terminal check, for tests."""
+    out = out or Printer()
+    target = config.project_config_path(Path.cwd()) if project else config.global_config_path()
+    if not (is_interactive() if interactive is None else interactive):
+        raise UsageError(
+            "iteratr setup asks questions and needs a terminal; without one, set the model with "
+            "ITERATR_MODEL=provider/model or `iteratr build --model provider/model` (auto-commit: "
+            f"ITERATR_AUTO_COMMIT=false or --no-auto-commit), or write 'model: provider/model' into {target}"
+        )
+    try:
+        return _setup(target, project, force, out)
+    except (questions.Cancelled, KeyboardInterrupt):
+        return questions.cancelled("setup")
+
+
+def _setup(target: Path, project: bool, force: bool, out: Printer) -> int:
+    import questionary
+
+    cfg = _config_for_setup(project, force, out)
+    existing: dict[str, object] = {}
+    if target.exists() and not force:
+        try:
+            existing = {name: value for name, (value, _line) in config.read_config_file(target).items()}
+        except ConfigError as exc:
+            raise ConfigError(exc.message, hint=_force_hint(project)) from None
+        out.line(f"updating {target} (its other keys and comments stay; --force starts it over)")
+    else:
+        out.line(f"writing {target}" + (" afresh (--force)" if force and target.exists() else ""))
+
+    default_model = existing.get("model", cfg.model)
+    model = questions.ask_model(cfg.agent_argv, str(default_model or ""), out.line)
+    auto_commit = questions.ask(
+        questionary.confirm(
+            "Commit the agent's work after every iteration (auto_commit)?",
+            default=bool(existing.get("auto_commit", cfg.auto_commit)),
+        )
+    )
+    config.write_config_file(target, {"model": model, "auto_commit": bool(auto_commit)}, force=force)
+    shown_model = model or '"" (the agent\'s default)'
+    out.line(f"wrote {target}: model: {shown_model}, auto_commit: {'true' if auto_commit else 'false'}")
+    overridden = [key.env for key in (config.KEYS["model"], config.KEYS["auto_commit"]) if os.environ.get(key.env)]
+    if overridden:
+        out.line(f"note: {' and '.join(overridden)} set in the environment win over the file (see `iteratr config`)")
+    return 0
+
+
+def _force_hint(project: bool) -> str:
+    command = "iteratr setup --project" if project else "iteratr setup"
+    return f"fix it, or start it over with `{command} --force`"
+
+
+def _config_for_setup(project: bool, force: bool, out: Printer) -> config.Config:
+    """The resolved config (for the agent command and the defaults). With --force a broken file is no obstacle."""
+    try:
+        return config.load_config(cwd=Path.cwd())
+    except ConfigError as exc:
+        if not force:
+            raise ConfigError(exc.message, hint=_force_hint(project)) from None
+        out.warn(f"{exc.message}; the questions start from the defaults")
+        return config.config_without_files()
