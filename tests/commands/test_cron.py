@@ -99,7 +99,7 @@ def test_build_help_documents_the_exit_statuses(repo: Path) -> None:
     for status, meaning in [
         ("0", "the session is complete"),
         ("1", "the run failed"),
-        ("2", "bad usage, config, spec or template"),
+        ("2", "bad usage, config, spec, template, id or session name"),
         ("3", "stopped by --iterations with work left"),
         ("4", "the session is locked by another run"),
         ("130", "interrupted"),
