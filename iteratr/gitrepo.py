@@ -1,28 +1,104 @@
-"""Everything iteratr asks of git. The only module that uses GitPython.
+"""Everything iteratr asks of git: the one git client.
 
-Commands go through GitPython's ``repo.git`` (the git binary), which is both faster and more
-faithful than its index implementation: ``.gitignore``, hooks config and worktrees behave exactly
-as they do for the user at a shell.
+Every git command runs the git binary through ``iteratr.procs`` (its own session, so a Ctrl+C in the
+terminal reaches iteratr, which stops at a clean point, and never a ``git commit`` half-way). The
+binary is both faster and more faithful than GitPython's index implementation: ``.gitignore``, hooks
+config and worktrees behave exactly as they do for the user at a shell.
+
+Two layers:
+
+- plain functions (``run_git``, ``toplevel``, ``worktrees``, ``branches``, ``blob``, ...) for quick
+  read-only questions about the repository around a directory. They never import GitPython, so
+  ``iteratr status`` and ``iteratr doctor`` answer quickly;
+- ``GitRepo``, opened with GitPython (which finds the repository and refuses bare ones), for what a
+  build does: checks, branches, worktrees, commits. GitPython is imported only when one is opened.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from iteratr import procs
 from iteratr.errors import GitError
 
 if TYPE_CHECKING:
     import git
 
 FALLBACK_IDENTITY = ("iteratr", "iteratr@localhost")
+NO_GIT = "git is not installed or not on PATH"
+
+
+def run_git(
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> procs.Completed:
+    """``git ARGS`` in ``cwd``; with ``check``, a non-zero exit is a one-line ``GitError``.
+
+    Messages in English (as GitPython ran git), so the error lines iteratr shows read the same everywhere.
+    """
+    child_env = {**(os.environ if env is None else env), "LANGUAGE": "C", "LC_ALL": "C"}
+    try:
+        done = procs.run(["git", *args], cwd=cwd, env=child_env, input=input, timeout=timeout, finish_on_interrupt=True)
+    except FileNotFoundError:
+        raise GitError(NO_GIT, hint="install git, then run again") from None
+    except OSError as exc:  # e.g. not executable
+        raise GitError(f"git cannot run: {exc.strerror or exc}", hint="reinstall git") from None
+    if check and done.returncode != 0:
+        detail = done.err.strip().replace("\n", " ") or done.out.strip().replace("\n", " ")
+        status = "timed out" if done.timed_out else f"exit status {done.returncode}"
+        raise GitError(f"git {' '.join(args[:3])} failed: {detail or status}")
+    return done
+
+
+def toplevel(cwd: Path, env: Mapping[str, str] | None = None) -> tuple[Path, Path] | None:
+    """The work-tree top around ``cwd`` and the common git dir (shared by linked worktrees); None outside one."""
+    done = run_git(cwd, "rev-parse", "--show-toplevel", "--git-common-dir", check=False, env=env)
+    lines = done.out.splitlines()
+    if done.returncode != 0 or len(lines) < 2:
+        return None
+    common = Path(lines[1])
+    return Path(lines[0]).resolve(), (common if common.is_absolute() else cwd / common).resolve()
+
+
+def current_branch(cwd: Path, env: Mapping[str, str] | None = None) -> str | None:
+    """The branch checked out in ``cwd``'s work tree; None when HEAD is detached or there is no repository."""
+    done = run_git(cwd, "symbolic-ref", "--quiet", "--short", "HEAD", check=False, env=env)
+    return done.out.strip() if done.returncode == 0 and done.out.strip() else None
+
+
+def version(env: Mapping[str, str] | None = None) -> str:
+    """``git version 2.43.0``. Raises GitError when git is missing or cannot run."""
+    return run_git(Path.cwd(), "--version", env=env).out.strip()
+
+
+def worktrees(cwd: Path) -> dict[str, Path]:
+    """Branch name -> path of every worktree (this one included) that has a branch checked out."""
+    return parse_worktree_list(run_git(cwd, "worktree", "list", "--porcelain").out)
+
+
+def branches(cwd: Path, pattern: str) -> list[str]:
+    """Local branches matching ``pattern`` (a ``for-each-ref`` pattern under ``refs/heads/``)."""
+    out = run_git(cwd, "for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}").out
+    return [line for line in out.splitlines() if line]
+
+
+def blob(cwd: Path, ref: str, path: str) -> bytes | None:
+    """A file's bytes at ``ref``, or None if it is not there."""
+    done = run_git(cwd, "cat-file", "blob", f"{ref}:{path}", check=False)
+    return done.stdout if done.returncode == 0 else None
 
 
 def _git_module() -> Any:
     if shutil.which("git") is None:
-        raise GitError("git is not installed or not on PATH", hint="install git, then run again")
+        raise GitError(NO_GIT, hint="install git, then run again")
     import git as gitmodule
 
     return gitmodule
@@ -31,7 +107,6 @@ def _git_module() -> Any:
 class GitRepo:
     def __init__(self, repo: git.Repo) -> None:
         self.repo = repo
-        self.g = repo.git
         self.root = Path(repo.working_tree_dir or ".").resolve()
         self._identity_args: list[str] | None = None
 
@@ -48,16 +123,10 @@ class GitRepo:
             raise GitError(f"{path} is a bare repository: iteratr needs a work tree")
         return cls(repo)
 
-    def run(self, *args: str, **kwargs: Any) -> str:
-        gitmodule = _git_module()
-        # Its own session, as for the agent and hooks: a Ctrl+C in the terminal goes to iteratr, which
-        # stops at a clean point, and never kills a `git commit` of the iteration half-way.
-        kwargs.setdefault("start_new_session", True)
-        try:
-            return str(self.g.execute(["git", *args], **kwargs))
-        except gitmodule.GitCommandError as exc:
-            detail = (exc.stderr or exc.stdout or "").strip().replace("\n", " ").removeprefix("stderr: ").strip("' ")
-            raise GitError(f"git {' '.join(args[:3])} failed: {detail or exc}") from None
+    def run(self, *args: str, input: bytes | None = None) -> str:
+        """``git ARGS`` at the work tree's top: its stdout less the final newline. Raises GitError."""
+        out = run_git(self.root, *args, input=input).out
+        return out[:-1] if out.endswith("\n") else out
 
     # -- checks -----------------------------------------------------------------------------------
 
@@ -66,10 +135,7 @@ class GitRepo:
         return (raw if raw.is_absolute() else self.root / raw).resolve()
 
     def current_branch(self) -> str | None:
-        try:
-            return self.run("symbolic-ref", "--quiet", "--short", "HEAD")
-        except GitError:
-            return None
+        return current_branch(self.root)
 
     def has_commits(self) -> bool:
         try:
@@ -124,16 +190,20 @@ class GitRepo:
             self.run("switch", "--quiet", branch)
         return created
 
+    def switch_new(self, branch: str, base: str) -> None:
+        """Create ``branch`` at ``base`` and check it out here."""
+        self.run("switch", "--quiet", "-c", branch, base)
+
     def worktrees(self) -> dict[str, Path]:
         """Branch name -> path of every worktree that has a branch checked out."""
-        return parse_worktree_list(self.run("worktree", "list", "--porcelain"))
+        return worktrees(self.root)
 
-    def add_worktree(self, path: Path, branch: str) -> bool:
-        """A linked worktree at ``path`` on ``branch`` (created from HEAD if new). True if the branch was created."""
+    def add_worktree(self, path: Path, branch: str, *, base: str = "HEAD") -> bool:
+        """A linked worktree at ``path`` on ``branch`` (created at ``base`` if new). True if the branch was created."""
         path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.branch_exists(branch)
         if created:
-            self.run("worktree", "add", "--quiet", "-b", branch, str(path), "HEAD")
+            self.run("worktree", "add", "--quiet", "-b", branch, str(path), base)
         else:
             self.run("worktree", "add", "--quiet", str(path), branch)
         return created
@@ -167,14 +237,9 @@ class GitRepo:
         rel = [str(p.relative_to(self.root)) for p in force_paths if p.exists()]
         if rel:
             self.run("add", "--force", "--", *rel)
-        import tempfile
-
-        with tempfile.TemporaryFile() as stdin:
-            stdin.write(message.encode())
-            stdin.seek(0)
-            # --cleanup=whitespace: a line of an agent's summary starting with "#" is text, not a comment.
-            options = ["--quiet", "--no-verify", "--allow-empty", "--cleanup=whitespace", "-F", "-"]
-            self.run(*self._identity(), "commit", *options, istream=stdin)
+        # --cleanup=whitespace: a line of an agent's summary starting with "#" is text, not a comment.
+        options = ["--quiet", "--no-verify", "--allow-empty", "--cleanup=whitespace", "-F", "-"]
+        self.run(*self._identity(), "commit", *options, input=message.encode())
         return self.run("rev-parse", "--short", "HEAD")
 
     def last_committed_iteration(self, session: str) -> int | None:
@@ -203,21 +268,30 @@ class GitRepo:
 
     def show(self, ref: str, path: str) -> bytes | None:
         """A file's bytes at ``ref``, or None if it is not there."""
-        import subprocess
-
-        proc = subprocess.run(
-            ["git", "show", f"{ref}:{path}"], cwd=self.root, capture_output=True, stdin=subprocess.DEVNULL
-        )
-        return proc.stdout if proc.returncode == 0 else None
+        return blob(self.root, ref, path)
 
     def branches(self, pattern: str) -> list[str]:
-        out = self.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}")
-        return [line for line in out.splitlines() if line]
+        return branches(self.root, pattern)
+
+    def first_commit(self, ref: str, grep: str) -> str | None:
+        """The oldest commit on ``ref`` whose message holds ``grep`` (a fixed string), if any."""
+        out = self.run("log", "--reverse", "--format=%H", "--fixed-strings", f"--grep={grep}", ref)
+        return out.splitlines()[0] if out else None
+
+    def parent(self, commit: str) -> str | None:
+        """The first parent of ``commit``; None for a root commit."""
+        try:
+            return self.run("rev-parse", "--verify", "--quiet", f"{commit}^")
+        except GitError:
+            return None
+
+    def changed(self, rel_paths: list[str]) -> bool:
+        """Whether any of these paths differs from HEAD (staged, unstaged or untracked)."""
+        return bool(self.run("status", "--porcelain", "--", *rel_paths).strip())
 
 
 def parse_worktree_list(porcelain: str) -> dict[str, Path]:
-    """Branch name -> work tree, from ``git worktree list --porcelain``. Pure, so ``iteratr status``
-    can use it without GitPython."""
+    """Branch name -> work tree, from ``git worktree list --porcelain``."""
     result: dict[str, Path] = {}
     path: Path | None = None
     for line in porcelain.splitlines():

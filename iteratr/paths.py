@@ -12,6 +12,7 @@ from pathlib import Path
 from iteratr.errors import UsageError
 
 DEFAULT_DATA_DIR = ".iteratr"
+PROJECT_CONFIG = "iteratr.yml"
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NAME_RULE = "1-64 characters from A-Z a-z 0-9 _ -"
 
@@ -53,21 +54,7 @@ def session_name_from_spec(spec: str | os.PathLike[str]) -> str:
     return validate_session_name(name or "session")
 
 
-def data_dir_from(flag: str | None, root: Path | None = None) -> Path:
-    """``--data-dir`` flag, else ``ITERATR_DATA_DIR``, else ``.iteratr``; relative to ``root``.
-
-    Without ``root``: the cwd when the directory exists there, else the top of the work tree around the
-    cwd, as ``build`` resolves it. A call from a subdirectory reaches the session; it never starts a
-    stray one there.
-    """
-    raw = flag or os.environ.get("ITERATR_DATA_DIR") or DEFAULT_DATA_DIR
-    path = Path(raw)
-    if path.is_absolute():
-        return path
-    if root is None:
-        cwd = Path.cwd()
-        root = cwd if (cwd / path).is_dir() else work_tree_top(cwd)
-    return root / path
+# -- the one resolver: every command finds the work tree, the data dir and the project config this way ----
 
 
 def work_tree_top(cwd: Path) -> Path:
@@ -79,6 +66,51 @@ def work_tree_top(cwd: Path) -> Path:
         if (folder / ".git").exists():
             return folder
     return cwd
+
+
+def project_config_path(cwd: Path) -> Path:
+    """The project's ``iteratr.yml``: at the top of the work tree around ``cwd`` (``cwd`` itself outside git)."""
+    return work_tree_top(Path(cwd).absolute()) / PROJECT_CONFIG
+
+
+def resolve_data_dir(raw: str | os.PathLike[str], cwd: Path, top: Path | None = None) -> Path:
+    """The data dir ``raw`` (a setting: flag, env, config or default) as an absolute path.
+
+    A relative one is taken from ``cwd`` when the directory exists there, else from ``top`` (default: the
+    top of the work tree around ``cwd``). So a command run from a subdirectory reaches the sessions kept
+    at the top, and never starts a stray one in the subdirectory.
+    """
+    path = Path(raw).expanduser()
+    if path.is_absolute():
+        return path
+    if (cwd / path).is_dir():
+        return cwd / path
+    return (work_tree_top(cwd) if top is None else top) / path
+
+
+def data_dir_in_tree(raw: str | os.PathLike[str], root: Path, cwd: Path) -> Path:
+    """The data dir relative to the work tree ``root``: a session's files are committed, so they live inside it.
+
+    Raises UsageError for a data dir outside the work tree, or the work tree's top itself.
+    """
+    absolute = resolve_data_dir(raw, cwd, top=root)
+    try:
+        rel = absolute.resolve().relative_to(root)
+    except ValueError:
+        raise UsageError(
+            f"data_dir {raw} is outside the repository {root}: the session's files are committed, "
+            "so use a directory inside it (default .iteratr)"
+        ) from None
+    if rel == Path("."):
+        raise UsageError("data_dir cannot be the repository root: use a subdirectory such as .iteratr")
+    return rel
+
+
+def data_dir_from(flag: str | None, cwd: Path | None = None) -> Path:
+    """``iteratr tool``'s data dir: ``--data-dir``, else ``ITERATR_DATA_DIR``, else ``.iteratr``, resolved as
+    ``resolve_data_dir`` does (the tool reads no config file: it runs dozens of times per iteration)."""
+    raw = flag or os.environ.get("ITERATR_DATA_DIR") or DEFAULT_DATA_DIR
+    return resolve_data_dir(raw, Path.cwd() if cwd is None else cwd)
 
 
 def session_dir(data_dir: Path, name: str) -> Path:

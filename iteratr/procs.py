@@ -74,10 +74,13 @@ def run(
     timeout: float | None = None,
     input: bytes | None = None,
     grace: float = KILL_GRACE,
+    finish_on_interrupt: bool = False,
 ) -> Completed:
     """Run ``argv`` to completion and capture its output; at ``timeout`` stop its whole group.
 
     Raises OSError if it cannot start. Never raises for a non-zero exit: the caller reads ``returncode``.
+    A Ctrl+C while waiting stops the child at once, or with ``finish_on_interrupt`` lets it finish first
+    (git: a commit cut half-way would leave ``index.lock`` behind) and then goes on to the caller.
     """
     proc = popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
@@ -87,7 +90,13 @@ def run(
         out, err = proc.communicate()
         return Completed(tuple(argv), None, out or b"", err or b"")
     except BaseException:  # Ctrl+C while waiting: the child's group must not outlive us
-        stop(proc, grace=0)
+        if finish_on_interrupt:
+            try:
+                proc.communicate(timeout=timeout)
+            except BaseException:
+                stop(proc, grace=0)
+        else:
+            stop(proc, grace=0)
         raise
     return Completed(tuple(argv), proc.returncode, out or b"", err or b"")
 

@@ -39,7 +39,7 @@ def prepare(repo: GitRepo, name: str, *, data_rel: Path, worktree: bool, reset: 
         return here, "resumed"
     if archived:
         base = session_base(repo, name, archived) if repo.current_branch() == archived else "HEAD"
-        repo.run("switch", "--quiet", "-c", branch, base)
+        repo.switch_new(branch, base)
         _clear_session_files(here / data_rel / name)
         return here, f"started afresh; the old one is {archived}"
     base_branch = repo.current_branch() or "HEAD"
@@ -59,7 +59,7 @@ def _in_worktree(
         if archived:
             wt = GitRepo.open(where)
             _refuse_dirty(wt, branch)
-            wt.run("switch", "--quiet", "-c", branch, session_base(repo, name, archived))
+            wt.switch_new(branch, session_base(repo, name, archived))
             _clear_session_files(where / data_rel / name)
             return where, f"worktree, started afresh; the old one is {archived}"
         return where, "worktree, resumed"
@@ -67,11 +67,10 @@ def _in_worktree(
     if path.exists() and any(path.iterdir()):
         raise GitError(f"{path} exists but is not a worktree of {branch}", hint="move it away, then run again")
     base = session_base(repo, name, archived) if archived else "HEAD"
-    if archived or not repo.branch_exists(branch):
-        repo.run("worktree", "add", "--quiet", "-b", branch, str(path), base)
+    # After an archive the branch is gone (renamed), so it is created again, at the old session's base.
+    if repo.add_worktree(path, branch, base=base):
         how = "worktree, created" if not archived else f"worktree, started afresh; the old one is {archived}"
     else:
-        repo.run("worktree", "add", "--quiet", str(path), branch)
         how = "worktree, resumed"
     _write_data_gitignore(repo.root / data_rel)
     if archived:
@@ -89,14 +88,8 @@ def archive(repo: GitRepo, name: str, checkout: Path) -> str:
 
 def session_base(repo: GitRepo, name: str, ref: str) -> str:
     """The commit a session's branch grew from: the parent of its first iteratr commit (or ``ref`` itself)."""
-    out = repo.run("log", "--reverse", "--format=%H", "--fixed-strings", f"--grep=Iteratr-Session: {name}", ref)
-    first = out.splitlines()[0] if out else ""
-    if not first:
-        return ref
-    try:
-        return repo.run("rev-parse", "--verify", "--quiet", f"{first}^")
-    except GitError:
-        return ref
+    first = repo.first_commit(ref, f"Iteratr-Session: {name}")
+    return (repo.parent(first) if first else None) or ref
 
 
 def _refuse_dirty(repo: GitRepo, branch: str) -> None:

@@ -42,7 +42,7 @@ def test_a_full_disk_half_way_keeps_the_old_file_and_no_temp(tmp_path: Path, mon
             return real_write(fd, bytes(data)[: len(data) // 2])  # a short write, as a filling disk gives
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(fsutil.os, "write", half_then_full)
+    monkeypatch.setattr(os, "write", half_then_full)
     with pytest.raises(OSError) as info:
         fsutil.atomic_write(target, "x" * 10_000)
     assert info.value.errno == errno.ENOSPC
@@ -59,7 +59,7 @@ def test_a_crash_before_the_rename_keeps_the_old_file_and_no_temp(
     def crash(fd: int) -> None:
         raise KeyboardInterrupt  # anything at all between the write and the rename
 
-    monkeypatch.setattr(fsutil.os, "fsync", crash)
+    monkeypatch.setattr(os, "fsync", crash)
     with pytest.raises(KeyboardInterrupt):
         fsutil.atomic_write(target, "new content")
     assert target.read_text() == "old content"

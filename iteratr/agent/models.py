@@ -12,17 +12,15 @@ stderr goes to ``$XDG_STATE_HOME/iteratr/agent-probe.log``, started afresh for e
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
-import signal
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from iteratr import procs
 from iteratr.errors import IteratrError
 
 if TYPE_CHECKING:
@@ -79,7 +77,8 @@ def is_opencode(argv: list[str]) -> bool:
 
 def opencode_models(binary: str, *, cwd: Path, env: Mapping[str, str], timeout: float = LISTING_TIMEOUT) -> list[str]:
     """``opencode models``: one model id per line. Raises IteratrError with a one-line reason."""
-    code, out, err = run_quick([binary, "models"], cwd=cwd, env=env, timeout=timeout)
+    done = procs.run([binary, "models"], cwd=cwd, env=env, timeout=timeout, grace=0)
+    code, out, err = done.returncode, done.out, done.err
     if code is None:
         raise IteratrError(f"`{binary} models` did not finish within {timeout:g} s")
     if code != 0:
@@ -87,30 +86,6 @@ def opencode_models(binary: str, *, cwd: Path, env: Mapping[str, str], timeout: 
         raise IteratrError(f"`{binary} models` exited with status {code}" + (f": {tail}" if tail else ""))
     models = [line.strip() for line in out.splitlines() if _MODEL_LINE.fullmatch(line.strip())]
     return list(dict.fromkeys(models))
-
-
-def run_quick(argv: list[str], *, cwd: Path, env: Mapping[str, str], timeout: float) -> tuple[int | None, str, str]:
-    """Run a short command: (exit status or None on timeout, stdout, stderr). Raises OSError if it cannot start.
-
-    It gets its own process group so that a timeout kills whatever it started as well.
-    """
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        return None, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def find_models(argv: list[str], *, cwd: Path, env: Mapping[str, str], timeout: float) -> ModelChoices:

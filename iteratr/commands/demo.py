@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from iteratr import gitrepo
+from iteratr.output import Printer
 
 DEMO_SPEC = """\
 # Greeter
@@ -42,9 +44,7 @@ hooks:
 
 
 def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    ).stdout
+    return gitrepo.run_git(cwd, *args).out
 
 
 def make_demo_repo(root: Path) -> Path:
@@ -61,19 +61,20 @@ def make_demo_repo(root: Path) -> Path:
     return repo
 
 
-def run_demo(*, keep: bool) -> int:
+def run(*, keep: bool, out: Printer | None = None) -> int:
+    """Build the demo session in a temporary repository, show its history; remove it unless ``keep``."""
     from iteratr.commands import build as buildcmd
 
+    out = Printer() if out is None else out
     root = Path(tempfile.mkdtemp(prefix="iteratr-demo-"))
     old_cwd = Path.cwd()
     try:
         repo = make_demo_repo(root)
-        print(f"demo: a temporary repository at {repo} with the spec specs/greeter.md:\n")
-        print("  " + DEMO_SPEC.replace("\n", "\n  ").rstrip() + "\n")
-        print(
+        out.text(f"demo: a temporary repository at {repo} with the spec specs/greeter.md:\n")
+        out.text("  " + DEMO_SPEC.replace("\n", "\n  ").rstrip() + "\n")
+        out.text(
             "The agent is a scripted one (no network, no keys). After iteration #1 a hook stands in for you\n"
-            "and sends it a message with `iteratr say` (look for >>>); the agent adds the task it asks for.\n",
-            flush=True,
+            "and sends it a message with `iteratr say` (look for >>>); the agent adds the task it asks for.\n"
         )
         agent = shlex.join([sys.executable, "-m", "iteratr.agent.scripted", "--mode", "follow"])
         os.chdir(repo)
@@ -82,15 +83,16 @@ def run_demo(*, keep: bool) -> int:
         # even when running from a checkout rather than an install. Only the demo's agent sees this.
         package_parent = str(Path(__file__).resolve().parents[2])
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
-        code = buildcmd.build(
-            {"spec": "specs/greeter.md", "agent": agent, "headless": True, "iterations": 10, "name": "greeter"}
+        request = buildcmd.BuildRequest(
+            spec="specs/greeter.md", agent=agent, headless=True, iterations=10, name="greeter"
         )
-        print("\ngit log --oneline iteratr/greeter:", flush=True)
-        print("  " + _git(repo, "log", "--oneline", "iteratr/greeter").rstrip().replace("\n", "\n  "))
-        print("\nthe last commit:")
-        print("  " + _git(repo, "show", "--stat", "--format=%B", "iteratr/greeter").rstrip().replace("\n", "\n  "))
+        code = buildcmd.run(request)
+        out.text("\ngit log --oneline iteratr/greeter:")
+        out.text("  " + _git(repo, "log", "--oneline", "iteratr/greeter").rstrip().replace("\n", "\n  "))
+        out.text("\nthe last commit:")
+        out.text("  " + _git(repo, "show", "--stat", "--format=%B", "iteratr/greeter").rstrip().replace("\n", "\n  "))
         if keep:
-            print(f"\nkept: {repo}  (try: cd {repo} && iteratr status -n greeter)")
+            out.text(f"\nkept: {repo}  (try: cd {repo} && iteratr status -n greeter)")
         return code
     finally:
         os.chdir(old_cwd)

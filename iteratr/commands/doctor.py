@@ -15,18 +15,19 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from iteratr.errors import EXIT_FAILED, IteratrError
+from iteratr import paths, procs
+from iteratr.errors import EXIT_FAILED, GitError, IteratrError
+from iteratr.output import Printer
 
 if TYPE_CHECKING:
     from iteratr.agent.runner import ProbeResult
     from iteratr.config import Config
 
-Echo = Callable[[str], None]
 MIN_PYTHON = (3, 11)
 VERSION_TIMEOUT = 10.0
 _WIDTH = 6  # "ok", "warn", "fail", "skip" padded
@@ -34,7 +35,7 @@ _WIDTH = 6  # "ok", "warn", "fail", "skip" padded
 
 @dataclass
 class _Report:
-    echo: Echo
+    out: Printer
     failed: int = 0
     warned: int = 0
 
@@ -53,13 +54,17 @@ class _Report:
         self._line("skip", what, detail, None)
 
     def _line(self, status: str, what: str, detail: str, fix: str | None) -> None:
-        self.echo(f"{status:<{_WIDTH}}{what}: {detail}")
+        self.out.text(f"{status:<{_WIDTH}}{what}: {detail}")
         if fix:
-            self.echo(f"{'':<{_WIDTH}}fix: {fix}")
+            self.out.text(f"{'':<{_WIDTH}}fix: {fix}")
 
 
-def run_doctor(
-    echo: Echo, *, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float | None = None
+def run(
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    out: Printer | None = None,
 ) -> int:
     """Run every check, print one line each (plus a fix hint), and return the exit status."""
     from iteratr.agent import models
@@ -67,7 +72,8 @@ def run_doctor(
     cwd = Path.cwd() if cwd is None else cwd
     env = os.environ if env is None else env
     timeout = models.probe_timeout(env) if timeout is None else timeout
-    report = _Report(echo)
+    out = Printer() if out is None else out
+    report = _Report(out)
 
     _check_python(report)
     root = _check_git(report, cwd, env)
@@ -80,12 +86,13 @@ def run_doctor(
         report.skip("agent speaks ACP", "not tried: the agent command is missing")
     _check_model(report, cfg, probed)
     _check_hooks(report, root or cwd)
-    _check_sessions(report, cfg, cwd, env)
+    _check_sessions(report, cfg, cwd, root, env)
 
     if report.failed:
-        echo(f"doctor: {report.failed} check(s) failed" + (f", {report.warned} warning(s)" if report.warned else ""))
+        warned = f", {report.warned} warning(s)" if report.warned else ""
+        out.text(f"doctor: {report.failed} check(s) failed{warned}")
         return EXIT_FAILED
-    echo("doctor: every required check passed" + (f" ({report.warned} warning(s))" if report.warned else ""))
+    out.text("doctor: every required check passed" + (f" ({report.warned} warning(s))" if report.warned else ""))
     return 0
 
 
@@ -99,8 +106,8 @@ def _check_python(report: _Report) -> None:
 
 
 def _check_git(report: _Report, cwd: Path, env: Mapping[str, str]) -> Path | None:
-    """git present, and the repository root this directory is in (None if none)."""
-    from iteratr.agent.models import run_quick
+    """git present, and the top of the work tree this directory is in (None if none)."""
+    from iteratr import gitrepo
 
     git = shutil.which("git", path=env.get("PATH"))
     if git is None:
@@ -108,15 +115,15 @@ def _check_git(report: _Report, cwd: Path, env: Mapping[str, str]) -> Path | Non
         report.skip("git repository", "not checked without git")
         return None
     try:
-        _, out, _ = run_quick([git, "--version"], cwd=cwd, env=env, timeout=VERSION_TIMEOUT)
-        code, top, _ = run_quick([git, "rev-parse", "--show-toplevel"], cwd=cwd, env=env, timeout=VERSION_TIMEOUT)
-    except OSError as exc:
-        report.fail("git", f"{git} cannot run: {exc.strerror or exc}", "reinstall git")
+        version = gitrepo.version(env)
+        found = gitrepo.toplevel(cwd, env)
+    except GitError as exc:
+        report.fail("git", f"{git} cannot run: {exc.message}", "reinstall git")
         return None
-    report.ok("git", out.strip() or git)
-    if code == 0 and top.strip():
-        report.ok("git repository", top.strip())
-        return Path(top.strip())
+    report.ok("git", version or git)
+    if found is not None:
+        report.ok("git repository", str(found[0]))
+        return found[0]
     report.warn(
         "git repository",
         f"{cwd} is not inside a git repository",
@@ -126,24 +133,21 @@ def _check_git(report: _Report, cwd: Path, env: Mapping[str, str]) -> Path | Non
 
 
 def _check_config(report: _Report, cwd: Path, env: Mapping[str, str]) -> Config:
-    """The resolved config; on a bad file, a failure and the defaults (plus environment) for the checks after."""
+    """The resolved config; on a bad file, a failure and the environment over the defaults for the checks after."""
     from iteratr import config
 
-    files = [p for p in (config.global_config_path(env), config.project_config_path(cwd)) if p.exists()]
+    files = [p for p in (config.global_config_path(env), paths.project_config_path(cwd)) if p.exists()]
     try:
         cfg = config.load_config(cwd=cwd, env=env)
     except IteratrError as exc:
         report.fail("config", exc.message, "fix what the message names; `iteratr config` shows every value")
-        # The checks after this one still run, on the environment's settings and the defaults.
-        return config.config_without_files(env)
+        return config.config_without_files(env)  # the checks after this one still run
     shown = ", ".join(str(p) for p in dict.fromkeys(files)) if files else "no config file (defaults)"
     report.ok("config", f"valid: {shown}")
     return cfg
 
 
 def _check_agent_command(report: _Report, argv: list[str], cwd: Path, env: Mapping[str, str]) -> bool:
-    from iteratr.agent.models import run_quick
-
     what = "agent command"
     path = shutil.which(argv[0], path=env.get("PATH")) if argv else None
     if path is None:
@@ -155,11 +159,12 @@ def _check_agent_command(report: _Report, argv: list[str], cwd: Path, env: Mappi
         )
         return False
     try:
-        code, out, err = run_quick([path, "--version"], cwd=cwd, env=env, timeout=VERSION_TIMEOUT)
+        done = procs.run([path, "--version"], cwd=cwd, env=env, timeout=VERSION_TIMEOUT, grace=0)
     except OSError as exc:
         report.fail(what, f"{path} cannot run: {exc.strerror or exc}", "check that it is an executable program")
         return False
-    lines = [line.strip() for line in (out or err).splitlines() if line.strip()]
+    code = done.returncode
+    lines = [line.strip() for line in (done.out or done.err).splitlines() if line.strip()]
     if code == 0 and lines:
         version = f"`{Path(argv[0]).name} --version`: {lines[0][:80]}"
     else:
@@ -240,23 +245,17 @@ def _check_hooks(report: _Report, root: Path) -> None:
         report.ok("hooks", f"{loaded.path} is valid ({loaded.summary()})")
 
 
-def _check_sessions(report: _Report, cfg: Config, cwd: Path, env: Mapping[str, str]) -> None:
+def _check_sessions(report: _Report, cfg: Config, cwd: Path, root: Path | None, env: Mapping[str, str]) -> None:
     """The current session: the one whose branch is checked out, else $ITERATR_SESSION, else every one here."""
-    from iteratr import paths
-    from iteratr.agent.models import run_quick
+    from iteratr import gitrepo
     from iteratr.session.store import Store
 
     what = "session state"
-    data_dir = Path(cfg.data_dir)
-    data_dir = data_dir if data_dir.is_absolute() else cwd / data_dir
-    names: list[str] = []
-    try:
-        code, branch, _ = run_quick(["git", "symbolic-ref", "--short", "-q", "HEAD"], cwd=cwd, env=env, timeout=10)
-    except OSError:
-        code, branch = 1, ""
+    data_dir = paths.resolve_data_dir(cfg.data_dir, cwd, top=root)
+    branch = (gitrepo.current_branch(cwd, env) or "") if root is not None else ""
     prefix = paths.branch_name("")
-    if code == 0 and branch.strip().startswith(prefix) and paths.NAME_RE.fullmatch(branch.strip()[len(prefix) :]):
-        names = [branch.strip()[len(prefix) :]]
+    if branch.startswith(prefix) and paths.NAME_RE.fullmatch(branch[len(prefix) :]):
+        names = [branch[len(prefix) :]]
     elif env.get("ITERATR_SESSION"):
         names = [env["ITERATR_SESSION"]]
     else:

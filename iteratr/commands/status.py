@@ -11,8 +11,9 @@ So it works from any checkout of the repository while a run goes on elsewhere. W
 going on comes from the session lock (``iteratr.runlock``), which every worktree shares.
 
 Nothing here takes a lock or writes a file: status is safe to run (and ``--watch``) at any time. It
-uses the git binary directly rather than GitPython and imports no agent or template code, so it
-answers quickly.
+asks git through ``iteratr.gitrepo``'s plain functions (the git binary, no GitPython) and imports no
+agent or template code, so it answers quickly. The data dir is found by ``paths.data_dir_in_tree``,
+as every command finds it, so status works from any subdirectory.
 
 ``--watch`` redraws the text view every ``WATCH_INTERVAL`` seconds until Ctrl+C, which ends it with
 exit status 0: stopping a dashboard is its normal end, not an interruption of work.
@@ -23,87 +24,44 @@ from __future__ import annotations
 import calendar
 import json
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from iteratr import paths
+from iteratr import gitrepo, paths
 from iteratr.errors import GitError, IteratrError, UsageError
+from iteratr.output import Printer
 from iteratr.session.state import TASK_STATUSES, Iteration, replay
+from iteratr.text import clock, duration_text
 
 WATCH_INTERVAL = 2.0
 RECENT_ITERATIONS = 5
 NOTES_SHOWN = 5
 MESSAGES_SHOWN = 5
 
-Echo = Callable[..., Any]
-
-
-# -- git, through the binary: quick, and the same answers the user gets at a shell ---------------------
-
-
-def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    try:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH", hint="install git, then run again") from None
-    if check and proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().replace("\n", " ")
-        raise GitError(f"git {' '.join(args[:2])} failed: {detail}")
-    return proc
-
 
 class Repo:
     """What status needs to know about the repository it runs in."""
 
     def __init__(self, cwd: Path) -> None:
-        proc = _git(cwd, "rev-parse", "--show-toplevel", "--git-common-dir", check=False)
-        lines = proc.stdout.decode().splitlines()
-        if proc.returncode != 0 or len(lines) < 2:
+        found = gitrepo.toplevel(cwd)
+        if found is None:
             raise GitError(
                 f"{cwd} is not in a git work tree", hint="cd into the repository whose sessions you want to see"
             )
-        self.root = Path(lines[0]).resolve()
-        common = Path(lines[1])
-        self.common_dir = (common if common.is_absolute() else cwd / common).resolve()
-        self.worktrees = self._worktrees()
-
-    def _worktrees(self) -> dict[str, Path]:
-        """Branch -> work tree that has it checked out (this checkout included)."""
-        from iteratr.gitrepo import parse_worktree_list  # pure: no GitPython import
-
-        return parse_worktree_list(_git(self.root, "worktree", "list", "--porcelain").stdout.decode())
+        self.root, self.common_dir = found
+        self.worktrees = gitrepo.worktrees(self.root)  # branch -> work tree that has it checked out
 
     def sessions(self) -> list[str]:
         """Names of the sessions with a branch; archived branches (``iteratr/S.archived-...``) are not sessions."""
-        out = _git(self.root, "for-each-ref", "--format=%(refname:short)", "refs/heads/iteratr/").stdout.decode()
-        names = [line.removeprefix("iteratr/") for line in out.splitlines() if line.startswith("iteratr/")]
+        names = [
+            b.removeprefix("iteratr/") for b in gitrepo.branches(self.root, "iteratr/") if b.startswith("iteratr/")
+        ]
         return sorted(n for n in names if paths.NAME_RE.fullmatch(n))
 
     def blob(self, ref: str, rel: str) -> bytes | None:
-        proc = _git(self.root, "cat-file", "blob", f"{ref}:{rel}", check=False)
-        return proc.stdout if proc.returncode == 0 else None
-
-
-def _data_rels(data_dir: str, repo: Repo, cwd: Path) -> list[Path]:
-    """Where the data dir may be, relative to a work tree: first the way ``iteratr build`` run here
-    resolves it (from the current directory), then, for a relative one, from the repository root, so
-    that status run from a subdirectory still finds sessions built at the top."""
-    raw = Path(data_dir)
-    rels: list[Path] = []
-    for absolute in [raw] if raw.is_absolute() else [cwd / raw, repo.root / raw]:
-        try:
-            rel = absolute.resolve().relative_to(repo.root)
-        except ValueError:
-            continue
-        if rel != Path(".") and rel not in rels:
-            rels.append(rel)
-    if not rels:
-        raise UsageError(f"data_dir {data_dir} is not a directory inside the repository {repo.root} (default .iteratr)")
-    return rels
+        return gitrepo.blob(self.root, ref, rel)
 
 
 # -- reading one session ---------------------------------------------------------------------------
@@ -127,28 +85,23 @@ def _lock_state(repo: Repo, name: str) -> tuple[bool, dict[str, Any] | None]:
     return held, runlock.read_holder(path) if held else None
 
 
-def _read_log(repo: Repo, name: str, data_rels: list[Path]) -> tuple[str, Path | None, bytes | None, str]:
+def _read_log(repo: Repo, name: str, data_rel: Path) -> tuple[str, Path | None, bytes | None, str]:
     """The freshest copy of the session's log: (source, session dir on disk, bytes or None, label)."""
     branch = paths.branch_name(name)
     where = repo.worktrees.get(branch)
     if where is not None:
-        for data_rel in data_rels:
-            log = where / data_rel / name / paths.EVENTS_FILE
-            if log.is_file():
-                return ("checkout" if where == repo.root else "worktree"), log.parent, log.read_bytes(), str(log)
-    for data_rel in data_rels:
-        rel = (data_rel / name / paths.EVENTS_FILE).as_posix()
-        blob = repo.blob(f"refs/heads/{branch}", rel)
-        if blob is not None:
-            return "branch", None, blob, f"{branch}:{rel}"
-    return "branch", None, None, f"{branch}:{(data_rels[0] / name / paths.EVENTS_FILE).as_posix()}"
+        log = where / data_rel / name / paths.EVENTS_FILE
+        if log.is_file():
+            return ("checkout" if where == repo.root else "worktree"), log.parent, log.read_bytes(), str(log)
+    rel = (data_rel / name / paths.EVENTS_FILE).as_posix()
+    return "branch", None, repo.blob(f"refs/heads/{branch}", rel), f"{branch}:{rel}"
 
 
-def collect(repo: Repo, name: str, data_rels: list[Path]) -> dict[str, Any]:
+def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
     """Everything status shows about session ``name``, as JSON-ready data."""
     branch = paths.branch_name(name)
     where = repo.worktrees.get(branch)
-    source, session_dir, blob, label = _read_log(repo, name, data_rels)
+    source, session_dir, blob, label = _read_log(repo, name, data_rel)
     events = _parse(blob or b"", label)
     state = replay(events)
     running, holder = _lock_state(repo, name)
@@ -215,8 +168,6 @@ def _epoch(ts: str | None) -> float | None:
 
 
 def _ago(ts: str | None, now: float) -> str:
-    from iteratr.run.prompt import clock, duration_text
-
     when = _epoch(ts)
     if when is None:
         return "?"
@@ -236,8 +187,6 @@ def _progress(data: dict[str, Any]) -> str:
 
 
 def _iteration_line(it: dict[str, Any], running: bool, now: float) -> str:
-    from iteratr.run.prompt import duration_text
-
     head = f"#{it['n']}" + (f" {it['kind']}" if it["kind"] != "main" else "")
     outcome = it["outcome"]
     if outcome is None:
@@ -334,28 +283,37 @@ def render_line(data: dict[str, Any], now: float | None = None) -> str:
 # -- the command -------------------------------------------------------------------------------------
 
 
-def _view(repo: Repo, name: str | None, data_rels: list[Path], as_json: bool) -> str:
+def _view(repo: Repo, name: str | None, data_rel: Path, as_json: bool) -> str:
     if name is None:
-        found = [collect(repo, s, data_rels) for s in repo.sessions()]
+        found = [collect(repo, s, data_rel) for s in repo.sessions()]
         if as_json:
             return json.dumps({"sessions": found}, indent=2, ensure_ascii=False)
         if not found:
             return "no sessions in this repository (`iteratr build` starts one)"
         return "\n".join(render_line(d) for d in found)
-    data = collect(repo, name, data_rels)
+    data = collect(repo, name, data_rel)
     return json.dumps(data, indent=2, ensure_ascii=False) if as_json else "\n".join(render(data))
 
 
-def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool, echo: Echo) -> int:
+def run(
+    *,
+    name: str | None,
+    data_dir: str | None,
+    as_json: bool,
+    watch: bool,
+    cwd: Path | None = None,
+    out: Printer | None = None,
+) -> int:
     """Print one session (``name``) or the list of all sessions; with ``watch``, redraw until Ctrl+C."""
     from iteratr import config
 
     if watch and as_json:
         raise UsageError("--watch redraws the text view; use --json without --watch (e.g. from a script's loop)")
-    cwd = Path.cwd()
+    cwd = Path.cwd() if cwd is None else cwd
+    out = Printer() if out is None else out
     cfg = config.load_config(cwd=cwd, flags={"data_dir": data_dir} if data_dir else None)
     repo = Repo(cwd)
-    data_rels = _data_rels(cfg.data_dir, repo, cwd)
+    data_rel = paths.data_dir_in_tree(cfg.data_dir, repo.root, cwd)
     if name is not None:
         paths.validate_session_name(name)
         known = repo.sessions()
@@ -365,18 +323,18 @@ def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool, e
                 + (f"sessions: {', '.join(known)}" if known else "none exists yet (`iteratr build` starts one)")
             )
     if not watch:
-        echo(_view(repo, name, data_rels, as_json))
+        out.text(_view(repo, name, data_rel, as_json))
         return 0
     clear = _can_clear()
     try:
         while True:
             try:
-                body = _view(Repo(cwd), name, data_rels, False)
+                body = _view(Repo(cwd), name, data_rel, False)
             except IteratrError as exc:  # e.g. the branch was archived meanwhile: say so, keep watching
                 body = f"error: {exc}"
             stamp = time.strftime("%H:%M:%S")
             head = f"iteratr status at {stamp} (every {WATCH_INTERVAL:g}s; Ctrl+C to stop)"
-            echo(("\x1b[H\x1b[2J" if clear else "") + head + "\n" + body + ("" if clear else "\n"))
+            out.text(("\x1b[H\x1b[2J" if clear else "") + head + "\n" + body + ("" if clear else "\n"))
             time.sleep(WATCH_INTERVAL)
     except KeyboardInterrupt:
         return 0

@@ -13,15 +13,15 @@ inside the user's own double quotes its single quotes are literal and ``$(...)``
 quotes' a placeholder is a config error: such quotes usually hold a script for another shell
 (``sh -c '...'``), where the value would become code; that script should use ``"$ITERATR_TASK_ID"`` itself.
 
-Each command runs under ``/bin/sh -c`` in its own session and process group, stdin from /dev/null, stdout
-and stderr combined into an unlinked temp file, so a background child holding the output open cannot hang
-us. On timeout the whole group gets SIGTERM, then SIGKILL after a grace period. Failures and timeouts are
+Each command runs under ``/bin/sh -c``, started by ``iteratr.procs`` in its own session and process group,
+stdin from /dev/null, stdout and stderr combined into an unlinked temp file, so a background child holding
+the output open cannot hang us. On timeout ``procs.stop`` gives the whole group SIGTERM, then SIGKILL after
+``KILL_GRACE``. Failures and timeouts are
 results, never exceptions: a hook cannot stop a session.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import math
 import os
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from iteratr import procs
 from iteratr.errors import ConfigError
 
 HOOK_TYPES = ("session_start", "pre_iteration", "post_iteration", "session_end", "on_task_complete", "on_error")
@@ -325,16 +326,9 @@ def run_hooks(
 def _run_one(spec: HookSpec, *, cwd: Path, env: dict[str, str], output_cap: int) -> HookResult:
     started = time.monotonic()
     with tempfile.TemporaryFile() as capture:
+        argv = ["/bin/sh", "-c", render_command(spec.command)]
         try:
-            proc = subprocess.Popen(
-                ["/bin/sh", "-c", render_command(spec.command)],
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=capture,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            proc = procs.popen(argv, cwd=cwd, env=env, stdout=capture, stderr=subprocess.STDOUT)
         except (OSError, ValueError) as exc:
             return HookResult(spec, None, False, time.monotonic() - started, f"could not start /bin/sh: {exc}")
         timed_out = False
@@ -343,7 +337,7 @@ def _run_one(spec: HookSpec, *, cwd: Path, env: dict[str, str], output_cap: int)
             exit_status: int | None = proc.wait(timeout=spec.timeout)
         except subprocess.TimeoutExpired:
             timed_out, exit_status = True, None
-            _stop_group(proc)
+            procs.stop(proc, grace=KILL_GRACE)
         finally:
             _running.discard(proc.pid)
         duration = time.monotonic() - started
@@ -363,58 +357,11 @@ def _tail(capture: IO[bytes], cap: int) -> str:
     return f"[... {start + skip} bytes cut ...]\n" + data[skip:].decode("utf-8", errors="replace")
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the hook's whole process group, then SIGKILL whatever is left after ``KILL_GRACE``."""
-    pgid = proc.pid  # start_new_session makes the shell the group leader
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + KILL_GRACE
-    while True:
-        proc.poll()  # reap the shell so it does not count as alive
-        if not _group_alive(pgid):
-            break
-        if time.monotonic() >= deadline:
-            _signal_group(pgid, signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    proc.wait()
-
-
 def kill_running() -> None:
     """SIGKILL the process group of every hook running now: for a process about to exit at once (a second
     Ctrl+C), since a hook's group is its own session and would outlive it."""
     for pgid in list(_running):
-        _signal_group(pgid, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is left in the group.
-
-    ``killpg(pgid, 0)`` also counts zombies, and reparented grandchildren stay zombies forever under an init
-    that does not reap (common in containers), so on Linux read the members' states from /proc.
-    """
-    proc_dir = Path("/proc")
-    if not (proc_dir / "self" / "stat").exists():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    for entry in os.scandir(proc_dir):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # state ppid pgrp ...; comm may contain spaces
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
+        procs.signal_group(pgid, signal.SIGKILL)
 
 
 # --- rendering -------------------------------------------------------------------------------------------

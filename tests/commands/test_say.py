@@ -6,15 +6,25 @@ in tests/test_inbox_loop.py.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
-from iteratr.commands.say import say
+from iteratr.commands import say as saycmd
 from iteratr.errors import EXIT_USAGE, UsageError
+from iteratr.output import Printer
 from iteratr.run.inbox import INBOX_HEADER, MAX_MESSAGE_BYTES, ensure_inbox
 from iteratr.run.runlock import RunLock, lock_path
 from tests.conftest import git, run_cli
+
+
+def say(*, name: str | None, data_dir: str | None, text: str) -> str:
+    """Run ``iteratr say`` in-process; return the line it printed."""
+    stream = io.StringIO()
+    assert saycmd.run(name=name, data_dir=data_dir, text=text, out=Printer(stream)) == 0
+    return stream.getvalue().rstrip("\n")
+
 
 NOT_RUNNING = "no build is running, so it will be picked up when the next build starts"
 RUNNING = "the running build puts it into the next prompt"
