@@ -102,7 +102,7 @@ def entries(path: Path, shown: str) -> Iterator[tuple[str, object, int]]:
 def update(path: Path, values: Mapping[str, object], *, force: bool = False) -> None:
     """Set ``values`` (already validated) in the file, keeping its comments, order and other keys.
 
-    A value of None removes the key. ``force`` starts the file over. The file is replaced atomically, so
+    A value of None removes the key. ``force`` starts the file over. The file is replaced atomically (``fsutil``), so
     a failure leaves the old file whole. A symlink is followed, so a file kept in a dotfiles repository
     stays a link.
     """
@@ -134,18 +134,13 @@ def update(path: Path, values: Mapping[str, object], *, force: bool = False) -> 
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    from iteratr import fsutil
+
     path.parent.mkdir(parents=True, exist_ok=True)
     old_mode = path.stat().st_mode & 0o7777 if path.exists() else None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file: 0o666 minus the umask
-    try:
+    with fsutil.atomic_writer(path, mode=0o666) as fd:  # a new file: 0o666 minus the umask
         if old_mode is not None:
             os.fchmod(fd, old_mode)  # beyond the umask: a 0o600 file with a token in it stays 0o600
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data) :]
