@@ -1,0 +1,79 @@
+"""Every command works from any subdirectory of the repository: it reaches the session and the project
+config at the top of the work tree (``paths``' one resolver), never a stray ``sub/.iteratr`` or
+``sub/iteratr.yml``. Each command runs as a user runs it, in a subprocess started in ``src/deep``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from iteratr.session import ops
+from iteratr.session.store import Store
+from tests.conftest import FAST_ENV, CliResult, fake_agent, git, run_cli
+
+MODEL = "top/model"
+
+
+@pytest.fixture
+def top(spec_repo: Path) -> Path:
+    """The repository's top: a project config naming agent and model, and session SPEC on its branch, checked out."""
+    agent = fake_agent("follow", models=MODEL)
+    (spec_repo / "iteratr.yml").write_text(f"model: {MODEL}\nagent: {json.dumps(agent)}\n")
+    git(spec_repo, "switch", "-q", "-c", "iteratr/SPEC")
+    store = Store(spec_repo / ".iteratr", "SPEC")
+    ops.task_add(store, [{"content": "First task"}])
+    git(spec_repo, "add", "--force", str(store.events_path), str(store.tasks_path))
+    git(spec_repo, "commit", "-q", "-m", "session SPEC")
+    (spec_repo / "src" / "deep").mkdir(parents=True)
+    return spec_repo
+
+
+def check_doctor(top: Path, result: CliResult) -> None:
+    assert f"ok    config: valid: {top / 'iteratr.yml'}" in result.stdout
+    assert "ok    session state: SPEC: readable (0/1 tasks done" in result.stdout
+    assert f"ok    model: {MODEL} (project file" in result.stdout
+
+
+def check_config(top: Path, result: CliResult) -> None:
+    assert json.loads(result.stdout)["model"]["value"] == MODEL
+
+
+def check_status(top: Path, result: CliResult) -> None:
+    assert f"read from: this checkout {top}" in result.stdout
+    assert "tasks: 1 remaining (1 in all)" in result.stdout
+
+
+def check_say(top: Path, result: CliResult) -> None:
+    assert (top / ".iteratr" / "SPEC" / "inbox.md").read_text().endswith("\nfrom deep down\n")
+
+
+def check_tool(top: Path, result: CliResult) -> None:
+    assert "TAS-1 [P2] remaining: First task" in result.stdout
+
+
+def check_build(top: Path, result: CliResult) -> None:
+    assert "session SPEC | branch iteratr/SPEC (resumed)" in result.stdout
+    assert "stopped: the session is complete (1 tasks)" in result.stdout
+    events = Store(top / ".iteratr", "SPEC").events()  # the session at the top is the one that ran
+    assert [e["data"]["n"] for e in events if e["type"] == "iteration.started"] == [0]
+
+
+COMMANDS: dict[str, tuple[list[str], int, Callable[[Path, CliResult], None]]] = {
+    "doctor": (["doctor"], 0, check_doctor),
+    "config": (["config", "--json"], 0, check_config),
+    "status": (["status", "-n", "SPEC"], 0, check_status),
+    "say": (["say", "-n", "SPEC", "from deep down"], 0, check_say),
+    "tool": (["tool", "task-list", "-n", "SPEC"], 0, check_tool),
+    "build": (["build", "--headless", "-s", "../../specs/SPEC.md", "-n", "SPEC", "-i", "1"], 0, check_build),
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_from_a_subdirectory_reaches_the_top(top: Path, command: str) -> None:
+    args, status, check = COMMANDS[command]
+    result = run_cli(*args, cwd=top / "src" / "deep", env=FAST_ENV, expect=status)
+    check(top, result)
+    assert not (top / "src" / "deep" / ".iteratr").exists(), "a stray session in the subdirectory"
