@@ -34,63 +34,17 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
 
 from iteratr import config_file, paths
 from iteratr import config_values as v
 from iteratr.config_file import plain as _plain
 from iteratr.config_file import show as _show
 from iteratr.config_values import InvalidValue
+from iteratr.config_values import Option as Option  # re-exported: a row of the table is built of these
 from iteratr.errors import ConfigError, UsageError
 
 CONFIG_NAME = "iteratr.yml"
 ENV_PREFIX = "ITERATR_"
-
-
-# How a flag takes its value: "value" (-i N), "path" (a file path: -t PATH), "switch" (--headless),
-# "negatable" (--auto-commit/--no-auto-commit) or "optional" (--push [REMOTE]: alone it means ``bare``).
-OptionKind = Literal["value", "path", "switch", "negatable", "optional"]
-
-
-@dataclass(frozen=True)
-class Option:
-    """How a setting is spelled on ``iteratr build``'s command line. ``iteratr.cli`` makes the click option."""
-
-    names: tuple[str, ...]  # the short name first, if any: ("-i", "--iterations")
-    help: str  # the line `iteratr build --help` shows
-    metavar: str = ""  # what the value is, e.g. N, MODEL; "" for switches
-    kind: OptionKind = "value"
-    bare: str = ""  # kind "optional": the value when the flag comes alone (--push means origin)
-
-    @property
-    def long(self) -> str:
-        return self.names[-1]
-
-    @property
-    def negation(self) -> str:
-        return "--no-" + self.long[2:]
-
-    @property
-    def spelling(self) -> str:
-        """As ``--help`` and the README write it: ``-i, --iterations N``, ``--auto-commit / --no-auto-commit``."""
-        if self.kind == "negatable":
-            return f"{self.long} / {self.negation}"
-        names = ", ".join(self.names)
-        if self.kind == "optional":
-            return f"{names} [{self.metavar}]"
-        return f"{names} {self.metavar}" if self.metavar else names
-
-    def argv(self, value: object) -> list[str]:
-        """The words that give ``value`` on a command line; none for None (not given) or a switch that is off."""
-        if value is None:
-            return []
-        if self.kind == "switch":
-            return [self.long] if value else []
-        if self.kind == "negatable":
-            return [self.long if value else self.negation]
-        if self.kind == "optional":  # the value is optional, so it must be attached
-            return [f"{self.long}={value}"]
-        return [self.long, str(value)]
 
 
 @dataclass(frozen=True)

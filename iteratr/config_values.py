@@ -1,7 +1,8 @@
-"""What each setting accepts: the validators of the settings table in ``iteratr.config``.
+"""The parts of a row of the settings table in ``iteratr.config``: what a value may be, and how a flag is spelled.
 
-Each accepts the typed values YAML gives and the text an env var or flag gives, and returns the canonical
-value or raises ``InvalidValue`` with a message that reads after the value ("is not a whole number >= 0").
+The validators accept the typed values YAML gives and the text an env var or flag gives, and return the
+canonical value or raise ``InvalidValue`` with a message that reads after the value ("is not a whole
+number >= 0"). ``Option`` is how a setting is spelled on ``iteratr build``'s command line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import math
 import os
 import re
 import shlex
+from dataclasses import dataclass
+from typing import Literal
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -19,6 +22,52 @@ LOG_LEVELS = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40}
 
 class InvalidValue(ValueError):
     """A value a key does not accept. The message reads after the value: "is not a whole number >= 0"."""
+
+
+# How a flag takes its value: "value" (-i N), "path" (a file path: -t PATH), "switch" (--headless),
+# "negatable" (--auto-commit/--no-auto-commit) or "optional" (--push [REMOTE]: alone it means ``bare``).
+OptionKind = Literal["value", "path", "switch", "negatable", "optional"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a setting is spelled on ``iteratr build``'s command line. ``iteratr.cli`` makes the click option."""
+
+    names: tuple[str, ...]  # the short name first, if any: ("-i", "--iterations")
+    help: str  # the line `iteratr build --help` shows
+    metavar: str = ""  # what the value is, e.g. N, MODEL; "" for switches
+    kind: OptionKind = "value"
+    bare: str = ""  # kind "optional": the value when the flag comes alone (--push means origin)
+
+    @property
+    def long(self) -> str:
+        return self.names[-1]
+
+    @property
+    def negation(self) -> str:
+        return "--no-" + self.long[2:]
+
+    @property
+    def spelling(self) -> str:
+        """As ``--help`` and the README write it: ``-i, --iterations N``, ``--auto-commit / --no-auto-commit``."""
+        if self.kind == "negatable":
+            return f"{self.long} / {self.negation}"
+        names = ", ".join(self.names)
+        if self.kind == "optional":
+            return f"{names} [{self.metavar}]"
+        return f"{names} {self.metavar}" if self.metavar else names
+
+    def argv(self, value: object) -> list[str]:
+        """The words that give ``value`` on a command line; none for None (not given) or a switch that is off."""
+        if value is None:
+            return []
+        if self.kind == "switch":
+            return [self.long] if value else []
+        if self.kind == "negatable":
+            return [self.long if value else self.negation]
+        if self.kind == "optional":  # the value is optional, so it must be attached
+            return [f"{self.long}={value}"]
+        return [self.long, str(value)]
 
 
 def text(value: object) -> str:

@@ -17,7 +17,6 @@ import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 from iteratr import __version__, config, paths
 from iteratr.errors import UsageError
@@ -196,8 +195,3 @@ def _require_agent_binary(argv: list[str]) -> None:
             f"agent command not found: {argv[0]}",
             hint="install it, or set --agent / ITERATR_AGENT / config key agent",
         )
-
-
-def build(flags: dict[str, Any]) -> int:
-    """The old entry point, a dict of flags: kept for callers not yet moved to ``run(BuildRequest(...))``."""
-    return run(BuildRequest(**flags))
