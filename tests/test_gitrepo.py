@@ -122,3 +122,54 @@ def test_git_runs_in_its_own_process_group(repo: Path) -> None:
 
     out = GitRepo.open(repo).run("-c", "alias.pgid=!ps -o pgid= -p $$", "pgid")
     assert int(out.strip()) != os.getpgrp()
+
+
+def test_importing_gitrepo_and_its_plain_functions_never_import_gitpython(repo: Path) -> None:
+    """``iteratr status`` and ``say`` ask git through the plain functions, which must stay quick."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from iteratr import gitrepo; "
+        f"r = Path({str(repo)!r}); gitrepo.toplevel(r); gitrepo.worktrees(r); gitrepo.branches(r, '*'); "
+        "gitrepo.blob(r, 'HEAD', 'README.md'); gitrepo.current_branch(r); "
+        "print('git' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_plain_functions_answer_from_a_subdirectory_and_a_linked_worktree(repo: Path, tmp_path: Path) -> None:
+    from iteratr import gitrepo
+
+    sub = repo / "a" / "b"
+    sub.mkdir(parents=True)
+    top, common = gitrepo.toplevel(sub) or (None, None)
+    assert (top, common) == (repo.resolve(), (repo / ".git").resolve())
+    assert gitrepo.toplevel(tmp_path) is None
+    assert gitrepo.current_branch(sub) == "main"
+    GitRepo.open(repo).add_worktree(tmp_path / "wt", "iteratr/S")
+    assert gitrepo.worktrees(sub) == {"main": repo.resolve(), "iteratr/S": (tmp_path / "wt").resolve()}
+    assert gitrepo.toplevel(tmp_path / "wt") == ((tmp_path / "wt").resolve(), (repo / ".git").resolve())
+    assert gitrepo.branches(repo, "iteratr/*") == ["iteratr/S"]
+    assert gitrepo.blob(repo, "HEAD", "README.md") == b"# test repo\n"
+    assert gitrepo.blob(repo, "HEAD", "missing") is None
+    with pytest.raises(GitError, match="git no-such-command failed"):
+        gitrepo.run_git(repo, "no-such-command")
+
+
+def test_branch_methods_session_branch_uses(repo: Path, tmp_path: Path) -> None:
+    g = GitRepo.open(repo)
+    first = g.head()
+    assert g.parent(first) is None  # the root commit
+    (repo / "x.txt").write_text("x\n")
+    assert g.changed(["x.txt"]) and not g.changed(["README.md"])
+    g.commit_all("one\n\nIteratr-Session: S\n", everything=True, force_paths=[])
+    g.commit_all("two\n\nIteratr-Session: S\n", everything=True, force_paths=[])
+    found = g.first_commit("HEAD", "Iteratr-Session: S")
+    assert found is not None and g.parent(found) == first
+    assert g.first_commit("HEAD", "Iteratr-Session: other") is None
+    g.switch_new("iteratr/T", first)
+    assert g.current_branch() == "iteratr/T" and g.head() == first
+    assert g.add_worktree(tmp_path / "wt", "iteratr/U", base="main") is True
+    assert git(tmp_path / "wt", "log", "-1", "--format=%s") == "two"
