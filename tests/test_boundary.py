@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from iteratr import errors
 from iteratr.boundary import crash_log_path, guarded
-from iteratr.errors import EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_USAGE, LockedError, UsageError
+from iteratr.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_STATUSES,
+    EXIT_USAGE,
+    IteratrError,
+    LockedError,
+    UsageError,
+)
 
 
 def test_an_iteratr_error_is_one_line_with_its_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,3 +59,19 @@ def test_ctrl_c_outside_a_run_exits_130(capsys: pytest.CaptureFixture[str]) -> N
 def test_success_returns_the_function_status() -> None:
     assert guarded(lambda: None) == 0
     assert guarded(lambda: 3) == 3
+
+
+def _subclasses(cls: type[IteratrError]) -> list[type[IteratrError]]:
+    return [cls, *(sub for direct in cls.__subclasses__() for sub in _subclasses(direct))]
+
+
+def test_every_error_exits_with_a_status_of_the_one_table() -> None:
+    codes = {status.code for status in EXIT_STATUSES}
+    wrong = {cls.__name__: cls.exit_code for cls in _subclasses(IteratrError) if cls.exit_code not in codes}
+    assert wrong == {}
+    assert EXIT_INTERRUPTED in codes  # Ctrl+C outside any IteratrError
+
+
+def test_the_table_names_its_constants() -> None:
+    assert [getattr(errors, status.name) for status in EXIT_STATUSES] == [status.code for status in EXIT_STATUSES]
+    assert len({status.code for status in EXIT_STATUSES}) == len(EXIT_STATUSES)
