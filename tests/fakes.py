@@ -77,6 +77,9 @@ class FakeAgent:
         self.turn_running = asyncio.Event()  # set while a turn runs: a test can act "during the turn"
         self._cancelled = asyncio.Event()
         self._tool_ids = 0
+        self._turn_tools = 0
+        self.iteration_timeout: float | None = None
+        self.idle_timeout: float | None = None
         self.model: str | None = None
 
     # -- the seam ---------------------------------------------------------------------------------
@@ -91,6 +94,7 @@ class FakeAgent:
         await self.start()
         self.script.prompts.append(prompt)
         self._cancelled = asyncio.Event()
+        self._turn_tools = 0
         self.iteration_timeout, self.idle_timeout = iteration_timeout, idle_timeout
         self.model = self._apply_model()
         mode = self.script.next_mode()
@@ -129,12 +133,13 @@ class FakeAgent:
 
     def tool(self, title: str, status: str = "completed") -> None:
         self._tool_ids += 1
+        self._turn_tools += 1
         call = f"call-{self._tool_ids}"
         self.launch.on_event(ToolCallEvent(call, title, "execute", "in_progress", False))
         self.launch.on_event(ToolCallEvent(call, title, "execute", status, True))
 
     def result(self, text: str = "", stop_reason: str = "end_turn", usage: Usage | None = None) -> TurnResult:
-        return TurnResult(stop_reason, text, self._tool_ids, usage, self.model, f"fake-{len(self.script.prompts)}")
+        return TurnResult(stop_reason, text, self._turn_tools, usage, self.model, f"fake-{len(self.script.prompts)}")
 
     async def wait_for_cancel(self) -> TurnResult:
         """Hang like an agent that honours ``session/cancel``, until a cancel or the turn's timeouts."""

@@ -25,6 +25,7 @@ from iteratr.output import Printer
 from iteratr.run import hooks as hooks_mod
 from iteratr.run import inbox, prompt
 from iteratr.run.loop import BuildLoop
+from iteratr.run.runlock import RunLock, lock_path
 from iteratr.run.settings import Settings
 from iteratr.session.state import State
 from iteratr.session.store import Store
@@ -41,6 +42,7 @@ class LoopRun:
     script: Script
     stream: io.StringIO = field(default_factory=io.StringIO)
     code: int | None = None
+    lock: RunLock | None = None  # held while the loop runs, as `iteratr build` holds it (`say` looks)
 
     @property
     def output(self) -> str:
@@ -76,6 +78,7 @@ def prepare(
 ) -> tuple[BuildLoop, LoopRun]:
     """A loop on the session ``name`` of ``repo``, ready to run; ``overrides`` are ``Settings`` fields."""
     git_repo = GitRepo.open(repo)
+    lock = RunLock(lock_path(git_repo.common_dir(), name), name, git_repo.root).acquire()
     data_rel = Path(".iteratr")
     work_tree, _how = session_git.prepare(git_repo, name, data_rel=data_rel, worktree=worktree, reset=False)
     wt_repo = git_repo if work_tree == git_repo.root else GitRepo.open(work_tree)
@@ -104,7 +107,7 @@ def prepare(
         branch=paths.branch_name(name),
     )
     settings = replace(settings, **overrides)
-    run = LoopRun(settings, store, script)
+    run = LoopRun(settings, store, script, lock=lock)
     return BuildLoop(settings, store, wt_repo, Printer(run.stream), agent_factory=script), run
 
 
@@ -114,6 +117,9 @@ async def _run(loop: BuildLoop, run: LoopRun) -> None:
     except IteratrError as exc:  # what the boundary prints, and its exit status
         loop.out.line(f"iteratr: error: {exc}")
         run.code = exc.exit_code
+    finally:
+        if run.lock is not None:
+            run.lock.release()
 
 
 def run_loop(repo: Path, script: Script, *, expect: int | None = 0, **kwargs: Any) -> LoopRun:
