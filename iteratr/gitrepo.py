@@ -260,15 +260,8 @@ class GitRepo:
         numbers = [int(word) for word in out.split() if word.isdigit()]
         return max(numbers) if numbers else None
 
-    def head(self) -> str:
-        return self.run("rev-parse", "HEAD")
-
     def push(self, remote: str, branch: str) -> None:
         self.run("push", "--quiet", remote, f"{branch}:{branch}")
-
-    def show(self, ref: str, path: str) -> bytes | None:
-        """A file's bytes at ``ref``, or None if it is not there."""
-        return blob(self.root, ref, path)
 
     def branches(self, pattern: str) -> list[str]:
         return branches(self.root, pattern)

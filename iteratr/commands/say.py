@@ -13,7 +13,6 @@ run from hooks and scripts, and should answer quickly).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from iteratr import gitrepo, paths
@@ -22,14 +21,6 @@ from iteratr.output import Printer
 from iteratr.run import inbox
 
 SESSION_FILES = (paths.EVENTS_FILE, paths.INBOX_FILE)
-
-
-@dataclass(frozen=True)
-class Where:
-    """Where a session's files live, as far as ``say`` can tell."""
-
-    session_dir: Path
-    worktree: Path | None  # the linked worktree the session's branch is checked out in, if not this checkout
 
 
 def run(
@@ -44,9 +35,8 @@ def run(
     local_data = paths.resolve_data_dir(cfg.data_dir, cwd, top=repo[0] if repo else None).resolve()
     sessions = find_sessions(local_data, repo[0] if repo else None)
     session = _choose(name, sessions, local_data)
-    where = sessions[session]
-    where.session_dir.mkdir(parents=True, exist_ok=True)  # a session known only by its branch
-    path = inbox.append(where.session_dir, text)
+    sessions[session].mkdir(parents=True, exist_ok=True)  # a session known only by its branch
+    path = inbox.append(sessions[session], text)
     shown = paths.shown(path, cwd)
     if repo is not None and _build_running(repo[1], session):
         line = f"message for session {session} saved to {shown}; the running build puts it into the next prompt"
@@ -59,18 +49,18 @@ def run(
     return 0
 
 
-def find_sessions(local_data: Path, root: Path | None) -> dict[str, Where]:
-    """Every session ``say`` can reach from the work tree ``root`` (None: no repository): name -> its inbox.
+def find_sessions(local_data: Path, root: Path | None) -> dict[str, Path]:
+    """Every session ``say`` can reach from the work tree ``root`` (None: no repository): name -> its directory.
 
     A session whose branch is checked out in some worktree lives there (the build runs there);
     sessions in the local data dir and sessions known only by an ``iteratr/S`` branch use the
     local data dir.
     """
-    found: dict[str, Where] = {}
+    found: dict[str, Path] = {}
     if local_data.is_dir():
         for entry in sorted(local_data.iterdir()):
             if entry.is_dir() and paths.NAME_RE.fullmatch(entry.name) and _is_session_dir(entry):
-                found[entry.name] = Where(entry, None)
+                found[entry.name] = entry
     if root is None:
         return found
     rel = _relative(local_data, root)
@@ -78,19 +68,18 @@ def find_sessions(local_data: Path, root: Path | None) -> dict[str, Where]:
     for branch in gitrepo.branches(root, prefix + "*"):
         session = branch[len(prefix) :]
         if paths.NAME_RE.fullmatch(session) and session not in found:
-            found[session] = Where(local_data / session, None)
+            found[session] = local_data / session
     if rel is None:
         return found  # an absolute data dir outside the repository: no worktree has its own copy
     for branch, tree in gitrepo.worktrees(root).items():
         session = branch[len(prefix) :] if branch.startswith(prefix) else ""
         if not paths.NAME_RE.fullmatch(session):
             continue
-        here = tree.resolve() == root
-        found[session] = Where(tree / rel / session, None if here else tree)
+        found[session] = tree / rel / session
     return found
 
 
-def _choose(name: str | None, sessions: dict[str, Where], local_data: Path) -> str:
+def _choose(name: str | None, sessions: dict[str, Path], local_data: Path) -> str:
     listed = ", ".join(sorted(sessions)) or "none"
     if name:
         paths.validate_session_name(name)

@@ -10,7 +10,6 @@ state always gives the same prompt.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -201,7 +200,3 @@ def context(
         "next_task_number": state.last_task_num + 1,
         "port": "",
     }
-
-
-def now_ts() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
