@@ -319,6 +319,29 @@ def test_project_path(tmp_path: Path) -> None:
     assert project_config_path(tmp_path) == tmp_path / "iteratr.yml"
 
 
+def test_project_file_is_read_from_the_top_of_the_work_tree(layout: tuple[Path, dict[str, str], Path]) -> None:
+    project, env, _ = layout
+    (project / ".git").mkdir()  # the top of a work tree (a file in a linked worktree)
+    write(project / "iteratr.yml", "model: top/model\n")
+    write(project / "src" / "deep" / "iteratr.yml", "model: not/this\n")  # only the top's file counts
+    cfg = load_config(cwd=project / "src" / "deep", env=env)
+    assert (cfg.model, cfg.source("model")) == ("top/model", f"project file {project / 'iteratr.yml'}:1")
+    assert project_config_path(project / "src") == project / "iteratr.yml"
+
+
+def test_config_without_files_is_the_environment_over_the_defaults(
+    layout: tuple[Path, dict[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, env, global_file = layout
+    write(global_file, "model: [broken\n")
+    monkeypatch.chdir(project)
+    write(project / "iteratr.yml", "iterations: lots\n")
+    cfg = config_mod.config_without_files({**env, "ITERATR_MODEL": "env/model"})
+    assert (cfg.model, cfg.source("model"), cfg.iterations) == ("env/model", "env ITERATR_MODEL", 0)
+    bad_env = config_mod.config_without_files({**env, "ITERATR_MODEL": "env/model", "ITERATR_ITERATIONS": "x"})
+    assert all(resolved.source == "default" for resolved in bad_env.values.values())
+
+
 # --- error messages ----------------------------------------------------------------------------------------
 
 BAD_FILES = [
