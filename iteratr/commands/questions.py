@@ -35,7 +35,10 @@ def ask(question: Any) -> Any:
 
 
 def cancelled(what: str) -> int:
-    print(f"iteratr: {what} cancelled; nothing was written", file=sys.stderr, flush=True)
+    """Say on stderr that ``what`` was cancelled and nothing was written; the exit status for it."""
+    from iteratr.output import Printer
+
+    Printer(sys.stderr).text(f"iteratr: {what} cancelled; nothing was written")
     return EXIT_INTERRUPTED
 
 
