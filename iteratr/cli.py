@@ -113,7 +113,7 @@ def demo(keep: bool) -> int:
     """Run a complete session on a built-in example with a scripted agent (no network, no keys)."""
     from iteratr.commands import demo as demo_mod
 
-    return demo_mod.run_demo(keep=keep)
+    return demo_mod.run(keep=keep)
 
 
 @root.command()
@@ -178,7 +178,7 @@ def doctor() -> int:
     """Check Python, git, the agent (does it speak ACP?), the model, config, hooks and session state."""
     from iteratr.commands import doctor as doctor_mod
 
-    return doctor_mod.run_doctor(echo=click.echo)
+    return doctor_mod.run()
 
 
 def run(args: list[str]) -> int:
