@@ -1,27 +1,35 @@
-"""The inbox in real builds: the real watcher, real writer processes, the scripted ACP agent, `iteratr say`.
+"""The inbox in the loop, in-process: the real watcher, real writer processes and `iteratr say`, the fake agent.
 
-A build is held at a chosen point by a real hook that waits for a gate file, so a test can save into the
-inbox "while the build runs" at a known moment and know which prompt the text must reach. Prompts are read
-from the scripted agent's prompt log (FAKE_AGENT_PROMPT_LOG).
+The loop runs in a background thread (tests/run/harness.py). It is held at a chosen point by a real
+hook that waits for a gate file, so a test can save into the inbox "while the build runs" at a known
+moment and know which prompt the text must reach; the fake agent keeps the prompts it receives. The
+inbox line `build` prints, and `say` into a build in a worktree, are in test_build_e2e.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from iteratr.agent.events import TurnResult
 from iteratr.run.inbox import INBOX_HEADER, MAX_MESSAGE_BYTES
-from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, run_cli
+from iteratr.session import ops
+from iteratr.session.store import Store
+from tests.conftest import git, run_cli
+from tests.fakes import FakeAgent, Script
+from tests.run.harness import BackgroundLoop
 
 ONE_TASK_SPEC = "# One task\n\n## Tasks\n- [ ] The only task\n"
 # Holds the build at pre_iteration / post_iteration of iteration N while $GATES/hold-<type>-N exists,
@@ -47,11 +55,11 @@ def poll(condition: Callable[[], Any], what: str, build: Build | None = None, ti
         value = condition()
         if value:
             return value
-        if build is not None and build.proc.poll() is not None:
+        if build is not None and build.done():
             value = condition()
             if value:
                 return value
-            pytest.fail(f"the build ended (exit {build.proc.returncode}) before: {what}\n{build.output()}")
+            pytest.fail(f"the build ended (exit {build.bg.run.code}) before: {what}\n{build.output()}")
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for: {what}\n{build.output() if build else ''}")
         time.sleep(0.02)
@@ -74,10 +82,10 @@ def message_texts(session_dir: Path) -> list[str]:
     return [e["data"]["text"] for e in of_type(session_dir, "user.message")]
 
 
-def prompts(log: Path) -> dict[int, list[str]]:
+def prompts(script: Script) -> dict[int, list[str]]:
     """Iteration number -> the prompts sent for it (a retry sends another)."""
     found: dict[int, list[str]] = {}
-    for text in log.read_text().split("\n=====\n")[:-1]:
+    for text in script.prompts:
         match = re.search(r"Iteration: #(\d+)", text)
         assert match, text[:200]
         found.setdefault(int(match[1]), []).append(text)
@@ -91,33 +99,15 @@ def messages_section(prompt: str) -> str:
 
 
 class Build:
-    """A real `iteratr build --headless` in the background; output in a file, gates in ``gates``."""
+    """The loop in a background thread, on the repository's session SPEC; gates in ``gates``."""
 
-    def __init__(self, repo: Path, *args: str, env: dict[str, str] | None = None, work_tree: Path | None = None):
+    def __init__(self, repo: Path, script: Script, **settings: Any) -> None:
         self.repo = repo
-        self.work_tree = work_tree or repo
-        self.session_dir = self.work_tree / ".iteratr" / "SPEC"
+        self.script = script
         self.gates = repo.parent / "gates"
         self.gates.mkdir(exist_ok=True)
-        self.prompt_log = repo.parent / "prompts.log"
-        self.out_path = repo.parent / f"build-{time.monotonic_ns()}.out"
-        full_env = {
-            **os.environ,
-            **FAST_ENV,
-            "GATES": str(self.gates),
-            "FAKE_AGENT_PROMPT_LOG": str(self.prompt_log),
-            **(env or {}),
-        }
-        with self.out_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [*ITERATR_CMD, "build", "--headless", *args],
-                cwd=repo,
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.bg = BackgroundLoop(repo, script, **settings)
+        self.session_dir = self.bg.session_dir
 
     def hold(self, hook: str, n: int) -> None:
         (self.gates / f"hold-{hook}-{n}").touch()
@@ -128,38 +118,38 @@ class Build:
     def go(self, hook: str, n: int) -> None:
         (self.gates / f"go-{hook}-{n}").touch()
 
+    def done(self) -> bool:
+        return self.bg.done()
+
     def output(self) -> str:
-        return self.out_path.read_text(errors="replace")
+        return self.bg.output()
 
     def wait(self, expect: int, timeout: float = 90) -> str:
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, 9)
-            self.proc.wait()
-            pytest.fail(f"the build did not end in {timeout}s\n{self.output()}")
-        out = self.output()
-        assert code == expect, f"exit {code}, expected {expect}\n{out}"
-        return out
+        return self.bg.wait(expect, timeout)
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 9)
-            self.proc.wait()
+    def stop(self) -> None:
+        """Let a build a failed test left behind end: open every gate, interrupt it once, and wait."""
+        if self.done():
+            return
+        for hold in self.gates.glob("hold-*"):
+            (self.gates / hold.name.replace("hold-", "go-", 1)).touch()
+        self.bg.interrupt()
+        self.bg.thread.join(30)
 
 
 @pytest.fixture
-def gated(spec_repo: Path) -> Path:
-    """The three-task spec repository with the gate hooks committed."""
+def gated(spec_repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The three-task spec repository with the gate hooks committed, and $GATES for them."""
     (spec_repo / ".iteratr.hooks.yml").write_text(HOOKS)
     git(spec_repo, "add", ".iteratr.hooks.yml")
     git(spec_repo, "commit", "-q", "-m", "gate hooks")
+    monkeypatch.setenv("GATES", str(spec_repo.parent / "gates"))
     return spec_repo
 
 
 @pytest.fixture
-def builds() -> Any:
-    """Builds a test starts are killed if the test fails half-way."""
+def builds() -> Iterator[Callable[..., Build]]:
+    """Builds a test starts are stopped if the test fails half-way."""
     started: list[Build] = []
 
     def start(*args: Any, **kwargs: Any) -> Build:
@@ -169,7 +159,7 @@ def builds() -> Any:
 
     yield start
     for build in started:
-        build.kill()
+        build.stop()
 
 
 def one_task(repo: Path) -> None:
@@ -199,7 +189,7 @@ def save(path: Path, style: str, text: str) -> None:
 
 def test_each_save_style_is_recorded_printed_delivered_once_and_never_committed(gated: Path, builds: Any) -> None:
     styles = {1: "truncate", 2: "rename", 3: "append"}
-    build = builds(gated, "--agent", fake_agent("follow"), "-i", "6")  # a regression ends, not loops
+    build = builds(gated, Script("follow"), iterations=6)  # a regression ends, not loops
     for n in styles:
         build.hold("pre", n)
     for k, (n, style) in enumerate(styles.items(), start=1):
@@ -211,14 +201,12 @@ def test_each_save_style_is_recorded_printed_delivered_once_and_never_committed(
         build.go("pre", n)
     out = build.wait(0)
 
-    # The run names its inbox before any iteration, and prints each message as a line.
-    inbox_line = f"inbox: {build.session_dir / 'inbox.md'}"
-    assert inbox_line in out and out.index(inbox_line) < out.index("=== #0")
+    # The run prints each message as a line (the inbox line `build` prints first: test_build_e2e.py).
     for k, style in enumerate(styles.values(), start=1):
         assert f">>> message from the user (MSG-{k}): note {k} saved by {style}" in out
 
     # Each message goes into the prompt of the iteration that was waiting, in its own section, with its time.
-    sent = prompts(build.prompt_log)
+    sent = prompts(build.script)
     assert sorted(sent) == [0, 1, 2, 3] and all(len(p) == 1 for p in sent.values())
     assert messages_section(sent[0][0]) == ""
     for k, (n, style) in enumerate(styles.items(), start=1):
@@ -246,7 +234,7 @@ for i in range(100):
 
 
 def test_a_hundred_rapid_appends_from_another_process_are_recorded_once_in_order(gated: Path, builds: Any) -> None:
-    build = builds(gated, "--agent", fake_agent("follow"), "-i", "2")
+    build = builds(gated, Script("follow"), iterations=2)
     # First a message while the post_iteration hook of #0 runs: it waits for prompt #1.
     build.hold("post", 0)
     build.hold("pre", 1)
@@ -269,7 +257,7 @@ def test_a_hundred_rapid_appends_from_another_process_are_recorded_once_in_order
     assert ids == [f"MSG-{i}" for i in range(1, len(ids) + 1)]
     delivered = of_type(build.session_dir, "user.delivered")
     assert len(delivered) == 1 and delivered[0]["data"] == {"ids": ids, "iteration": 1}
-    sent = prompts(build.prompt_log)
+    sent = prompts(build.script)
     assert messages_section(sent[0][0]) == ""
     section = messages_section(sent[1][0])
     assert re.findall(r"said while a hook ran|line \d{3}", section) == expected
@@ -279,14 +267,21 @@ def test_a_hundred_rapid_appends_from_another_process_are_recorded_once_in_order
 
 
 def test_messages_during_a_hung_turn_and_a_retry_wait_reach_the_following_prompt(gated: Path, builds: Any) -> None:
-    state = gated.parent / "agent-state"
-    env = {"ITERATR_IDLE_TIMEOUT": "3", "ITERATR_RETRY_DELAY": "2"}
-    build = builds(gated, "--agent", fake_agent("hang", "follow", state_file=state), "-i", "2", env=env)
+    said = threading.Event()
+
+    async def hung(agent: FakeAgent, prompt: str) -> TurnResult:
+        # Silent until the test has said its message, then silent past the idle timeout.
+        await asyncio.to_thread(said.wait, DEADLINE)
+        return await agent.wait_for_cancel()
+
+    build = builds(gated, Script(hung, "follow"), iterations=2, idle_timeout=0.2, retry_delay=2.0)
     build.hold("pre", 1)
     poll(lambda: of_type(build.session_dir, "iteration.started"), "the planning turn started", build)
-    said = run_cli("say", "during the hung planning turn", cwd=gated)
-    assert "the running build puts it into the next prompt" in said.stdout, said
-    assert ".iteratr/SPEC/inbox.md" in said.stdout
+    saying = run_cli("say", "during the hung planning turn", cwd=gated)
+    assert "the running build puts it into the next prompt" in saying.stdout, saying
+    assert ".iteratr/SPEC/inbox.md" in saying.stdout
+    poll(lambda: message_texts(build.session_dir), "the message recorded during the hung turn", build)
+    said.set()
     poll(lambda: "retrying in" in build.output(), "the retry wait", build)
     save(build.session_dir / "inbox.md", "append", "during the retry wait")
     poll(lambda: len(message_texts(build.session_dir)) == 2, "both messages recorded", build)
@@ -296,7 +291,7 @@ def test_messages_during_a_hung_turn_and_a_retry_wait_reach_the_following_prompt
 
     ended = of_type(build.session_dir, "iteration.ended")
     assert [(e["data"]["n"], e["data"]["outcome"]) for e in ended] == [(0, "timeout"), (1, "ok")], out
-    sent = prompts(build.prompt_log)
+    sent = prompts(build.script)
     assert messages_section(sent[0][0]) == "", "the hung prompt was sent before the messages"
     section = messages_section(sent[1][0])
     assert "during the hung planning turn" in section and "during the retry wait" in section
@@ -309,22 +304,23 @@ def test_messages_during_a_hung_turn_and_a_retry_wait_reach_the_following_prompt
 
 def complete_again(repo: Path) -> None:
     """Mark the session complete as the agent does (all its tasks are done), leaving a message pending."""
-    run_cli("tool", "session-complete", "--name", "SPEC", cwd=repo, env=FAST_ENV)
+    ops.session_complete(Store(repo / ".iteratr", "SPEC"))
 
 
 def test_a_message_to_a_completed_session_gets_one_more_iteration_now_or_at_the_next_build(
     gated: Path, builds: Any
 ) -> None:
     one_task(gated)
-    first = builds(gated, "--agent", fake_agent("follow"), "-i", "4")
+    log = Script("follow")  # one script for every build, so its prompts are all of theirs
+    first = builds(gated, log, iterations=4)
     first.wait(0)
-    sdir, log = first.session_dir, first.prompt_log
+    sdir = first.session_dir
     assert of_type(sdir, "session.completed") and len(prompts(log)) == 2
 
     # No build running: `say` says the next build picks it up; that build runs instead of exiting at once.
     said = run_cli("say", "one more thing", cwd=gated)
     assert f"saved to .iteratr/SPEC/inbox.md; {NOT_RUNNING}" in said.stdout, said
-    second = builds(gated, "--agent", fake_agent("follow"), "-i", "4")
+    second = builds(gated, log, iterations=4)
     second.hold("post", 2)
     second.hold("post", 3)
     second.wait_at("post", 2)
@@ -346,19 +342,19 @@ def test_a_message_to_a_completed_session_gets_one_more_iteration_now_or_at_the_
     save(sdir / "inbox.md", "append", "and bump the version")
     poll(lambda: len(message_texts(sdir)) == 3, "the message recorded", second)
     complete_again(gated)
-    second.proc.send_signal(signal.SIGTERM)
+    second.bg.interrupt(signal.SIGTERM)
     poll(lambda: "interrupting" in second.output(), "the build interrupted", second)
     second.go("post", 3)
     out = second.wait(130)
     assert "=== #4" not in out
-    third = builds(gated, "--agent", fake_agent("follow"), "-i", "4")
+    third = builds(gated, log, iterations=4)
     out = third.wait(0)
     assert "=== #4" in out and "already complete" not in out, out
     assert "and bump the version" in messages_section(prompts(log)[4][0])
     assert of_type(sdir, "user.delivered")[-1]["data"] == {"ids": ["MSG-3"], "iteration": 4}
 
     # Nothing pending: a build on the complete session exits at once.
-    idle = builds(gated, "--agent", fake_agent("follow"), "-i", "4").wait(0)
+    idle = builds(gated, log, iterations=4).wait(0)
     assert "already complete" in idle and "=== #" not in idle
     assert sorted(prompts(log)) == [0, 1, 2, 3, 4] and all(len(p) == 1 for p in prompts(log).values())
 
@@ -367,7 +363,7 @@ def test_a_message_to_a_completed_session_gets_one_more_iteration_now_or_at_the_
 
 
 def test_an_oversized_message_is_moved_aside_and_non_utf8_is_replaced_with_warnings(gated: Path, builds: Any) -> None:
-    build = builds(gated, "--agent", fake_agent("follow"), "-i", "1")
+    build = builds(gated, Script("follow"), iterations=1)
     build.hold("pre", 0)
     build.wait_at("pre", 0)
     big = "x" * (MAX_MESSAGE_BYTES + 1000)
@@ -385,13 +381,13 @@ def test_an_oversized_message_is_moved_aside_and_non_utf8_is_replaced_with_warni
     assert f"bytes moved aside to {rejected[0]}" in out
     assert "not UTF-8" in out
     assert message_texts(build.session_dir) == ["caf\ufffd au lait"]
-    assert "caf\ufffd au lait" in messages_section(prompts(build.prompt_log)[0][0])
+    assert "caf\ufffd au lait" in messages_section(prompts(build.script)[0][0])
     committed = git(gated, "ls-tree", "-r", "--name-only", "iteratr/SPEC")
     assert "rejected" not in committed and "inbox" not in committed
 
 
 def test_a_take_that_fails_is_a_warning_and_the_watcher_keeps_going(gated: Path, builds: Any) -> None:
-    build = builds(gated, "--agent", fake_agent("follow"), "-i", "1")
+    build = builds(gated, Script("follow"), iterations=1)
     build.hold("pre", 0)
     build.wait_at("pre", 0)
     sdir = build.session_dir
@@ -406,24 +402,3 @@ def test_a_take_that_fails_is_a_warning_and_the_watcher_keeps_going(gated: Path,
     build.wait(3)
     assert message_texts(sdir) == ["after the failure"]
     assert [big in p.read_text() for p in (sdir / "rejected").iterdir()] == [True], "the big one, once"
-
-
-# --- `iteratr say` and worktrees ---------------------------------------------------------------------
-
-
-def test_say_from_the_main_checkout_reaches_a_build_running_in_a_worktree(gated: Path, builds: Any) -> None:
-    work_tree = gated / ".iteratr" / "worktrees" / "SPEC"
-    build = builds(gated, "--worktree", "--agent", fake_agent("follow"), "-i", "2", work_tree=work_tree)
-    build.hold("pre", 1)
-    build.wait_at("pre", 1)
-    said = run_cli("say", "from", "the", "main", "checkout", cwd=gated)
-    inbox_path = work_tree / ".iteratr" / "SPEC" / "inbox.md"
-    assert f"saved to {inbox_path.relative_to(gated)}" in said.stdout, said
-    assert "the running build puts it into the next prompt" in said.stdout
-    poll(lambda: message_texts(build.session_dir), "the message recorded in the worktree's log", build)
-    build.go("pre", 1)
-    out = build.wait(3)
-    assert f"inbox: {inbox_path}" in out
-    assert message_texts(build.session_dir) == ["from the main checkout"]
-    assert "from the main checkout" in messages_section(prompts(build.prompt_log)[1][0])
-    assert not (gated / ".iteratr" / "SPEC").exists(), "nothing was written into the main checkout's data dir"
