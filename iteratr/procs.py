@@ -1,8 +1,9 @@
 """The one way iteratr starts and stops child processes: agent, hooks, probes, git and ``$EDITOR``.
 
-Every child starts in a new session, so it leads its own process group, and stopping it stops whatever it
-started too: SIGTERM to the whole group, then SIGKILL to what is left after a grace period. A child can
-therefore never outlive a timeout by leaving a grandchild behind in the group.
+Every child but an interactive one (``run_in_foreground``) starts in a new session, so it leads its own
+process group, and stopping it stops whatever it started too: SIGTERM to the whole group, then SIGKILL to
+what is left after a grace period. A child can therefore never outlive a timeout by leaving a grandchild
+behind in the group.
 
 Only the standard library is imported here, and asyncio only by ``stop_async``.
 """
@@ -101,6 +102,17 @@ def run(
             stop(proc, grace=0)
         raise
     return Completed(tuple(argv), proc.returncode, out or b"", err or b"")
+
+
+def run_in_foreground(argv: Sequence[str], *, cwd: Path | str | None = None) -> int:
+    """Run an interactive program (``$EDITOR``) on this terminal and return its exit status.
+
+    The one exception to a new session: a program that reads the terminal must stay in its foreground
+    process group, or the terminal stops it (SIGTTIN) at its first read. It inherits stdin, stdout and
+    stderr, and Ctrl+C is its own business (an editor handles it), so nothing is stopped here.
+    Raises OSError if it cannot start.
+    """
+    return subprocess.call(list(argv), cwd=cwd)
 
 
 def stop(proc: subprocess.Popen[bytes], *, grace: float = KILL_GRACE) -> None:

@@ -77,3 +77,10 @@ def test_ctrl_c_stops_the_child_or_lets_it_finish(tmp_path: Path, finish: bool) 
         procs.run(["sh", "-c", f"sleep 0.6; touch {marker}"], finish_on_interrupt=finish)
     time.sleep(0.8 if not finish else 0)
     assert marker.exists() is finish  # git's commit is never cut half-way; anything else is stopped at once
+
+
+def test_an_interactive_program_runs_in_our_process_group_and_returns_its_status(tmp_path: Path) -> None:
+    """``$EDITOR`` must stay in the terminal's foreground group, or the terminal stops it at its first read."""
+    out = tmp_path / "pgid"
+    assert procs.run_in_foreground(["sh", "-c", f"ps -o pgid= -p $$ > {out}; exit 4"]) == 4
+    assert int(out.read_text()) == os.getpgrp()
