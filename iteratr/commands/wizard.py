@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -218,9 +217,9 @@ def _run_editor(path: Path) -> str | None:
     if not argv:
         return "the editor command ($VISUAL / $EDITOR) is empty"
     try:
-        # The editor needs the terminal: it inherits our stdin and stdout, and stays in our session and
-        # process group. iteratr.procs starts children in a new session, which has no terminal.
-        code = subprocess.call([*argv, str(path)])
+        from iteratr import procs
+
+        code = procs.run_in_foreground([*argv, str(path)])  # the editor needs the terminal
     except OSError as exc:
         return f"cannot run the editor {argv[0]!r} ($VISUAL / $EDITOR): {exc.strerror or exc}"
     return None if code == 0 else f"the editor {argv[0]!r} exited with status {code}"
