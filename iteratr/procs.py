@@ -131,6 +131,34 @@ def stop(proc: subprocess.Popen[bytes], *, grace: float = KILL_GRACE) -> None:
     proc.wait()
 
 
+async def start_async(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: int | IO[Any] | None = subprocess.DEVNULL,
+    stdout: int | IO[Any] | None = subprocess.PIPE,
+    stderr: int | IO[Any] | None = subprocess.PIPE,
+    limit: int = 2**16,
+) -> asyncio.subprocess.Process:
+    """``popen`` for asyncio (the agent): a new session, so ``stop_async`` stops its whole group.
+
+    ``limit`` is the stream reader's line limit. Raises OSError if it cannot start.
+    """
+    import asyncio
+
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        limit=limit,
+        start_new_session=True,
+    )
+
+
 async def stop_async(proc: asyncio.subprocess.Process, *, grace: float = KILL_GRACE) -> None:
     """``stop`` for a child started with asyncio: the event loop keeps running while the group dies."""
     import asyncio
