@@ -271,7 +271,7 @@ def global_config_path(env: Mapping[str, str] = os.environ) -> Path:
 
 def project_config_path(cwd: Path) -> Path:
     """The project's file: at the top of the work tree around ``cwd`` (``cwd`` itself outside git)."""
-    return paths.work_tree_top(Path(cwd).absolute()) / CONFIG_NAME
+    return paths.project_config_path(cwd)  # the one resolver
 
 
 def load_config(*, cwd: Path, env: Mapping[str, str] = os.environ, flags: Mapping[str, object] | None = None) -> Config:
