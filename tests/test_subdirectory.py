@@ -77,3 +77,27 @@ def test_every_command_from_a_subdirectory_reaches_the_top(top: Path, command: s
     result = run_cli(*args, cwd=top / "src" / "deep", env=FAST_ENV, expect=status)
     check(top, result)
     assert not (top / "src" / "deep" / ".iteratr").exists(), "a stray session in the subdirectory"
+
+
+def test_the_resolver_prefers_an_existing_data_dir_here_else_the_top_and_refuses_one_outside(
+    repo: Path, tmp_path: Path
+) -> None:
+    from iteratr import paths
+    from iteratr.errors import UsageError
+
+    deep = repo / "src" / "deep"
+    deep.mkdir(parents=True)
+    assert paths.work_tree_top(deep) == repo
+    assert paths.project_config_path(deep) == repo / "iteratr.yml"
+    assert paths.resolve_data_dir(".iteratr", deep) == repo / ".iteratr"
+    assert paths.data_dir_in_tree(".iteratr", repo, deep) == Path(".iteratr")
+    (deep / "state").mkdir()  # a data dir that exists where the command runs is that one
+    assert paths.data_dir_in_tree("state", repo, deep) == Path("src/deep/state")
+    assert paths.resolve_data_dir(tmp_path / "abs", deep) == tmp_path / "abs"
+    with pytest.raises(UsageError, match="outside the repository"):
+        paths.data_dir_in_tree(str(tmp_path / "abs"), repo, deep)
+    with pytest.raises(UsageError, match="cannot be the repository root"):
+        paths.data_dir_in_tree("..", repo, repo / "src")
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    assert paths.work_tree_top(outside) == outside  # no git around: the directory itself
