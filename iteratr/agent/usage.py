@@ -1,0 +1,110 @@
+"""True token and cost totals of a turn, where the protocol falls short: agent-specific code, kept in one place.
+
+ACP lets an agent report usage two ways: ``usage_update`` notifications during a turn, and ``usage`` on the
+``session/prompt`` response. What opencode 1.18.33 sends (recorded on the wire, see the README's "Usage and
+cost" section): no ``usage_update`` at all, even with model prices configured, and a response ``usage`` that
+covers only the turn's *last* model call, with no cost. A turn of ten model calls would be undercounted
+about tenfold.
+
+opencode keeps its own record of every session, and the ACP session id is opencode's: ``opencode export
+<sessionID>`` prints it as JSON, with ``info.tokens`` (input, output, reasoning, cache read/write) and
+``info.cost`` summed over every call. Since iteratr opens one ACP session per iteration, that record is the
+turn's true total. It costs one opencode start (about 2 s), paid once per iteration, after the turn.
+
+Every result says where its figures came from (``source``), so the footer never shows a partial count as
+the whole: ``turn`` (the agent's own per-turn total), ``agent-record`` (from the agent's session record),
+``last-call`` (only the last model call, as the agent reports it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from iteratr import procs
+
+log = logging.getLogger("iteratr.agent")
+EXPORT_TIMEOUT = 30.0
+
+SOURCE_WORDS = {
+    "turn": "",
+    "agent-record": "",
+    "last-call": "last call only, as the agent reports",
+}
+
+
+@dataclass(frozen=True)
+class TurnUsage:
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    cost: float | None
+    currency: str | None
+    source: str  # turn | agent-record | last-call
+
+    def to_event(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "cost": self.cost,
+            "source": self.source,
+        }
+        if self.currency:
+            data["currency"] = self.currency
+        return data
+
+
+def is_opencode(argv: list[str]) -> bool:
+    return bool(argv) and os.path.basename(argv[0]) in ("opencode", "opencode.exe") and argv[1:2] == ["acp"]
+
+
+def from_opencode_export(text: str) -> TurnUsage | None:
+    """The session totals from ``opencode export`` JSON; None when the text is not such a record."""
+    try:
+        data = json.loads(text[text.find("{") :] if "{" in text else text)
+    except ValueError:
+        return None
+    info = data.get("info") if isinstance(data, dict) else None
+    tokens = info.get("tokens") if isinstance(info, dict) else None
+    if not isinstance(tokens, dict):
+        return None
+    raw_cache = tokens.get("cache")
+    cache: dict[str, object] = raw_cache if isinstance(raw_cache, dict) else {}
+    numbers = {k: tokens.get(k) for k in ("input", "output", "reasoning")}
+    if not all(isinstance(v, int) for v in numbers.values() if v is not None):
+        return None
+    cached = sum(v for v in (cache.get("read"), cache.get("write")) if isinstance(v, int))
+    input_tokens = (numbers["input"] or 0) + cached
+    output_tokens = (numbers["output"] or 0) + (numbers["reasoning"] or 0)
+    cost = info.get("cost") if isinstance(info, dict) else None
+    return TurnUsage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+        cost=float(cost) if isinstance(cost, int | float) else None,
+        currency="USD" if isinstance(cost, int | float) else None,  # opencode prices models in US dollars
+        source="agent-record",
+    )
+
+
+def opencode_turn_usage(
+    argv: list[str], session_id: str, *, cwd: Path, env: Mapping[str, str], timeout: float = EXPORT_TIMEOUT
+) -> TurnUsage | None:
+    """Run ``opencode export <session_id>`` and read the totals; None (logged) when that fails."""
+    try:
+        done = procs.run([argv[0], "export", session_id], cwd=cwd, env=env, timeout=timeout)
+    except OSError as exc:
+        log.warning("opencode export could not start: %s", exc)
+        return None
+    if done.returncode != 0:
+        log.warning("opencode export %s: exit %s: %s", session_id, done.returncode, done.err[-300:])
+        return None
+    usage = from_opencode_export(done.out)
+    if usage is None:
+        log.warning("opencode export %s: no token totals in its output", session_id)
+    return usage

@@ -1,0 +1,123 @@
+"""No process the agent starts outlives its turn: a child subreaper, and a sweep of what escaped.
+
+An agent's shell can start a server with ``setsid nohup … &`` or a double fork. Such a process leaves the
+agent's process group and, when its parent exits, is re-parented to init, where killing the agent's group
+never reaches it. On Linux, iteratr marks itself a *child subreaper* (``prctl(PR_SET_CHILD_SUBREAPER)``):
+orphans below it are re-parented to iteratr instead of init, so iteratr can find them (its own children
+that it never started) and stop them when a turn ends.
+
+Elsewhere (no ``prctl``) the sweep still stops the agent's descendants it can see through ``/proc``, and
+``subreaper()`` says it is not in effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+PR_SET_CHILD_SUBREAPER = 36
+PROC = Path("/proc")
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants; False where the OS cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _parents() -> dict[int, int]:
+    """pid -> ppid of every live (non-zombie) process."""
+    table: dict[int, int] = {}
+    for entry in os.scandir(PROC):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # state ppid ...; comm may contain spaces
+        if len(fields) > 1 and fields[0] not in ("Z", "X"):
+            table[int(entry.name)] = int(fields[1])
+    return table
+
+
+def descendants(root: int, table: dict[int, int] | None = None) -> list[int]:
+    """Every live process below ``root``, parents before children."""
+    table = _parents() if table is None else table
+    children: dict[int, list[int]] = {}
+    for pid, ppid in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: list[int] = []
+    queue = list(children.get(root, []))
+    while queue:
+        pid = queue.pop(0)
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
+
+
+def orphans(keep: Iterable[int]) -> list[int]:
+    """Processes below this one that it did not start (re-parented to it as subreaper), and theirs."""
+    table = _parents()
+    me = os.getpid()
+    kept = set(keep)
+    escaped: list[int] = []
+    for pid, ppid in table.items():
+        if ppid == me and pid not in kept:
+            escaped.append(pid)
+            escaped.extend(descendants(pid, table))
+    return escaped
+
+
+def stop_processes(pids: list[int], *, grace: float = 2.0) -> int:
+    """SIGTERM, then SIGKILL after ``grace`` what is left; reap our own children among them. Returns how many."""
+    if not pids:
+        return 0
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        _reap(pids)
+        if not any(_alive(pid) for pid in pids):
+            break
+        time.sleep(0.02)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    time.sleep(0)  # let the kernel deliver before reaping
+    for _ in range(100):
+        _reap(pids)
+        if not any(_alive(pid) for pid in pids):
+            break
+        time.sleep(0.01)
+    return len(pids)
+
+
+def _reap(pids: list[int]) -> None:
+    """Collect exit statuses of those that are our children: only these pids, never ``waitpid(-1)``, which
+    would steal the agent's status from asyncio's child watcher."""
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return state[state.rfind(")") + 2 :][:1] not in ("Z", "X", "")

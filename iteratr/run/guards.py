@@ -1,0 +1,161 @@
+"""Guard rails: when a run is done, stuck or over budget, judged by iteratr from the log, never claimed by the agent.
+
+- **Completion is derived.** A session is complete when it has at least one task, every task is ``completed`` or
+  ``cancelled``, and no user message waits. An agent's ``session-complete`` call, or a ``session.completed`` line
+  it writes by hand, changes nothing here.
+- **Blocked is a stop, not a spin.** When every task that is not done is ``blocked``, no iteration can help: the
+  run stops for a person (exit 5), naming each blocked task and its latest ``stuck`` note.
+- **Progress is measured.** An iteration made progress if a task reached ``completed`` or ``cancelled``, a task
+  was added, a user message was delivered, or the work tree outside the session's own files changed. Status
+  churn (``in_progress`` again), notes and summaries are not progress: an agent can write those forever.
+  Each ``iteration.ended`` records its verdict, so the count of iterations without progress survives restarts
+  (a cron job cannot reset it by starting again).
+- **Budgets hold across runs.** ``session_max_*`` count from the event log's totals; ``max_*`` count this run.
+  A budget is checked before an iteration starts: a turn is never cut off for money, only for ``max_time``.
+
+Pure functions over :class:`~iteratr.session.state.State`: the loop calls them, tests call them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iteratr.session.state import State, Task
+
+DONE_STATUSES = frozenset({"completed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits from config; ``None`` is no limit. Costs are in the agent's currency."""
+
+    max_cost: float | None = None
+    max_tokens: int | None = None
+    max_time: float | None = None  # seconds of wall time for this run
+    session_max_cost: float | None = None
+    session_max_tokens: int | None = None
+
+    @property
+    def counts_cost(self) -> bool:
+        return self.max_cost is not None or self.session_max_cost is not None
+
+    @property
+    def counts_tokens(self) -> bool:
+        return self.max_tokens is not None or self.session_max_tokens is not None
+
+
+@dataclass
+class Totals:
+    """What one run (or a whole session) has spent: iterations by outcome, tokens and cost."""
+
+    tokens: int = 0
+    cost: float = 0.0
+    currency: str | None = None
+    cost_known: bool = False  # at least one turn reported a cost
+    tokens_known: bool = False
+
+    def add(self, usage: dict[str, object] | None) -> None:
+        if not usage:
+            return
+        tokens = usage.get("total_tokens")
+        if isinstance(tokens, int):
+            self.tokens += tokens
+            self.tokens_known = True
+        cost = usage.get("cost")
+        if isinstance(cost, int | float):
+            self.cost += float(cost)
+            self.cost_known = True
+            currency = usage.get("currency")
+            if isinstance(currency, str) and currency:
+                self.currency = currency
+
+
+def is_complete(state: State) -> bool:
+    """Every task done (completed or cancelled), at least one task, and no message waiting for the agent."""
+    return (
+        bool(state.tasks)
+        and all(t.status in DONE_STATUSES for t in state.tasks.values())
+        and not state.pending_messages()
+    )
+
+
+def all_blocked(state: State) -> list[Task]:
+    """The blocked tasks, when every task not done is blocked (so no iteration can make progress); else []."""
+    if state.pending_messages():
+        return []  # a message may unblock them: the agent gets to read it first
+    undone = [t for t in state.tasks.values() if t.status not in DONE_STATUSES]
+    if undone and all(t.status == "blocked" for t in undone):
+        return sorted(undone, key=lambda t: _number(t.id))
+    return []
+
+
+def latest_stuck_note(state: State, task_id: str) -> str | None:
+    """The text of the newest ``stuck`` note that names ``task_id``, else the newest ``stuck`` note at all."""
+    stuck = [n for n in state.notes if n.type == "stuck"]
+    naming = [n for n in stuck if task_id in n.content]
+    pick = naming or stuck
+    return pick[-1].content if pick else None
+
+
+def made_progress(before: State, after: State, *, delivered: int, tree_changed: bool) -> bool:
+    """Whether the iteration between ``before`` and ``after`` moved the session forward (see the module doc)."""
+    if delivered or tree_changed:
+        return True
+    if len(after.tasks) > len(before.tasks):
+        return True
+    for task_id, task in after.tasks.items():
+        old = before.tasks.get(task_id)
+        if task.status in DONE_STATUSES and (old is None or old.status not in DONE_STATUSES):
+            return True
+    return False
+
+
+def over_budget(budgets: Budgets, *, run: Totals, session: Totals, elapsed: float) -> str | None:
+    """Which budget the next iteration would start over, as the ``stopped:`` line's words; None if none."""
+    unit = f" {run.currency or session.currency}".rstrip() if (run.currency or session.currency) else ""
+    checks: list[tuple[str, float | int | None, float | int, str]] = [
+        ("max_cost", budgets.max_cost, run.cost, f"this run spent {run.cost:.4f}{unit}"),
+        ("session_max_cost", budgets.session_max_cost, session.cost, f"the session spent {session.cost:.4f}{unit}"),
+        ("max_tokens", budgets.max_tokens, run.tokens, f"this run used {run.tokens:,} tokens"),
+        (
+            "session_max_tokens",
+            budgets.session_max_tokens,
+            session.tokens,
+            f"the session used {session.tokens:,} tokens",
+        ),
+        ("max_time", budgets.max_time, elapsed, f"this run has taken {duration_words(elapsed)}"),
+    ]
+    for key, limit, spent, words in checks:
+        if limit is not None and spent >= limit:
+            shown = duration_words(limit) if key == "max_time" else f"{limit:g}"
+            return f"budget {key} ({shown}) reached: {words}"
+    return None
+
+
+def unmeasured_budget(budgets: Budgets, first_turn: Totals) -> str | None:
+    """A budget the agent turns out not to measure, judged after its first turn; None when every one is measured.
+
+    A cost budget with an agent that reports no cost would otherwise be a silent "unlimited".
+    """
+    if budgets.counts_cost and not first_turn.cost_known:
+        return (
+            "the agent reports no cost, so max_cost / session_max_cost cannot be enforced: "
+            "remove them, or use an agent that reports cost"
+        )
+    if budgets.counts_tokens and not first_turn.tokens_known:
+        return "the agent reports no token counts, so max_tokens / session_max_tokens cannot be enforced"
+    return None
+
+
+def duration_words(seconds: float) -> str:
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _number(task_id: str) -> int:
+    digits = task_id.rpartition("-")[2]
+    return int(digits) if digits.isdigit() else 0

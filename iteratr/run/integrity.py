@@ -1,0 +1,122 @@
+"""The session log is iteratr's: check that a turn only appended to it, and repair what an agent did to it.
+
+iteratr keeps the bytes of the log as it last committed them. When a turn ends, the log on disk must still
+begin with exactly those bytes; what follows them is what the turn appended (``iteratr tool`` calls, the
+user's ``say``). Anything else is tampering: the file truncated, deleted, rewritten, or a line edited.
+
+On tampering the log is put back: the committed bytes first, then every *valid* event the turn added that
+is not already among them, in the order they appear. Lines that are not valid events (and, when the prefix
+was broken, lines of the committed log the agent edited) are set aside in a file beside the log, so nothing
+is silently dropped, and the caller records a ``tamper`` event saying what it found.
+
+Pure functions over bytes: the recorder feeds them the committed and current contents and writes the result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+# Event types only iteratr's own loop writes. An agent may append task and note events through `iteratr tool`,
+# but a line of one of these types that appeared during a turn was written by hand.
+LOOP_ONLY_TYPES = frozenset(
+    {"iteration.started", "iteration.ended", "user.delivered", "hook.ran", "inbox.consumed", "tamper"}
+)
+
+
+@dataclass
+class LogCheck:
+    """The verdict on one turn's log."""
+
+    repaired: bytes  # the log as it must be now (== current when nothing was wrong)
+    problems: list[str] = field(default_factory=list)  # what was found, for the output and the tamper event
+    set_aside: list[bytes] = field(default_factory=list)  # lines not kept, to save beside the log
+
+    @property
+    def tampered(self) -> bool:
+        return bool(self.problems)
+
+
+def check_log(
+    committed: bytes, current: bytes | None, *, allowed_loop_lines: frozenset[bytes] = frozenset()
+) -> LogCheck:
+    """Compare the log on disk (``current``; None if the file is gone) with what iteratr last committed.
+
+    ``allowed_loop_lines`` are lines of loop-only types that iteratr itself appended during the turn (a
+    ``hook.ran`` from a pre-iteration hook, the ``iteration.started``): they are not the agent's.
+    """
+    if current is None:
+        return LogCheck(committed, ["the session log was deleted"]) if committed else LogCheck(b"")
+    problems: list[str] = []
+    edits: list[bytes] = []
+    base = committed
+    if current.startswith(committed):
+        added_blob = current[len(committed) :]
+    else:
+        problems.append(_describe_break(committed, current))
+        # Lines of the committed log still present are not new. Of the rest, those that stand before the last
+        # committed line still present are edits of the committed log (set aside); those after it were appended.
+        committed_lines = _multiset(committed.splitlines(keepends=True))
+        current_lines = current.splitlines(keepends=True)
+        matched = []
+        for index, line in enumerate(current_lines):
+            if committed_lines.get(line, 0):
+                committed_lines[line] -= 1
+                matched.append(index)
+        last_matched = matched[-1] if matched else -1
+        taken = set(matched)
+        edits = [ln for i, ln in enumerate(current_lines) if i < last_matched and i not in taken]
+        added_blob = b"".join(ln for i, ln in enumerate(current_lines) if i > last_matched)
+        if edits:
+            problems.append(f"{len(edits)} committed line(s) of the session log were edited")
+    kept: list[bytes] = []
+    set_aside: list[bytes] = list(edits) if not current.startswith(committed) else []
+    torn = b""
+    lines = added_blob.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(b"\n"):
+        torn = lines.pop()  # a torn tail is the store's to repair, not tampering
+    for line in lines:
+        if not line.strip():
+            continue
+        verdict = _judge(line, allowed_loop_lines)
+        if verdict is None:
+            kept.append(line)
+        else:
+            set_aside.append(line)
+            problems.append(verdict)
+    if base and not base.endswith(b"\n"):
+        base += b"\n"
+    repaired = base + b"".join(kept) + (torn if not problems else b"")
+    if torn and problems:
+        set_aside.append(torn)
+    return LogCheck(repaired if problems else current, problems, set_aside)
+
+
+def _judge(line: bytes, allowed_loop_lines: frozenset[bytes]) -> str | None:
+    """None for a valid event the agent may have appended; else what is wrong with the line."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return "a line that is not JSON was appended to the log"
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not isinstance(event.get("data"), dict):
+        return "a line that is not an event was appended to the log"
+    if event["type"] in LOOP_ONLY_TYPES and line not in allowed_loop_lines:
+        return f"a {event['type']} event was written into the log by hand"
+    # A hand-written session.completed is kept: completion is derived from the tasks (iteratr.run.guards),
+    # so it changes nothing, and `iteratr tool session-complete` writes the same line legitimately.
+    return None
+
+
+def _describe_break(committed: bytes, current: bytes) -> str:
+    if not current:
+        return "the session log was emptied"
+    if len(current) < len(committed) and committed.startswith(current):
+        return f"the session log was truncated ({len(committed) - len(current)} committed bytes removed)"
+    return "committed lines of the session log were changed or removed"
+
+
+def _multiset(lines: list[bytes]) -> dict[bytes, int]:
+    counts: dict[bytes, int] = {}
+    for line in lines:
+        counts[line] = counts.get(line, 0) + 1
+    return counts
