@@ -67,14 +67,14 @@ class ScriptedAgent:
         self._state_file = state_file
         self._models = models
         self._default_model = default_model or (models[0] if models else None)
-        self._conn: Any = None
+        self._client: Any = None
         self._sessions: dict[str, dict[str, Any]] = {}
         self._cancelled: dict[str, asyncio.Event] = {}
         self._prompts = 0
         self._tool_ids = 0
 
     def on_connect(self, conn: Any) -> None:
-        self._conn = conn
+        self._client = conn
 
     # -- protocol ---------------------------------------------------------------------------------------
 
@@ -152,12 +152,12 @@ class ScriptedAgent:
         return self._script[min(count, len(self._script) - 1)]
 
     async def _say(self, session_id: str, text: str) -> None:
-        await self._conn.session_update(session_id, acp.update_agent_message_text(text))
+        await self._client.session_update(session_id, acp.update_agent_message_text(text))
 
     async def _tool_call(self, session_id: str, title: str, status: s.ToolCallStatus, output: str = "") -> str:
         self._tool_ids += 1
         tool_id = f"call-{self._tool_ids}"
-        await self._conn.session_update(
+        await self._client.session_update(
             session_id,
             acp.start_tool_call(
                 tool_id, title, kind="execute", status="pending" if status == "pending" else "in_progress"
@@ -169,7 +169,7 @@ class ScriptedAgent:
 
     async def _finish_tool(self, session_id: str, tool_id: str, status: s.ToolCallStatus, output: str) -> None:
         content = [acp.tool_content(acp.text_block(output))] if output else None
-        await self._conn.session_update(session_id, acp.update_tool_call(tool_id, status=status, content=content))
+        await self._client.session_update(session_id, acp.update_tool_call(tool_id, status=status, content=content))
 
     # -- modes ------------------------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class ScriptedAgent:
             s.PermissionOption(option_id=kind.replace("_", "-"), name=kind, kind=kind)
             for kind in ("allow_once", "allow_always", "reject_once")
         ]
-        answer = await self._conn.request_permission(
+        answer = await self._client.request_permission(
             session_id=sid,
             tool_call=s.ToolCallUpdate(tool_call_id=tool_id, title="touch permission.txt"),
             options=options,
@@ -230,14 +230,14 @@ class ScriptedAgent:
     async def _usage(self, sid: str, text: str) -> str:
         await self._say(sid, "counting tokens")
         cost = s.Cost(amount=0.0123, currency="USD")
-        await self._conn.session_update(
+        await self._client.session_update(
             sid, s.UsageUpdate(session_update="usage_update", used=1200, size=200000, cost=cost)
         )
         return "end_turn"
 
     async def _chatty(self, sid: str, text: str) -> str:
-        await self._conn.session_update(sid, acp.update_agent_thought_text("thinking it over"))
-        await self._conn.session_update(sid, acp.update_plan([acp.plan_entry("first"), acp.plan_entry("second")]))
+        await self._client.session_update(sid, acp.update_agent_thought_text("thinking it over"))
+        await self._client.session_update(sid, acp.update_plan([acp.plan_entry("first"), acp.plan_entry("second")]))
         await self._tool_call(sid, "ls -la", "completed", "total 0")
         await self._tool_call(sid, "false", "failed", "exit 1")
         await self._say(sid, "all done\n")

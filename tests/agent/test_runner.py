@@ -168,7 +168,7 @@ def test_total_timeout_fires_even_when_the_agent_is_chatty_enough(tmp_path: Path
 
 
 def test_agent_ignoring_cancel_is_killed_with_its_process_group(tmp_path: Path) -> None:
-    h = Harness(tmp_path, "--mode", "hang-hard", cancel_grace=0.2)
+    h = Harness(tmp_path, "--script", "hang-hard,ok", "--state-file", str(tmp_path / "count"), cancel_grace=0.2)
 
     async def go() -> None:
         await h.runner.start()
@@ -182,7 +182,6 @@ def test_agent_ignoring_cancel_is_killed_with_its_process_group(tmp_path: Path) 
         child = int(h.log.read_text().split("child pid ")[1].split()[0])
         await until(lambda: process_gone(child))
         # The next turn brings up a fresh agent.
-        h.runner._command = [*AGENT, "--mode", "ok"]
         assert (await h.turn()).text == "ok"
         assert h.runner.pid != pid
         await h.runner.close()
