@@ -2,7 +2,7 @@
 
 ``AgentRunner`` is the real ``agent.seam.Agent``. It joins the agent's process (``agent.process``:
 start in a new session, stop with escalation, the stderr log) and the ACP connection over its pipes
-(``agent.protocol``), and owns what a turn is: every turn opens a new ACP session (fresh context is
+(``agent.protocol``), and owns what a turn is (``agent.turn`` translates what it reports): every turn opens a new ACP session (fresh context is
 the point of the technique), sets the model if one was asked for, sends ``session/prompt`` and
 watches three clocks: the total turn time, the time since the agent last said anything (idle), and
 the process itself. On a timeout or Ctrl+C we send ``session/cancel``, give the agent a grace
@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import shlex
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,6 +41,7 @@ from iteratr.agent.events import (
     timeout_message,
 )
 from iteratr.agent.process import AgentProcess
+from iteratr.agent.turn import Turn, answer_permission
 
 __all__ = [
     "AgentDied",
@@ -75,36 +75,6 @@ class Gone(Exception):
     """The agent process went away while we were waiting for an answer."""
 
 
-@dataclass
-class _Turn:
-    body: asyncio.Future[PromptResponse | None] | None = None
-    session_id: str | None = None
-    prompting: bool = False
-    cancel_requested: bool = False
-    text: list[str] = field(default_factory=list)
-    tools: dict[str, tuple[str, str | None, str | None]] = field(default_factory=dict)  # id: title, kind, status
-    cost: float | None = None
-    currency: str | None = None
-    model: str | None = None
-
-    def result(self, stop_reason: str, response: PromptResponse | None = None) -> TurnResult:
-        tokens = response.usage if response is not None else None
-        usage = None
-        if tokens is not None or self.cost is not None:
-            usage = Usage(
-                input_tokens=tokens.input_tokens if tokens else None,
-                output_tokens=tokens.output_tokens if tokens else None,
-                total_tokens=tokens.total_tokens if tokens else None,
-                cost=self.cost,
-                currency=self.currency,
-            )
-        return TurnResult(stop_reason, "".join(self.text), len(self.tools), usage, self.model, self.session_id)
-
-
-def _text_of(content: Any) -> str:
-    return content.text if getattr(content, "type", None) == "text" else ""
-
-
 class AgentRunner:
     """One agent process, restarted on demand; one ACP session per ``run_turn``."""
 
@@ -134,7 +104,7 @@ class AgentRunner:
         self._acp: AcpConnection | None = None
         self._broken = False
         self._info: AgentInfo | None = None
-        self._turn: _Turn | None = None
+        self._turn: Turn | None = None
         self._current_model: str | None = None
         self._last_activity = 0.0
 
@@ -217,7 +187,7 @@ class AgentRunner:
         if not self.alive:
             await self.start()
         loop = asyncio.get_running_loop()
-        turn = _Turn()
+        turn = Turn()
         self._turn = turn
         self._last_activity = start = loop.time()
         total_at = start + iteration_timeout if iteration_timeout and iteration_timeout > 0 else None
@@ -277,7 +247,7 @@ class AgentRunner:
         turn.cancel_requested = True
         await self._stop_turn(turn)
 
-    async def _turn_body(self, turn: _Turn, prompt: str) -> PromptResponse | None:
+    async def _turn_body(self, turn: Turn, prompt: str) -> PromptResponse | None:
         connection = self._acp
         assert connection is not None
         session = await connection.new_session(self._cwd)
@@ -291,7 +261,7 @@ class AgentRunner:
         turn.prompting = True
         return await connection.prompt(session.session_id, prompt)
 
-    async def _stop_turn(self, turn: _Turn) -> None:
+    async def _stop_turn(self, turn: Turn) -> None:
         body = turn.body
         assert body is not None
         if turn.prompting and turn.session_id is not None and self.alive and self._acp is not None:
@@ -309,58 +279,17 @@ class AgentRunner:
         self._last_activity = asyncio.get_running_loop().time()
 
     def _on_update(self, session_id: str, update: Any) -> None:
-        from acp import schema as s
-
-        from iteratr.agent.protocol import model_option
-
         turn = self._turn
         if turn is None or session_id != turn.session_id:
             return  # late news from an earlier session
-        if isinstance(update, s.AgentMessageChunk):
-            text = _text_of(update.content)
-            if text:
-                turn.text.append(text)
-                self._on_event(AgentText(text))
-        elif isinstance(update, s.AgentThoughtChunk):
-            text = _text_of(update.content)
-            if text:
-                self._on_event(AgentThought(text))
-        elif isinstance(update, (s.ToolCallStart, s.ToolCallProgress)):
-            old = turn.tools.get(update.tool_call_id, (None, None, None))
-            title = update.title or old[0] or update.tool_call_id
-            new = (title, update.kind or old[1], update.status or old[2])
-            turn.tools[update.tool_call_id] = new
-            if (new[0], new[2]) != (old[0], old[2]):  # content-only progress is not news
-                final = new[2] in ("completed", "failed")
-                self._on_event(ToolCallEvent(update.tool_call_id, title, new[1], new[2], final))
-        elif isinstance(update, s.AgentPlanUpdate):
-            self._on_event(PlanEvent([entry.content for entry in update.entries]))
-        elif isinstance(update, s.UsageUpdate):
-            if update.cost is not None:
-                turn.cost, turn.currency = update.cost.amount, update.cost.currency
-                self._on_event(UsageEvent(Usage(None, None, None, turn.cost, turn.currency)))
-        elif isinstance(update, s.ConfigOptionUpdate):
-            option = model_option(update.config_options)
-            if option is not None:
-                turn.model = self._current_model = option.current_value
+        model = turn.on_update(update, self._on_event)
+        if model is not None:
+            self._current_model = model
 
     def _on_permission(
         self, session_id: str, tool_call: ToolCallUpdate, options: list[PermissionOption]
     ) -> RequestPermissionResponse:
-        from acp.schema import AllowedOutcome, DeniedOutcome, RequestPermissionResponse
-
-        from iteratr.agent.protocol import pick_permission
-
-        turn = self._turn
-        known = turn.tools.get(tool_call.tool_call_id, (None, None, None))[0] if turn else None
-        title = tool_call.title or known or tool_call.tool_call_id
-        choice = pick_permission(options)
-        if turn is None or turn.cancel_requested or choice is None:
-            # The protocol wants "cancelled" for requests that arrive after session/cancel.
-            self._on_event(PermissionEvent(title, "cancelled"))
-            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
-        self._on_event(PermissionEvent(title, choice.kind))
-        return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected", option_id=choice.option_id))
+        return answer_permission(self._turn, tool_call, options, self._on_event)
 
     # -- waiting and failing ------------------------------------------------------------------------------
 
@@ -400,7 +329,7 @@ class AgentRunner:
             )
         return f"agent {shlex.join(self._process.argv)} {what}: it {reason}; {self._process.stderr_tail()}"
 
-    async def _died(self, turn: _Turn, exc: BaseException | None) -> AgentDied:
+    async def _died(self, turn: Turn, exc: BaseException | None) -> AgentDied:
         """Reap the dead (or broken) agent and describe its death."""
         self._broken = True
         await self._process.wait_exited(1.0)
