@@ -2,11 +2,12 @@
 
 ``AgentRunner`` is the real ``agent.seam.Agent``. It joins the agent's process (``agent.process``:
 start in a new session, stop with escalation, the stderr log) and the ACP connection over its pipes
-(``agent.protocol``), and owns what a turn is (``agent.turn`` translates what it reports): every turn opens a new ACP session (fresh context is
-the point of the technique), sets the model if one was asked for, sends ``session/prompt`` and
-watches three clocks: the total turn time, the time since the agent last said anything (idle), and
-the process itself. On a timeout or Ctrl+C we send ``session/cancel``, give the agent a grace
-period, then kill its process group. A killed or dead agent is restarted by the next ``run_turn``.
+(``agent.protocol``), and owns what a turn is; ``agent.turn`` translates what the turn reports.
+Every turn opens a new ACP session (fresh context is the point of the technique), sets the model if
+one was asked for, sends ``session/prompt`` and watches three clocks: the total turn time, the time
+since the agent last said anything (idle), and the process itself. On a timeout or Ctrl+C we send
+``session/cancel``, give the agent a grace period, then kill its process group. A killed or dead
+agent is restarted by the next ``run_turn``.
 
 ``acp`` is imported lazily (by ``agent.protocol``), so importing this module for its result types
 and exceptions stays cheap.
