@@ -147,7 +147,8 @@ class BuildLoop:
         started = time.monotonic()
         await self._turn(text, attempt)
         attempt.duration = round(time.monotonic() - started, 3)
-        check_planning(attempt, self.store.load())  # the outcome is final before it is recorded
+        if attempt.kind == "planning":  # the outcome is final before it is recorded: one iteration.ended
+            check_planning(attempt, self.store.load())
         after = self.record.ended(attempt)
         self.screen.footer(after, attempt)
         if attempt.outcome != "interrupted":
