@@ -28,6 +28,7 @@ from iteratr.agent.events import (
     PlanEvent,
     TimeoutKind,
     ToolCallEvent,
+    TurnFailed,
     TurnResult,
     TurnTimeout,
     Usage,
@@ -194,6 +195,9 @@ class FakeAgent:
             returncode=3,
             partial=partial,
         )
+
+    async def _fail(self, prompt: str) -> TurnResult:
+        raise TurnFailed("agent answered with an error: Internal error: no credentials", partial=self.result())
 
     async def _hang(self, prompt: str) -> TurnResult:
         return await self.wait_for_cancel()

@@ -87,6 +87,15 @@ def test_timeouts_count_as_timed_out_and_are_retried(spec_repo: Path) -> None:
     assert "=== #1 timeout" in run.output
 
 
+def test_an_error_answer_fails_the_iteration_and_the_same_agent_retries(spec_repo: Path) -> None:
+    script = Script("follow", "fail", "follow")
+    run = run_loop(spec_repo, script, iterations=3, expect=3)
+    assert run.ended()[1]["outcome"] == "failed"
+    assert run.ended()[1]["error"] == "agent answered with an error: Internal error: no credentials"
+    assert run.ended()[2]["outcome"] == "ok"
+    assert script.starts == 1  # an error answer is not a dead agent
+
+
 def test_empty_turn_stop_reasons_and_a_one_megabyte_line(spec_repo: Path) -> None:
     script = Script("follow", "empty", "max_tokens", "refusal", "bigline")
     run = run_loop(spec_repo, script, iterations=5, max_failures=4, expect=3)
