@@ -91,11 +91,20 @@ def resolve_data_dir(raw: str | os.PathLike[str], cwd: Path, top: Path | None = 
 def data_dir_in_tree(raw: str | os.PathLike[str], root: Path, cwd: Path) -> Path:
     """The data dir relative to the work tree ``root``: a session's files are committed, so they live inside it.
 
-    Raises UsageError for a data dir outside the work tree, or the work tree's top itself.
+    Raises UsageError for a data dir outside the work tree, the work tree's top itself, or one inside ``.git``.
     """
-    absolute = resolve_data_dir(raw, cwd, top=root)
+    return check_data_dir(resolve_data_dir(raw, cwd, top=root), root, raw)
+
+
+def check_data_dir(absolute: Path, root: Path, raw: object) -> Path:
+    """``absolute`` relative to the work tree ``root``, or UsageError (exit 2) where no data dir may be.
+
+    Outside the work tree the session's files would be written anywhere and never committed; the top
+    itself would have iteratr replace the project's own ``.gitignore``; inside ``.git`` (any component
+    named so: a submodule's too) git never commits them and iteratr would write into git's own files.
+    """
     try:
-        rel = absolute.resolve().relative_to(root)
+        rel = absolute.resolve().relative_to(root.resolve())
     except ValueError:
         raise UsageError(
             f"data_dir {raw} is outside the repository {root}: the session's files are committed, "
@@ -103,14 +112,44 @@ def data_dir_in_tree(raw: str | os.PathLike[str], root: Path, cwd: Path) -> Path
         ) from None
     if rel == Path("."):
         raise UsageError("data_dir cannot be the repository root: use a subdirectory such as .iteratr")
+    if ".git" in rel.parts:
+        raise UsageError(f"data_dir {raw} is inside .git, where git never commits it: use a directory such as .iteratr")
     return rel
+
+
+def git_dirs(top: Path) -> tuple[Path, Path] | None:
+    """(git dir, common git dir) of the work tree whose top is ``top``, read from ``.git`` without running git.
+
+    ``.git`` is the directory itself, or in a linked worktree a file ``gitdir: <path>`` whose directory
+    names the shared one in its ``commondir`` file. None when there is no (readable) ``.git``.
+    """
+    dot_git = top / ".git"
+    try:
+        if dot_git.is_dir():
+            return dot_git, dot_git
+        text = dot_git.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    git_dir = top / text[len("gitdir:") :].strip()
+    try:
+        common = git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        common = git_dir
+    return git_dir, Path(os.path.normpath(common))
 
 
 def data_dir_from(flag: str | None, cwd: Path | None = None) -> Path:
     """``iteratr tool``'s data dir: ``--data-dir``, else ``ITERATR_DATA_DIR``, else ``.iteratr``, resolved as
-    ``resolve_data_dir`` does (the tool reads no config file: it runs dozens of times per iteration)."""
+    ``resolve_data_dir`` does and checked as every command checks it (``check_data_dir``) against the top of
+    the work tree around ``cwd`` (the tool reads no config file: it runs dozens of times per iteration)."""
+    here = Path.cwd() if cwd is None else cwd
     raw = flag or os.environ.get("ITERATR_DATA_DIR") or DEFAULT_DATA_DIR
-    return resolve_data_dir(raw, Path.cwd() if cwd is None else cwd)
+    top = work_tree_top(here)
+    absolute = resolve_data_dir(raw, here, top)
+    check_data_dir(absolute, top, raw)
+    return absolute
 
 
 def session_dir(data_dir: Path, name: str) -> Path:

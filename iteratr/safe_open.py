@@ -134,10 +134,18 @@ def open_write(data_dir: str | os.PathLike[str], rel: str | os.PathLike[str], mo
     return os.fdopen(open_fd(data_dir, rel, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, mode), "wb")
 
 
-def atomic_write(data_dir: str | os.PathLike[str], rel: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
+def atomic_write(
+    data_dir: str | os.PathLike[str],
+    rel: str | os.PathLike[str],
+    data: bytes,
+    mode: int = 0o600,
+    *,
+    durable: bool = True,
+) -> None:
     """Replace ``data_dir/rel`` atomically. A rename replaces a link itself and never writes through it; the
     directories on the way are checked like every other open, and a link in the file's place is refused, not
-    silently replaced: the user should learn that one was planted. The temp name ends in ``.iteratr-tmp``."""
+    silently replaced: the user should learn that one was planted. The temp name ends in ``.iteratr-tmp``.
+    ``durable=False`` skips the fsyncs, for files rebuilt from the log (as ``fsutil.atomic_write`` does)."""
     name = _parts(rel)[-1]
     parent = open_parent(data_dir, rel, create=True)
     try:
@@ -150,7 +158,8 @@ def atomic_write(data_dir: str | os.PathLike[str], rel: str | os.PathLike[str], 
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
@@ -158,7 +167,8 @@ def atomic_write(data_dir: str | os.PathLike[str], rel: str | os.PathLike[str], 
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=parent)
             raise
-        with contextlib.suppress(OSError):
-            os.fsync(parent)
+        if durable:
+            with contextlib.suppress(OSError):
+                os.fsync(parent)
     finally:
         os.close(parent)

@@ -316,7 +316,7 @@ def test_runtime_files_are_never_committed(spec_repo: Path) -> None:
     session = spec_repo / ".iteratr" / "SPEC"
     assert (session / "agent.log").is_file()
     assert (session / "inbox.md").exists()
-    assert (session / "cache").is_dir()
+    assert (spec_repo / ".git" / "iteratr" / "cache").is_dir()  # the snapshot: where git never carries it
     everything = git(spec_repo, "log", "--all", "--format=", "--name-only").splitlines()
     assert everything, "no files committed at all"
     for name in everything:

@@ -4,7 +4,14 @@ Files of a session S under the data dir (default ``.iteratr``)::
 
     S/events.jsonl     the source of truth, committed on branch iteratr/S
     S/tasks.yaml       a readable view of tasks and notes, rewritten after every change (iteratr.tasks_view)
-    S/cache/           snapshot of the replayed state (never committed; always rebuildable)
+
+and, where git never carries it, ``<git-common-dir>/iteratr/cache/<crc of the data dir>/S/state.marshal``:
+a snapshot of the replayed state (always rebuildable). A repository can commit any file under the data dir,
+and a committed snapshot made to match the committed log's bytes would be believed; git never clones its
+own directory. Outside git (no ``.git`` above the data dir) the snapshot stays in ``S/cache/``.
+
+Every file under the data dir is opened through ``iteratr.safe_open``: a symlink (a committed
+``events.jsonl -> ~/.bashrc``) is refused with exit 2 naming it, never read, written or truncated through.
 
 Format of ``events.jsonl``: one JSON object per line, UTF-8, ``\\n``-terminated::
 
@@ -62,7 +69,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from iteratr import paths
+from iteratr import paths, safe_open
 from iteratr.errors import StoreError, UsageError
 from iteratr.fsutil import atomic_write
 from iteratr.session.state import Event, State, apply
@@ -72,6 +79,7 @@ if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
     from typing import Any
 
 SCHEMA_VERSION = 1
+SNAPSHOT_FILE = "state.marshal"
 _SNAPSHOT_VERSION = 3
 _LISTS = 4  # the leading lists of State.pack(), each marshalled on its own in the snapshot
 
@@ -137,7 +145,13 @@ class Store:
         self.dir = data_dir / name
         self.events_path = self.dir / paths.EVENTS_FILE
         self.tasks_path = self.dir / paths.TASKS_FILE
-        self._snapshot_path = self.dir / paths.CACHE_DIR / "state.marshal"
+        # Paths under the data dir, for safe_open (which walks them without following a link).
+        self._events_rel = f"{name}/{paths.EVENTS_FILE}"
+        self._tasks_rel = f"{name}/{paths.TASKS_FILE}"
+        # None: a .git that cannot be read, so no place git never carries; no snapshot then (a full replay).
+        self._snapshot_path = snapshot_path(data_dir, name)
+        self._snapshot_rel = f"{name}/{paths.CACHE_DIR}/{SNAPSHOT_FILE}"
+        self._snapshot_in_data_dir = self._snapshot_path == Path(os.path.abspath(data_dir)) / self._snapshot_rel
         # The tasks.yaml cache (see iteratr.tasks_view.render), one marshalled entry per part of the file:
         # reads never decode it, and a write re-encodes only the parts that changed.
         self._view_blobs: dict[str, bytes] = {}
@@ -151,7 +165,8 @@ class Store:
         self._end = 0
 
     def exists(self) -> bool:
-        return self.events_path.exists()
+        # lexists: a dangling link must reach the open, which refuses it by name, not look like no session
+        return os.path.lexists(self.events_path)
 
     def require(self) -> None:
         """Raise a usage error naming the sessions that do exist, for reads of an unknown session."""
@@ -164,12 +179,10 @@ class Store:
         )
 
     def create(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        gitignore = self.data_dir / ".gitignore"
-        if not gitignore.exists() or gitignore.read_text() != paths.DATA_DIR_GITIGNORE:
-            gitignore.write_text(paths.DATA_DIR_GITIGNORE)
-        if not self.events_path.exists():
-            self.events_path.touch()
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        write_data_gitignore(self.data_dir)
+        if not self.exists():
+            os.close(safe_open.open_fd(self.data_dir, self._events_rel, os.O_WRONLY | os.O_CREAT, 0o644))
             self.write_view(State())
 
     # -- reading -----------------------------------------------------------------------------------
@@ -177,7 +190,7 @@ class Store:
     def load(self) -> State:
         """The current state, from the snapshot plus any newer lines (no lock: appends are atomic lines)."""
         self.require()
-        with open(self.events_path, "rb") as f:
+        with safe_open.open_read(self.data_dir, self._events_rel) as f:
             return self._load_from(f, save_snapshot=True)
 
     def _load_from(self, f: Any, *, save_snapshot: bool) -> State:
@@ -199,7 +212,7 @@ class Store:
     def events(self) -> list[Event]:
         """Every event in the log, in order (for status, history and tests)."""
         self.require()
-        return _parse_lines(self.events_path.read_bytes(), 1, self.events_path)[0]
+        return _parse_lines(safe_open.read_bytes(self.data_dir, self._events_rel), 1, self.events_path)[0]
 
     @staticmethod
     def _stat(f: Any) -> tuple[int, int, int]:
@@ -209,7 +222,7 @@ class Store:
     def _read_snapshot(self, f: Any) -> tuple[State, int, int, int]:
         """The cached state, the log offset and line number it covers, and the CRC-32 of the log up to there."""
         try:
-            snap = marshal.loads(self._snapshot_path.read_bytes())
+            snap = marshal.loads(self._read_snapshot_bytes())
             if snap["version"] != _SNAPSHOT_VERSION:
                 raise ValueError("old snapshot")
             offset, crc = snap["offset"], snap["crc"]
@@ -253,9 +266,22 @@ class Store:
             "view": self._view_blobs,
         }
         # A cache: losing it costs a replay, so not durable; the rename keeps readers from seeing half a file.
-        with contextlib.suppress(OSError):
-            self._snapshot_path.parent.mkdir(exist_ok=True)
-            atomic_write(self._snapshot_path, marshal.dumps(snap), durable=False)
+        with contextlib.suppress(OSError, UsageError):
+            if self._snapshot_in_data_dir:
+                safe_open.atomic_write(self.data_dir, self._snapshot_rel, marshal.dumps(snap), durable=False)
+            elif self._snapshot_path is not None:
+                self._snapshot_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                atomic_write(self._snapshot_path, marshal.dumps(snap), mode=0o600, durable=False)
+
+    def _read_snapshot_bytes(self) -> bytes:
+        if self._snapshot_path is None:
+            raise ValueError("no place for a snapshot")
+        if self._snapshot_in_data_dir:  # outside git: never through a link (a refused one is just no snapshot)
+            try:
+                return safe_open.read_bytes(self.data_dir, self._snapshot_rel)
+            except UsageError:
+                raise ValueError("the snapshot is a link") from None
+        return self._snapshot_path.read_bytes()
 
     def _pack(self, state: State) -> list[bytes]:
         packed = state.pack()
@@ -272,7 +298,7 @@ class Store:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[Any]:
         self.create()
-        with open(self.events_path, "r+b") as f:
+        with os.fdopen(safe_open.open_fd(self.data_dir, self._events_rel, os.O_RDWR), "r+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield f
@@ -345,8 +371,39 @@ class Store:
         for label, blob in self._view_blobs.items():
             with contextlib.suppress(ValueError, EOFError, TypeError):
                 old[label] = marshal.loads(blob)
-        new = tasks_view.write(self.tasks_path, self.name, state, old)
+        text, new = tasks_view.render(self.name, state, old)
+        # Derived data, so not durable; the rename means a reader (or `git add`) never sees half a file.
+        safe_open.atomic_write(self.data_dir, self._tasks_rel, text.encode("utf-8"), 0o644, durable=False)
         self._view_blobs = {
             label: self._view_blobs[label] if label in old and entry is old[label] else marshal.dumps(entry)
             for label, entry in new.items()
         }
+
+
+def snapshot_path(data_dir: Path, name: str) -> Path | None:
+    """Where the snapshot of session ``name`` lives: under the git dir of the work tree holding ``data_dir``,
+    keyed by the data dir's path (one git dir serves every linked worktree), else in ``S/cache/``.
+
+    Found by reading ``.git`` (``paths.git_dirs``), never by running git: ``iteratr tool`` comes here on
+    every call.
+    """
+    absolute = Path(os.path.abspath(data_dir))
+    for folder in absolute.parents:
+        if os.path.lexists(folder / ".git"):
+            found = paths.git_dirs(folder)
+            if found is None:
+                return None
+            key = f"{zlib.crc32(os.fsencode(absolute)):08x}"
+            return found[1] / "iteratr" / paths.CACHE_DIR / key / name / SNAPSHOT_FILE
+    return absolute / name / paths.CACHE_DIR / SNAPSHOT_FILE
+
+
+def write_data_gitignore(data_dir: Path) -> None:
+    """``<data_dir>/.gitignore`` with iteratr's content, unless it has it; never through a link (exit 2)."""
+    want = paths.DATA_DIR_GITIGNORE.encode()
+    try:
+        if safe_open.read_bytes(data_dir, ".gitignore", len(want) + 1) == want:
+            return
+    except FileNotFoundError:
+        pass
+    safe_open.atomic_write(data_dir, ".gitignore", want, 0o644)

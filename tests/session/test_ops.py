@@ -13,7 +13,8 @@ from ruamel.yaml import YAML
 
 from iteratr.session import tasks_view
 from iteratr.session.state import replay
-from iteratr.session.store import Store, make_event
+from iteratr.session.store import SNAPSHOT_FILE as SNAPSHOT
+from iteratr.session.store import Store, make_event, snapshot_path
 from tests.conftest import ITERATR_CMD, CliResult, git, run_cli
 
 S = "S"
@@ -31,6 +32,12 @@ def tj(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Any:
 def add(cwd: Path, content: str, *flags: str) -> dict[str, Any]:
     task: dict[str, Any] = tj(cwd, "task-add", "--content", content, *flags)
     return task
+
+
+def snapshot_key(repo: Path) -> str:
+    import zlib
+
+    return f"{zlib.crc32(os.fsencode(repo / '.iteratr')):08x}"
 
 
 def session_dir(cwd: Path, name: str = S) -> Path:
@@ -558,7 +565,7 @@ def test_data_dir_flag_and_environment(tmp_path: Path) -> None:
     work.mkdir()
     tool(work, "task-add", "--name", S, "--data-dir", "state", "--content", "relative")
     assert (work / "state" / S / "events.jsonl").exists()
-    absolute = tmp_path / "abs-data"
+    absolute = work / "abs-data"  # absolute, inside the work tree (one outside is refused: test_paths_guard.py)
     env = {"ITERATR_DATA_DIR": str(absolute)}
     tool(work, "task-add", "--name", S, "--content", "from env", env=env)
     assert (absolute / S / "events.jsonl").exists()
@@ -583,7 +590,10 @@ def test_works_in_a_fresh_clone_of_the_session_branch(repo: Path, tmp_path: Path
     tool(repo, "task-batch-add", "--name", S, "--tasks", '[{"content": "a", "priority": 0}, {"content": "b"}]')
     tool(repo, "task-status", "--name", S, "--id", "TAS-1", "--status", "completed")
     tool(repo, "note-add", "--name", S, "--content", "remember", "--type", "learning")
-    assert (session_dir(repo) / "cache").is_dir()
+    # The snapshot lives where git never carries it: under the git dir, not in the data dir.
+    assert not (session_dir(repo) / "cache").exists()
+    cached = repo / ".git" / "iteratr" / "cache" / snapshot_key(repo) / S / SNAPSHOT
+    assert snapshot_path(repo / ".iteratr", S) == cached and cached.is_file()
     git(repo, "checkout", "-q", "-b", f"iteratr/{S}")
     git(repo, "add", ".iteratr")
     git(repo, "commit", "-q", "-m", "session files")
