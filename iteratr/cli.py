@@ -104,7 +104,19 @@ def build(**params: Any) -> int:
         if asked is None:  # cancelled: the wizard said so, and nothing was written
             return EXIT_INTERRUPTED
         request = asked
-    return build_cmd.run(request)
+    return build_cmd.run(request, ask=_confirm)
+
+
+def _confirm(question: str) -> bool:
+    """A yes/no question on the terminal (questionary, imported only when a question is asked); no by default."""
+    import questionary
+
+    from iteratr.commands.questions import Cancelled, ask
+
+    try:
+        return bool(ask(questionary.confirm(question, default=False)))
+    except Cancelled:
+        return False
 
 
 @root.command()
@@ -128,7 +140,7 @@ def say(name: str | None, data_dir: str | None, text: tuple[str, ...]) -> int:
     if not text:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("no message: give TEXT, or pipe the message on standard input")
-        message = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+        message = saycmd.read_stdin(sys.stdin.buffer)
     return saycmd.run(name=name, data_dir=data_dir, text=message)
 
 
@@ -174,11 +186,27 @@ def setup(project: bool, force: bool) -> int:
 
 
 @root.command()
-def doctor() -> int:
+@click.option("--trust", is_flag=True, help="Trust this repository's hooks and iteratr.yml for this run.")
+def doctor(trust: bool) -> int:
     """Check Python, git, the agent (does it speak ACP?), the model, config, hooks and session state."""
     from iteratr.commands import doctor as doctor_mod
 
-    return doctor_mod.run()
+    return doctor_mod.run(trust=trust)
+
+
+@root.command()
+@click.option("-y", "--yes", is_flag=True, help="Trust without asking (after showing what would run).")
+@click.option("--list", "list_only", is_flag=True, help="Show this repository's files and the trust store.")
+@click.option("--revoke", is_flag=True, help="Forget the trust of this repository's files.")
+def trust(yes: bool, list_only: bool, revoke: bool) -> int:
+    """Show what this repository's hooks and iteratr.yml would run, and trust them (recorded by content)."""
+    from iteratr import paths
+    from iteratr.commands import trust as trust_cmd
+    from iteratr.output import Printer, is_interactive
+
+    top = paths.work_tree_top(Path.cwd())
+    ask = _confirm if is_interactive() else None
+    return trust_cmd.run(top, printer=Printer(), ask=ask, yes=yes, list_only=list_only, revoke=revoke)
 
 
 def run(args: list[str]) -> int:

@@ -162,6 +162,7 @@ KEYS: dict[str, Key] = {
                 bare="origin",
             ),
         ),
+        Key("permissions", object, "allow", "the agent's permission policy: allow, deny, or rules", v.permissions),
     )
 }
 
@@ -172,6 +173,7 @@ BUILD_ONLY_OPTIONS: dict[str, Option] = {
     "extra": Option(("-e", "--extra-instructions"), "Extra instructions added to every prompt.", "TEXT"),
     "worktree": Option(("--worktree",), "Run in a linked git worktree; your checkout is untouched.", kind="switch"),
     "reset": Option(("--reset",), "Archive the session's branch and start it afresh.", kind="switch"),
+    "trust": Option(("--trust",), "Trust this repository's hooks and iteratr.yml for this run.", kind="switch"),
 }
 
 # Every flag of `iteratr build` by its destination (a BuildRequest field), in the order --help lists them.
@@ -221,6 +223,7 @@ class Config:
     max_failures: int = field(init=False)
     retry_delay: float = field(init=False)
     push: str = field(init=False)
+    permissions: object = field(init=False)  # as written; iteratr.agent.permissions.parse_policy reads it
 
     def __post_init__(self) -> None:
         for name, key in KEYS.items():

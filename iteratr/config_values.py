@@ -149,3 +149,15 @@ def remote(value: object) -> str:
     if given.startswith("-") or any(ch.isspace() for ch in given):
         raise InvalidValue("is not a git remote name (or '' for no push)")
     return given
+
+
+def permissions(value: object) -> object:
+    """The agent's permission policy (``iteratr.agent.permissions``): kept as written, once it parses."""
+    from iteratr.agent.permissions import parse_policy
+    from iteratr.errors import ConfigError
+
+    try:
+        parse_policy(value)
+    except ConfigError as exc:
+        raise InvalidValue(f"is not a permission policy ({exc.message.removeprefix('permissions: ')})") from None
+    return value

@@ -124,7 +124,29 @@ def exclude_runtime_files(repo: GitRepo, data_rel: Path) -> None:
         for line in paths.DATA_DIR_GITIGNORE.splitlines()
         if line.strip() and not line.startswith("#") and line != "/.gitignore"
     ]
-    path = repo.common_dir() / "info" / "exclude"
+    _exclude(repo.common_dir(), wanted, "runtime files of its sessions (inbox, logs, cache), on every branch")
+
+
+def exclude_log_file(work_tree: Path, log_file: Path) -> None:
+    """A ``--log-file`` inside the work tree is never committed: it and its rotated copies go into the
+    exclude file (found by reading ``.git``, before any git runs). Outside the work tree: nothing to do."""
+    try:
+        rel = log_file.resolve().relative_to(work_tree.resolve())
+    except ValueError:
+        return
+    found = paths.git_dirs(work_tree)
+    if found is None:
+        return
+    line = "/" + _glob_escape(rel.as_posix())
+    _exclude(found[1], [line, line + ".[0-9]"], "the run's log file (--log-file), never committed")
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]!#\\ " else c for c in text)
+
+
+def _exclude(common_dir: Path, wanted: list[str], why: str) -> None:
+    path = common_dir / "info" / "exclude"
     try:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         missing = [line for line in wanted if line not in text.splitlines()]
@@ -132,7 +154,7 @@ def exclude_runtime_files(repo: GitRepo, data_rel: Path) -> None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         head = "" if not text or text.endswith("\n") else "\n"
-        block = "\n".join(["# iteratr: runtime files of its sessions (inbox, logs, cache), on every branch", *missing])
+        block = "\n".join([f"# iteratr: {why}", *missing])
         with path.open("a", encoding="utf-8") as f:
             f.write(f"{head}{block}\n")
     except (OSError, UnicodeDecodeError):
@@ -140,5 +162,7 @@ def exclude_runtime_files(repo: GitRepo, data_rel: Path) -> None:
 
 
 def _write_data_gitignore(data_dir: Path) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / ".gitignore").write_text(paths.DATA_DIR_GITIGNORE)
+    from iteratr.session.store import write_data_gitignore
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    write_data_gitignore(data_dir)  # never through a link: a committed .gitignore -> ~/x is refused

@@ -286,6 +286,31 @@ def trust(files: Iterable[Untrusted], *, store: TrustStore | None = None) -> Non
     (store or TrustStore()).add(files)
 
 
+def read_hooks(work_tree: Path) -> bytes | None:
+    """The hooks file's bytes (None: no file), read once: the caller checks and then loads these very bytes."""
+    return _read(Path(os.path.abspath(work_tree)) / HOOKS_NAME)
+
+
+def require_same_hooks(
+    work_tree: Path, content: bytes | None, checked: bytes | None, *, override: bool, store: TrustStore | None = None
+) -> None:
+    """The hooks a run is about to use (``content``, from ``work_tree``) are the ones checked before it
+    started (``checked``), or are trusted at their own path, or ``override``; else UntrustedError.
+
+    A build checks the checkout it starts in, then switches to the session's branch (or its worktree),
+    whose hooks file a repository can make different: a cloned ``iteratr/S`` branch must not slip one in.
+    """
+    if override or content is None or content == checked:
+        return
+    path = Path(os.path.abspath(work_tree)) / HOOKS_NAME
+    if (store or TrustStore()).is_trusted(path, sha256(content)):
+        return
+    raise UntrustedError(
+        f"{path} runs shell commands (hooks) and is not the file checked before the run: trust it with "
+        f"`cd {path.parent} && {TRUST_COMMAND}` (or pass --trust)"
+    )
+
+
 def override_from(flag: bool, env: Mapping[str, str] = os.environ) -> bool:
     """``--trust`` or ``ITERATR_TRUST=1`` (also true/yes/on): trust for this run, without recording."""
     return flag or env.get(ENV_SWITCH, "").strip().lower() in _TRUE

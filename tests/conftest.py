@@ -37,12 +37,21 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
             monkeypatch.delenv(var, raising=False)
     for key, value in GIT_IDENTITY.items():
         monkeypatch.setenv(key, value)
+    # The tests write their repositories' hooks and iteratr.yml themselves, so those are trusted, as a user's
+    # own are after `iteratr trust`. The trust boundary's tests take this away (the `untrusted` fixture).
+    monkeypatch.setenv("ITERATR_TRUST", "1")
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
     (home / ".gitconfig").write_text(
         "[init]\n\tdefaultBranch = main\n[user]\n\tname = Test User\n\temail = user@example.com\n"
     )
     yield home
+
+
+@pytest.fixture
+def untrusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ITERATR_TRUST: a repository's files that need trust are refused until trusted, as for a user."""
+    monkeypatch.delenv("ITERATR_TRUST", raising=False)
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -27,7 +27,7 @@ def requests(monkeypatch: pytest.MonkeyPatch) -> list[build_cmd.BuildRequest]:
     """The requests `iteratr build` hands to commands.build.run, which here runs nothing and returns 0."""
     seen: list[build_cmd.BuildRequest] = []
 
-    def fake_run(request: build_cmd.BuildRequest) -> int:
+    def fake_run(request: build_cmd.BuildRequest, *, ask: object = None) -> int:
         seen.append(request)
         return 0
 

@@ -115,6 +115,7 @@ LAYER_VALUES: dict[str, tuple[str, str, str, object, object]] = {
     "max_failures": ("1", "2", "7", 9, 9),
     "retry_delay": ("0", "1", "2.5", 3, 3),
     "push": ("origin", "upstream", "backup", "fork", "fork"),
+    "permissions": ("deny", "allow", "deny", "allow", "allow"),
 }
 
 

@@ -98,6 +98,7 @@ ENV_SAMPLES: dict[str, tuple[str, object]] = {
     "max_failures": ("5", 5),
     "retry_delay": ("0", 0),
     "push": ("upstream", "upstream"),
+    "permissions": ("deny", "deny"),
 }
 
 

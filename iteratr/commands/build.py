@@ -11,14 +11,18 @@ wizard (``iteratr.commands.wizard``) to fill the request in; this module never a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import logging.handlers
+import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from iteratr import __version__, config, paths
+from iteratr import __version__, config, paths, safe_open
 from iteratr.errors import UsageError
 from iteratr.output import Printer, is_interactive
 from iteratr.run import prompt
@@ -36,19 +40,34 @@ def binary_argv() -> list[str]:
     return [sys.executable, "-m", "iteratr"]
 
 
-def setup_logging(log_file: str, level: int) -> None:
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The run log, and each file rotation starts, mode 0600: it holds prompts, agent output and paths."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)  # a file that was there before, made readable by others: private from now on
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def setup_logging(log_file: str, level: int, work_tree: Path | None = None) -> None:
     """``--log-file``: a timestamped log with debug detail, rotated so hourly cron runs cannot fill the disk.
 
     Libraries (the ACP SDK among them) log to the root logger; without a handler Python would print
     their tracebacks on stderr in the middle of the run's output. They go to the log file, or nowhere.
+    A log file inside ``work_tree`` is added to git's info/exclude first, so no iteration commits it.
     """
     root = logging.getLogger()
     root.addHandler(logging.NullHandler())
     if not log_file:
         return
-    path = Path(log_file)
+    path = Path(log_file).absolute()
+    if work_tree is not None:
+        from iteratr.session_branch import exclude_log_file
+
+        exclude_log_file(work_tree, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)
+    handler = PrivateRotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(level)
     root.addHandler(handler)
@@ -69,6 +88,7 @@ class BuildRequest:
     extra: str | None = None
     worktree: bool = False
     reset: bool = False
+    trust: bool = False
     model: str | None = None
     agent: str | None = None
     auto_commit: bool | None = None
@@ -105,12 +125,25 @@ def wants_wizard(request: BuildRequest, cwd: Path) -> bool:
     return is_interactive() and not load_config(request, cwd).headless
 
 
-def run(request: BuildRequest) -> int:
-    """``iteratr build``: the exit status of the run (see ``iteratr.errors.EXIT_STATUSES``)."""
+def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> int:
+    """``iteratr build``: the exit status of the run (see ``iteratr.errors.EXIT_STATUSES``).
+
+    ``ask`` answers a yes/no question; it is used only on a terminal without --headless, to offer trusting
+    a repository's files that need it (``iteratr.trust``). Without it they stop the build (exit 2).
+    """
+    from iteratr import trust
+    from iteratr.commands import trust as trust_cmd
+
     cwd = Path.cwd()
-    cfg = load_config(request, cwd)
-    setup_logging(cfg.log_file, cfg.log_level_number)
+    cfg = load_config(request, cwd)  # read only: nothing it names runs or is written before the trust check
     out = Printer()
+    top = paths.work_tree_top(cwd)
+    override = trust.override_from(request.trust)
+    hooks_checked = trust.read_hooks(top)  # these bytes are checked, and these bytes are loaded
+    can_ask = ask if ask is not None and is_interactive() and not cfg.headless else None
+    trust_cmd.gate(top, printer=out, ask=can_ask, override=override)
+    trust.require_same_hooks(top, hooks_checked, trust.read_hooks(top), override=override)
+    setup_logging(cfg.log_file, cfg.log_level_number, top if (top / ".git").exists() else None)
 
     if request.spec is None and not (cwd / DEFAULT_SPEC).exists():
         raise UsageError(
@@ -129,7 +162,7 @@ def run(request: BuildRequest) -> int:
     _require_agent_binary(cfg.agent_argv)
     repo = GitRepo.open(cwd)
     repo.check_ready()
-    hooks_mod.load_hooks(repo.root)  # refuse a bad hooks file before the branch is touched
+    hooks_mod.load_hooks(repo.root, hooks_checked)  # refuse a bad hooks file before the branch is touched
     data_rel = paths.data_dir_in_tree(cfg.data_dir, repo.root, cwd)
 
     from iteratr import session_branch as session_git
@@ -149,13 +182,18 @@ def run(request: BuildRequest) -> int:
             repo, name, data_rel=data_rel, worktree=request.worktree, reset=request.reset
         )
         wt_repo = repo if work_tree == repo.root else GitRepo.open(work_tree)
-        hooks = hooks_mod.load_hooks(work_tree)
-        if hooks is None and work_tree != repo.root:
-            hooks = hooks_mod.load_hooks(repo.root)
+        # The session's branch may carry another hooks file than the one checked: it must be trusted too.
+        hooks_here = trust.read_hooks(work_tree) if work_tree != repo.root or how != "resumed" else hooks_checked
+        trust.require_same_hooks(work_tree, hooks_here, hooks_checked, override=override)
+        hooks = hooks_mod.load_hooks(work_tree, hooks_here) if hooks_here is not None else None
+        if hooks is None and work_tree != repo.root and hooks_checked is not None:
+            hooks = hooks_mod.load_hooks(repo.root, hooks_checked)
         data_dir = work_tree / data_rel
         store = Store(data_dir, name)
         store.create()
         inbox_path = inbox.ensure_inbox(store.dir)
+        # The agent's stderr log: private, and never through a link (the agent process appends to it).
+        os.close(safe_open.open_fd(data_dir, f"{name}/{paths.AGENT_LOG}", os.O_WRONLY | os.O_CREAT, 0o600))
         settings = Settings.resolve(
             cfg,
             session=name,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from iteratr import paths, procs
-from iteratr.errors import EXIT_FAILED, GitError, IteratrError
+from iteratr.errors import EXIT_FAILED, ConfigError, GitError, IteratrError
 from iteratr.output import Printer
 
 if TYPE_CHECKING:
@@ -65,12 +65,24 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     out: Printer | None = None,
+    trust: bool = False,
 ) -> int:
-    """Run every check, print one line each (plus a fix hint), and return the exit status."""
+    """Run every check, print one line each (plus a fix hint), and return the exit status.
+
+    A repository's files that need trust and lack it stop the doctor first (exit 2, one line): it would
+    start the project's agent command and load its hooks. ``trust`` (``--trust``) trusts them for this run.
+    """
+    from iteratr import trust as trust_mod
     from iteratr.agent import models
 
     cwd = Path.cwd() if cwd is None else cwd
     env = os.environ if env is None else env
+    try:
+        trust_mod.require_trusted(paths.work_tree_top(cwd), override=trust_mod.override_from(trust, env), env=env)
+    except trust_mod.UntrustedError:
+        raise
+    except ConfigError:
+        pass  # an iteratr.yml that does not parse is not used at all; the config check below reports it
     timeout = models.probe_timeout(env) if timeout is None else timeout
     out = Printer() if out is None else out
     report = _Report(out)
@@ -78,6 +90,9 @@ def run(
     _check_python(report)
     root = _check_git(report, cwd, env)
     cfg = _check_config(report, cwd, env)
+    # A data dir outside the work tree, its top or inside .git is refused by every command (exit 2).
+    top = root or paths.work_tree_top(cwd)
+    paths.check_data_dir(paths.resolve_data_dir(cfg.data_dir, cwd, top=top), top, cfg.data_dir)
     argv = cfg.agent_argv
     probed = None
     if _check_agent_command(report, argv, cwd, env):

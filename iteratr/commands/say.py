@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
-from iteratr import gitrepo, paths
+from iteratr import gitrepo, paths, safe_open
 from iteratr.errors import UsageError
 from iteratr.output import Printer
 from iteratr.run import inbox
@@ -32,10 +33,13 @@ def run(
     cwd = Path.cwd() if cwd is None else cwd
     repo = gitrepo.toplevel(cwd)  # (work-tree top, common git dir), or None: say works on a plain directory
     cfg = config.load_config(cwd=cwd, flags={"data_dir": data_dir} if data_dir else None)
-    local_data = paths.resolve_data_dir(cfg.data_dir, cwd, top=repo[0] if repo else None).resolve()
+    top = repo[0] if repo else paths.work_tree_top(cwd)
+    raw_data = paths.resolve_data_dir(cfg.data_dir, cwd, top=top)
+    paths.check_data_dir(raw_data, top, cfg.data_dir)  # outside the work tree, its top, .git: exit 2
+    local_data = raw_data.resolve()
     sessions = find_sessions(local_data, repo[0] if repo else None)
     session = _choose(name, sessions, local_data)
-    sessions[session].mkdir(parents=True, exist_ok=True)  # a session known only by its branch
+    make_session_dir(sessions[session])  # a session known only by its branch
     path = inbox.append(sessions[session], text)
     shown = paths.shown(path, cwd)
     if repo is not None and _build_running(repo[1], session):
@@ -47,6 +51,24 @@ def run(
         )
     (Printer() if out is None else out).text(line)
     return 0
+
+
+def make_session_dir(session_dir: Path) -> None:
+    """The session's directory, made if missing; a link on the way (``.iteratr/S -> /etc``) is refused (exit 2)."""
+    session_dir.parent.parent.mkdir(parents=True, exist_ok=True)
+    os.close(safe_open.open_parent(session_dir.parent, f"{session_dir.name}/{paths.INBOX_FILE}", create=True))
+
+
+def read_stdin(stream: BinaryIO) -> str:
+    """The message on standard input, reading at most the limit plus one byte: a 300 MB stream is refused
+    after 64 KiB, never held in memory."""
+    data = stream.read(inbox.MAX_MESSAGE_BYTES + 1)
+    if len(data) > inbox.MAX_MESSAGE_BYTES:
+        raise UsageError(
+            f"message is over {inbox.MAX_MESSAGE_BYTES} bytes on standard input; the limit is "
+            f"{inbox.MAX_MESSAGE_BYTES} bytes (64 KiB)"
+        )
+    return data.decode("utf-8", errors="replace")
 
 
 def find_sessions(local_data: Path, root: Path | None) -> dict[str, Path]:

@@ -37,6 +37,7 @@ from typing import IO, Any
 
 from iteratr import procs
 from iteratr.errors import ConfigError
+from iteratr.run import hooks_shell
 
 HOOK_TYPES = ("session_start", "pre_iteration", "post_iteration", "session_end", "on_task_complete", "on_error")
 VARIABLES = ("session", "iteration", "task_id", "task_content", "error")
@@ -168,11 +169,15 @@ def _placeholders(command: str) -> list[tuple[int, int, str, str]]:
     return found
 
 
-def load_hooks(work_tree: Path) -> HooksConfig | None:
-    """Read and validate ``<work_tree>/.iteratr.hooks.yml``. None when there is no such file."""
+def load_hooks(work_tree: Path, content: bytes | None = None) -> HooksConfig | None:
+    """Read and validate ``<work_tree>/.iteratr.hooks.yml``. None when there is no such file.
+
+    ``content``: the file's bytes as already read, so that what runs is exactly what the trust check saw
+    (``iteratr.trust``); the file is not read again.
+    """
     path = work_tree / HOOKS_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8") if content is None else content.decode("utf-8")
     except FileNotFoundError:
         return None
     except UnicodeDecodeError as exc:
@@ -263,6 +268,15 @@ def _entry(
                 f' in a script for another shell use "${env_name(name)}"'
             )
             raise fail(command_line, problem, accepted)
+    # A block scalar (command: |) starts on the line after its indicator, where ruamel puts the value.
+    first_line = command_line + (1 if type(command).__name__ in ("LiteralScalarString", "FoldedScalarString") else 0)
+    for nested in hooks_shell.nested_placeholders(command):
+        problem = f"{where}: {{{{{nested.name}}}}} is inside {nested.why}, where its value would run as code"
+        accepted = (
+            f"pass it as an argument (sh -c '... \"$1\"' _ {{{{{nested.name}}}}}) "
+            f'or use "${env_name(nested.name)}" in the script'
+        )
+        raise fail(first_line + nested.line, problem, accepted)
 
     timeout = entry.get("timeout", DEFAULT_TIMEOUT)
     valid_number = isinstance(timeout, int | float) and not isinstance(timeout, bool) and math.isfinite(timeout)

@@ -8,6 +8,11 @@ A writer that opened the old inode before the rename may still append to it, so 
 re-read on every take and deleted only once fully consumed and untouched for a grace period.
 The caller records each ``Taken``'s ``(source, end)`` durably before ``release``; a crash at any
 point then re-reads unrecorded bytes (nothing lost) and skips recorded ones (nothing doubled).
+
+Every open goes through ``iteratr.safe_open``: an ``inbox.md`` (or taking file, or ``rejected/``) that is a
+symlink, say one committed pointing at ``~/.aws/credentials``, is refused with exit 2 naming it, and
+nothing is read from it or written through it. A message moved aside to ``rejected/`` leaves no other
+copy: its taking file is deleted as soon as the move is recorded (``release``), without the grace period.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from iteratr import safe_open
 from iteratr.errors import UsageError
-from iteratr.fsutil import atomic_write, atomic_writer, fsync_dir
+from iteratr.fsutil import atomic_writer, fsync_dir
 from iteratr.paths import INBOX_FILE
 
 INBOX_HEADER = (
@@ -63,14 +69,19 @@ def ensure_inbox(session_dir: Path) -> Path:
     """Create ``inbox.md`` holding only the header if it is missing; return its path."""
     if not session_dir.is_dir():
         raise UsageError(f"no session directory {session_dir}: start the session with `iteratr build` first")
-    path = session_dir / INBOX_FILE
-    _create_with_header(path)
-    return path
+    _create_with_header(session_dir)
+    return session_dir / INBOX_FILE
+
+
+def _where(session_dir: Path, name: str) -> tuple[Path, str]:
+    """``session_dir/name`` as safe_open takes it: the data dir, and the path below it (the session dir is
+    checked for a link too)."""
+    return session_dir.parent, f"{session_dir.name}/{name}"
 
 
 def has_text(session_dir: Path) -> bool:
     """Cheap check: does ``inbox.md`` hold real text? (Taking files are not looked at.)"""
-    return _has_real_text(session_dir / INBOX_FILE)
+    return _has_real_text(session_dir, INBOX_FILE)
 
 
 def take(session_dir: Path, consumed: Mapping[str, int]) -> list[Taken]:
@@ -84,14 +95,14 @@ def take(session_dir: Path, consumed: Mapping[str, int]) -> list[Taken]:
     character or an unclosed comment at its end is left for a later take.
     """
     inbox = session_dir / INBOX_FILE
-    if _has_real_text(inbox):
+    if _has_real_text(session_dir, INBOX_FILE):
         try:
             os.rename(inbox, session_dir / _new_source(session_dir))
         except FileNotFoundError:
             pass  # replaced or removed between the check and the rename; the next take sees it
         else:
             fsync_dir(session_dir)  # a rename lost to power failure would re-take recorded text
-    _create_with_header(inbox)
+    _create_with_header(session_dir)
     taken = []
     for name in _taking_names(session_dir):
         item = _take_from(session_dir, name, consumed.get(name, 0))
@@ -109,10 +120,11 @@ def release(session_dir: Path, consumed: Mapping[str, int], *, grace: float = 2.
     for name in _taking_names(session_dir):
         path = session_dir / name
         try:
-            _, data, mtime = _read_from(path, consumed.get(name, 0), _RAW_CAP)
+            _, data, mtime = _read_from(session_dir, name, consumed.get(name, 0), _RAW_CAP)
         except FileNotFoundError:
             continue
-        if time.time() - mtime >= grace and not clean(data.decode("utf-8", "replace")):
+        rejected = name in consumed and _was_rejected(session_dir, name)  # its copy is in rejected/: no other
+        if (rejected or time.time() - mtime >= grace) and not clean(data.decode("utf-8", "replace")):
             path.unlink(missing_ok=True)
 
 
@@ -125,7 +137,7 @@ def append(session_dir: Path, text: str) -> Path:
     if size > MAX_MESSAGE_BYTES:
         raise UsageError(f"message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes (64 KiB)")
     path = ensure_inbox(session_dir)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = safe_open.open_fd(*_where(session_dir, INBOX_FILE), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         end = os.fstat(fd).st_size
         # Cosmetic only (racy by nature): a blank line between messages, even after an unterminated line.
@@ -187,12 +199,14 @@ async def watch(
                 return
 
 
-def _create_with_header(path: Path) -> None:
+def _create_with_header(session_dir: Path) -> None:
     # O_EXCL: a writer that recreated the inbox first keeps its file. O_APPEND: an appender racing
-    # this create must not have its line overwritten by the header.
+    # this create must not have its line overwritten by the header. A link in its place is refused.
+    where = _where(session_dir, INBOX_FILE)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fd = safe_open.open_fd(*where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
     except FileExistsError:
+        os.close(safe_open.open_fd(*where, os.O_RDONLY))  # there already: refused if it is a link
         return
     try:
         os.write(fd, INBOX_HEADER.encode())
@@ -200,11 +214,10 @@ def _create_with_header(path: Path) -> None:
         os.close(fd)
 
 
-def _has_real_text(path: Path) -> bool:
+def _has_real_text(session_dir: Path, name: str) -> bool:
     try:
-        with path.open("rb") as f:
-            data = f.read(_RAW_CAP + 1)
-    except (FileNotFoundError, IsADirectoryError):
+        data = safe_open.read_bytes(*_where(session_dir, name), limit=_RAW_CAP + 1)
+    except FileNotFoundError:
         return False
     return len(data) > _RAW_CAP or bool(clean(data.decode("utf-8", "replace")))
 
@@ -229,9 +242,9 @@ def _new_source(session_dir: Path) -> str:
     return f"{TAKING_PREFIX}{max(time.time_ns(), newest + 1)}-{os.getpid()}"
 
 
-def _read_from(path: Path, offset: int, limit: int) -> tuple[int, bytes, float]:
+def _read_from(session_dir: Path, name: str, offset: int, limit: int) -> tuple[int, bytes, float]:
     """Bytes from ``offset`` (from 0 if the file shrank: it was rewritten in place), and the mtime after reading."""
-    with path.open("rb") as f:
+    with safe_open.open_read(*_where(session_dir, name)) as f:
         if os.fstat(f.fileno()).st_size < offset:
             offset = 0
         f.seek(offset)
@@ -240,14 +253,13 @@ def _read_from(path: Path, offset: int, limit: int) -> tuple[int, bytes, float]:
 
 
 def _take_from(session_dir: Path, name: str, offset: int) -> Taken | None:
-    path = session_dir / name
     try:
-        start, data, mtime = _read_from(path, offset, _RAW_CAP)
+        start, data, mtime = _read_from(session_dir, name, offset, _RAW_CAP)
     except FileNotFoundError:
         return None
     if len(data) > _RAW_CAP:
         rejected = _rejected_path(session_dir, name, start)
-        return Taken(name, start, _copy_aside(path, start, rejected), "", None, rejected)
+        return Taken(name, start, _copy_aside(session_dir, name, start, rejected), "", None, rejected)
     if time.time() - mtime < SETTLE:
         data = data[: _complete_prefix(data)]
     if not data:
@@ -261,8 +273,7 @@ def _take_from(session_dir: Path, name: str, offset: int) -> Taken | None:
     end = start + len(data)
     if len(text.encode()) > MAX_MESSAGE_BYTES:
         rejected = _rejected_path(session_dir, name, start)
-        rejected.parent.mkdir(exist_ok=True)
-        atomic_write(rejected, data)
+        safe_open.atomic_write(*_where(session_dir, f"{REJECTED_DIR}/{rejected.name}"), data, 0o600)
         return Taken(name, start, end, "", warning, rejected)
     return Taken(name, start, end, text, warning, None) if text else None
 
@@ -295,11 +306,21 @@ def _rejected_path(session_dir: Path, source: str, start: int) -> Path:
     return session_dir / REJECTED_DIR / f"{stamp}.{ns % 1_000_000_000:09d}Z-{start}.md"
 
 
-def _copy_aside(path: Path, start: int, dest: Path) -> int:
-    """Copy ``path`` from ``start`` to its current end into ``dest``, in chunks; return the end offset."""
-    dest.parent.mkdir(exist_ok=True)
+def _was_rejected(session_dir: Path, source: str) -> bool:
+    """Whether a message of the taking file ``source`` was moved aside to ``rejected/`` (by its name)."""
+    prefix = _rejected_path(session_dir, source, 0).name.rsplit("-", 1)[0] + "-"
+    try:
+        return any(entry.name.startswith(prefix) for entry in os.scandir(session_dir / REJECTED_DIR))
+    except OSError:
+        return False
+
+
+def _copy_aside(session_dir: Path, name: str, start: int, dest: Path) -> int:
+    """Copy ``name`` from ``start`` to its current end into ``dest``, in chunks; return the end offset."""
+    # rejected/ is made and checked (not a link) through safe_open; then the temp file and rename go in it.
+    os.close(safe_open.open_parent(*_where(session_dir, f"{REJECTED_DIR}/{dest.name}"), create=True))
     end = start
-    with path.open("rb") as src, atomic_writer(dest) as fd:
+    with safe_open.open_read(*_where(session_dir, name)) as src, atomic_writer(dest, mode=0o600) as fd:
         src.seek(start)
         while chunk := src.read(1 << 20):
             view = memoryview(chunk)

@@ -29,6 +29,12 @@ def lock_path(common_dir: Path, session: str) -> Path:
     return common_dir / "iteratr" / "locks" / f"{session}.lock"
 
 
+def _open_lock(path: Path) -> Any:
+    """The lock file, created private (0600: it names the user's host, pid and paths), never widening the umask."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    return os.fdopen(fd, "a+")
+
+
 def read_holder(path: Path) -> dict[str, Any] | None:
     """Who holds (or last held) the lock, or None."""
     try:
@@ -41,7 +47,7 @@ def read_holder(path: Path) -> dict[str, Any] | None:
 def is_held(path: Path) -> bool:
     """True if a live process holds the lock right now."""
     try:
-        with open(path, "a+") as f:
+        with _open_lock(path) as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -85,7 +91,7 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")  # noqa: SIM115  # held open for the whole run
+        f = _open_lock(self.path)  # held open for the whole run
         if not _try_lock(f):
             f.close()
             raise LockedError(

@@ -8,10 +8,11 @@ prepared (the session, its work tree, the loaded templates and hooks).
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from iteratr import paths
+from iteratr.agent import permissions as permissions_mod
 from iteratr.config import Config
 from iteratr.run import hooks as hooks_mod
 from iteratr.run import prompt
@@ -39,6 +40,8 @@ class Settings:
     hooks: hooks_mod.HooksConfig | None
     binary: str
     branch: str
+    # The agent's permission policy (config key ``permissions``), parsed; the default allows, as before.
+    permissions: permissions_mod.Policy = field(default=permissions_mod.DEFAULT)
 
     @classmethod
     def resolve(
@@ -73,4 +76,5 @@ class Settings:
             hooks=hooks,
             binary=shlex.join(binary),
             branch=paths.branch_name(session),
+            permissions=permissions_mod.parse_policy(cfg.permissions),
         )
