@@ -235,7 +235,7 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[]
         rec = tools.session_complete(store)
         return (
             rec,
-            lambda: f"session {store.name} is complete ({rec['tasks']} tasks); the loop stops after this iteration",
+            lambda: _completion_line(store.name, rec),
         )
     if name == "note-list":
         note_type = o.get("--type")
@@ -258,3 +258,15 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[]
             lambda: "\n".join(f"{n['id']} #{n['iteration']} {n['type']}: {n['content']}" for n in notes) or "no notes",
         )
     raise AssertionError(name)
+
+
+def _completion_line(name: str, rec: dict[str, Any]) -> str:
+    """What ``session-complete`` says: completion is derived, so a blocked task or a waiting message is named."""
+    if rec["complete"]:
+        return f"session {name} is complete ({rec['tasks']} tasks); the loop stops after this iteration"
+    if rec["blocked"]:
+        return (
+            f"every task of session {name} is closed, but {', '.join(rec['blocked'])} blocked: "
+            "the loop stops after this iteration for a person to look at them"
+        )
+    return f"every task of session {name} is closed, but a user message is waiting: the next iteration reads it"

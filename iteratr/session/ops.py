@@ -255,9 +255,11 @@ def session_complete(store: Store) -> dict[str, Any]:
             raise UsageError(
                 f"refused: {len(open_tasks)} task(s) still open: {listed}{more}; complete, block or cancel them first"
             )
-        if s.complete:
+        if s.claimed:
             return []
         return [make_event("session.completed", {}, current_iteration(s))]
 
     state, _ = store.transact(decide)
-    return {"complete": state.complete, "tasks": len(state.tasks)}
+    # "complete" is derived (State.complete): with a task blocked the session still needs a person.
+    blocked = sorted((t.id for t in state.tasks.values() if t.status == "blocked"), key=id_number)
+    return {"complete": state.complete, "tasks": len(state.tasks), "blocked": blocked}

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 TASK_STATUSES = ("remaining", "in_progress", "completed", "blocked", "cancelled")
 CLOSED_STATUSES = frozenset({"completed", "blocked", "cancelled"})
+DONE_STATUSES = frozenset({"completed", "cancelled"})  # closed for good: blocked still needs a person
 NOTE_TYPES = ("learning", "stuck", "tip", "decision")
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 0, 4, 2
 
@@ -69,7 +70,22 @@ class Note:
 class Iteration:
     """One recorded iteration: started, maybe ended, maybe summarised."""
 
-    __slots__ = ("duration", "ended_ts", "error", "kind", "n", "outcome", "started_ts", "stop_reason", "summary")
+    __slots__ = (
+        "cost",
+        "duration",
+        "ended_ts",
+        "error",
+        "kind",
+        "n",
+        "outcome",
+        "progress",
+        "run",
+        "started_ts",
+        "stop_reason",
+        "summary",
+        "tokens",
+        "usage_source",
+    )
 
     def __init__(self, n: int, kind: str, started_ts: str) -> None:
         self.n = n
@@ -81,9 +97,39 @@ class Iteration:
         self.stop_reason: str | None = None
         self.duration: float | None = None
         self.summary: str | None = None
+        # The guard rails' facts (iteratr.run.guards): which run it belongs to, whether it made progress, and what
+        # its turn cost, as recorded in its events; None where an older log did not record them.
+        self.run: str | None = None
+        self.progress: bool | None = None
+        self.tokens: int | None = None
+        self.cost: float | None = None
+        self.usage_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+    def row(self) -> tuple[Any, ...]:
+        """The packed form (see ``State.pack``), in ``ROW_FIELDS`` order."""
+        return tuple(getattr(self, name) for name in ROW_FIELDS)
+
+
+# The order of an iteration's packed row: the snapshot stores iterations as tuples of these.
+ROW_FIELDS = (
+    "n",
+    "kind",
+    "started_ts",
+    "ended_ts",
+    "outcome",
+    "error",
+    "stop_reason",
+    "duration",
+    "summary",
+    "run",
+    "progress",
+    "tokens",
+    "cost",
+    "usage_source",
+)
 
 
 class Message:
@@ -108,7 +154,7 @@ class State:
         "_note_rows",
         "_note_rows_owned",
         "_notes",
-        "complete",
+        "claimed",
         "completed_hooked",
         "cost",
         "currency",
@@ -131,7 +177,9 @@ class State:
         self._note_rows_owned = False
         self._iteration_rows: list[tuple[Any, ...]] | None = None
         self.messages: dict[str, Message] = {}
-        self.complete = False
+        # A `session.completed` was recorded since the tasks last reopened. Only a claim: whether the session
+        # is complete is derived (``complete``), so a line an agent writes by hand with tasks open changes nothing.
+        self.claimed = False
         # Counters only grow, so an id is never handed out twice, even if a task were ever removed.
         self.last_task_num = 0
         # Inbox files already consumed, source -> byte offset (see iteratr.inbox).
@@ -173,17 +221,8 @@ class State:
             iterations = {}
             for row in self._iteration_rows:
                 it = Iteration.__new__(Iteration)
-                (
-                    it.n,
-                    it.kind,
-                    it.started_ts,
-                    it.ended_ts,
-                    it.outcome,
-                    it.error,
-                    it.stop_reason,
-                    it.duration,
-                    it.summary,
-                ) = row
+                for name, value in zip(ROW_FIELDS, row, strict=True):
+                    setattr(it, name, value)
                 iterations[it.n] = it
             self._iterations, self._iteration_rows = iterations, None
         return self._iterations
@@ -245,6 +284,16 @@ class State:
         last = self.iterations[max(self.iterations)]
         return last if last.outcome is None else None
 
+    @property
+    def complete(self) -> bool:
+        """Derived, never claimed: at least one task, every task completed or cancelled, no message waiting."""
+        if not self.tasks:
+            return False
+        for task in self.tasks.values():
+            if task.status not in DONE_STATUSES:
+                return False
+        return not self.pending_messages()
+
     def pending_messages(self) -> list[Message]:
         return [m for m in self.messages.values() if m.delivered_to is None]
 
@@ -270,6 +319,7 @@ class State:
             "iterations": [i.to_dict() for i in self.iterations.values()],
             "messages": [m.to_dict() for m in self.messages.values()],
             "complete": self.complete,
+            "claimed": self.claimed,
             "last_task_num": self.last_task_num,
             "inbox_consumed": dict(self.inbox_consumed),
             "completed_hooked": sorted(self.completed_hooked, key=id_number),
@@ -288,16 +338,13 @@ class State:
         if self._iteration_rows is not None:
             iteration_rows = self._iteration_rows
         else:
-            iteration_rows = [
-                (i.n, i.kind, i.started_ts, i.ended_ts, i.outcome, i.error, i.stop_reason, i.duration, i.summary)
-                for i in self._iterations.values()
-            ]
+            iteration_rows = [i.row() for i in self._iterations.values()]
         return (
             [(t.id, t.content, t.status, t.priority, t.depends_on) for t in self.tasks.values()],
             self.note_rows(),
             iteration_rows,
             [(m.id, m.text, m.ts, m.delivered_to) for m in self.messages.values()],
-            self.complete,
+            self.claimed,
             self.last_task_num,
             self.inbox_consumed,
             sorted(self.completed_hooked),
@@ -317,7 +364,7 @@ class State:
         for mid, text, ts, delivered_to in messages:
             msg = s.messages[mid] = Message(mid, text, ts)
             msg.delivered_to = delivered_to
-        (s.complete, s.last_task_num, s.inbox_consumed, hooked, s.tokens, s.cost, s.currency) = scalars
+        (s.claimed, s.last_task_num, s.inbox_consumed, hooked, s.tokens, s.cost, s.currency) = scalars
         s.completed_hooked = set(hooked)
         return s
 
@@ -330,13 +377,13 @@ class State:
         for i in d["iterations"]:
             it = Iteration(i["n"], i["kind"], i["started_ts"])
             for name in Iteration.__slots__:
-                setattr(it, name, i[name])
+                setattr(it, name, i.get(name))
             s.iterations[it.n] = it
         for m in d["messages"]:
             msg = Message(m["id"], m["text"], m["ts"])
             msg.delivered_to = m["delivered_to"]
             s.messages[msg.id] = msg
-        s.complete = d["complete"]
+        s.claimed = bool(d.get("claimed", False))
         s.last_task_num = d["last_task_num"]
         s.inbox_consumed = dict(d["inbox_consumed"])
         s.completed_hooked = set(d["completed_hooked"])
@@ -376,7 +423,7 @@ def _task_added(s: State, d: dict[str, Any], ev: Event) -> None:
         raise ValueError(f"bad depends_on {deps!r}")
     s.tasks[tid] = Task(tid, d["content"], d["status"], _checked_priority(d["priority"]), deps)
     s.last_task_num = max(s.last_task_num, num)
-    s.complete = False
+    s.claimed = False
 
 
 def _task_status(s: State, d: dict[str, Any], ev: Event) -> None:
@@ -384,7 +431,7 @@ def _task_status(s: State, d: dict[str, Any], ev: Event) -> None:
     if task:
         task.status = d["status"]
         if task.status not in CLOSED_STATUSES:
-            s.complete = False
+            s.claimed = False
 
 
 def _task_priority(s: State, d: dict[str, Any], ev: Event) -> None:
@@ -404,7 +451,8 @@ def _note_added(s: State, d: dict[str, Any], ev: Event) -> None:
 
 
 def _iteration_started(s: State, d: dict[str, Any], ev: Event) -> None:
-    s.iterations[d["n"]] = Iteration(d["n"], d.get("kind", "main"), ev["ts"])
+    it = s.iterations[d["n"]] = Iteration(d["n"], d.get("kind", "main"), ev["ts"])
+    it.run = d.get("run")
 
 
 def _iteration_ended(s: State, d: dict[str, Any], ev: Event) -> None:
@@ -416,11 +464,18 @@ def _iteration_ended(s: State, d: dict[str, Any], ev: Event) -> None:
     it.error = d.get("error")
     it.stop_reason = d.get("stop_reason")
     it.duration = d.get("duration")
+    progress = d.get("progress")
+    it.progress = progress if progress.__class__ is bool else None
     usage = d.get("usage") or {}
-    s.tokens += usage.get("total_tokens") or 0
-    if usage.get("cost") is not None:
-        s.cost += usage["cost"]
+    tokens, cost = usage.get("total_tokens"), usage.get("cost")
+    if tokens.__class__ is int:
+        it.tokens = tokens
+        s.tokens += tokens
+    if cost.__class__ in (int, float):
+        it.cost = float(cost)
+        s.cost += cost
         s.currency = usage.get("currency") or s.currency
+    it.usage_source = usage.get("source")
 
 
 def _iteration_summary(s: State, d: dict[str, Any], ev: Event) -> None:
@@ -433,15 +488,16 @@ def _iteration_summary(s: State, d: dict[str, Any], ev: Event) -> None:
 
 
 def _session_completed(s: State, d: dict[str, Any], ev: Event) -> None:
-    s.complete = True
+    # Recorded, never believed: ``State.complete`` is derived from the tasks, so a forged line is harmless.
+    s.claimed = True
 
 
 def _user_message(s: State, d: dict[str, Any], ev: Event) -> None:
     s.messages[d["id"]] = Message(d["id"], d["text"], ev["ts"])
     if d.get("source"):
         s.inbox_consumed[d["source"]] = max(s.inbox_consumed.get(d["source"], 0), d.get("end", 0))
-    # A message to a finished session reopens it: the agent must get to act on it.
-    s.complete = False
+    # A message to a finished session reopens it: the agent must get to act on it (``complete`` sees it pending).
+    s.claimed = False
 
 
 def _inbox_consumed(s: State, d: dict[str, Any], ev: Event) -> None:

@@ -27,11 +27,13 @@ task.status            id, status (remaining | in_progress | completed | blocked
 task.priority          id, priority
 task.depends           id, depends_on (one id; dependencies accumulate)
 note.added             id, content, type (learning | stuck | tip | decision)
-iteration.started      n, kind (planning | main | recovery)
+iteration.started      n, kind (planning | main | recovery), run? (the run's id: its start time)
 iteration.ended        n, outcome (ok | failed | timeout | interrupted), error?, stop_reason?,
-                       duration (s), usage? {input_tokens, output_tokens, total_tokens, cost, currency}
+                       duration (s), usage? {input_tokens, output_tokens, total_tokens, cost, currency,
+                       source (turn | agent-record | last-call)}, progress? (bool, see iteratr.run.guards)
 iteration.summary      summary (for the event's ``iteration``)
-session.completed      (none)
+session.completed      (none): recorded by the loop (or `session-complete`), never believed: completion
+                       is derived from the tasks (``State.complete``)
 user.message           id (MSG-n), text, source? (inbox file taken), start?, end? (byte range)
 inbox.consumed         source, end (bytes of a taken inbox file consumed without a message)
 user.delivered         ids (message ids), iteration (the prompt they went into)
@@ -80,7 +82,7 @@ if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
 
 SCHEMA_VERSION = 1
 SNAPSHOT_FILE = "state.marshal"
-_SNAPSHOT_VERSION = 3
+_SNAPSHOT_VERSION = 4  # 4: State.claimed replaced the stored `complete`; iterations carry run, progress, usage
 _LISTS = 4  # the leading lists of State.pack(), each marshalled on its own in the snapshot
 
 

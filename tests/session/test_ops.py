@@ -470,12 +470,18 @@ def test_session_complete_is_refused_while_tasks_are_open(tmp_path: Path) -> Non
     assert "TAS-1" not in line
     tj(tmp_path, "task-status", "--id", "TAS-2", "--status", "blocked")
     tj(tmp_path, "task-status", "--id", "TAS-3", "--status", "cancelled")
-    assert tj(tmp_path, "session-complete") == {"complete": True, "tasks": 3}
+    # Accepted as before, but completion is derived: a blocked task still needs a person.
+    assert tj(tmp_path, "session-complete") == {"complete": False, "tasks": 3, "blocked": ["TAS-2"]}
     assert events(tmp_path)[-1]["type"] == "session.completed"
-    assert yaml_view(tmp_path)["complete"] is True
+    assert yaml_view(tmp_path)["complete"] is False
     out = tool(tmp_path, "session-complete", "--name", S).stdout  # again: harmless, nothing new
-    assert "is complete (3 tasks)" in out
+    assert "TAS-2 blocked" in out
     assert [e["type"] for e in events(tmp_path)].count("session.completed") == 1
+    tj(tmp_path, "task-status", "--id", "TAS-2", "--status", "completed")
+    assert tj(tmp_path, "session-complete") == {"complete": True, "tasks": 3, "blocked": []}
+    assert yaml_view(tmp_path)["complete"] is True
+    out = tool(tmp_path, "session-complete", "--name", S).stdout
+    assert "is complete (3 tasks)" in out
 
 
 def test_session_complete_is_refused_without_tasks(tmp_path: Path) -> None:
