@@ -57,10 +57,9 @@ def _open_dir(name: str, shown: str, *, dir_fd: int | None, create: bool) -> int
             os.mkdir(name, 0o777, dir_fd=dir_fd)  # the umask narrows it, never widens
         return _open_dir(name, shown, dir_fd=dir_fd, create=False)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            kind = "a symbolic link" if _is_link(name, dir_fd) else "not a directory"
-            raise _refuse(shown, kind) from None
-        raise
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(name, dir_fd):
+            raise _refuse(shown) from None
+        raise  # a plain file where a directory goes: the OS error, as an open without the check gives
 
 
 def _is_link(name: str, dir_fd: int | None) -> bool:

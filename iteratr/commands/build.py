@@ -183,7 +183,8 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
         )
         wt_repo = repo if work_tree == repo.root else GitRepo.open(work_tree)
         # The session's branch may carry another hooks file than the one checked: it must be trusted too.
-        hooks_here = trust.read_hooks(work_tree) if work_tree != repo.root or how != "resumed" else hooks_checked
+        # (A "resumed" branch may have just been switched to: read it again, and load the bytes compared.)
+        hooks_here = trust.read_hooks(work_tree)
         trust.require_same_hooks(work_tree, hooks_here, hooks_checked, override=override)
         hooks = hooks_mod.load_hooks(work_tree, hooks_here) if hooks_here is not None else None
         if hooks is None and work_tree != repo.root and hooks_checked is not None:
