@@ -12,6 +12,8 @@ user wrote the placeholder bare or inside "double quotes". (Pasting ``shlex.quot
 inside the user's own double quotes its single quotes are literal and ``$(...)`` runs.) Inside 'single
 quotes' a placeholder is a config error: such quotes usually hold a script for another shell
 (``sh -c '...'``), where the value would become code; that script should use ``"$ITERATR_TASK_ID"`` itself.
+A placeholder in a string that a second shell or interpreter runs (``sh -c "..."``, ``eval``, ``ssh host
+"..."``, ...: the rule is ``iteratr.run.hooks_shell``'s) is refused too, with the file and line.
 
 Each command runs under ``/bin/sh -c``, started by ``iteratr.procs`` in its own session and process group,
 stdin from /dev/null, stdout and stderr combined into an unlinked temp file, so a background child holding
