@@ -163,6 +163,54 @@ KEYS: dict[str, Key] = {
             ),
         ),
         Key("permissions", object, "allow", "the agent's permission policy: allow, deny, or rules", v.permissions),
+        Key(
+            "stall_limit",
+            int,
+            3,
+            "iterations in a row without progress before the run stops (exit 5); 0 = off",
+            lambda x: v.whole(x, 0),
+            Option(("--stall-limit",), "Stop (exit 5) after N iterations in a row without progress; 0 = off.", "N"),
+        ),
+        Key(
+            "max_cost",
+            str,
+            "",
+            "money this run may spend, in the agent's currency (5, 2.50, 5 USD, $5); empty = no limit",
+            v.money,
+            Option(("--max-cost",), "Stop (exit 3) before an iteration once this run spent AMOUNT.", "AMOUNT"),
+        ),
+        Key(
+            "max_tokens",
+            int,
+            0,
+            "tokens this run may use; 0 = no limit",
+            lambda x: v.whole(x, 0),
+            Option(("--max-tokens",), "Stop (exit 3) before an iteration once this run used N tokens.", "N"),
+        ),
+        Key(
+            "max_time",
+            float,
+            0,
+            "wall-clock time of this run (90m, 2h); 0 = no limit",
+            lambda x: v.seconds(x, zero_ok=True),
+            Option(("--max-time",), "Stop (exit 3) after this wall-clock time (90m, 2h); the turn is cut.", "DURATION"),
+        ),
+        Key(
+            "session_max_cost",
+            str,
+            "",
+            "money the session may spend over all its runs; empty = no limit",
+            v.money,
+            Option(("--session-max-cost",), "Stop (exit 3) once the session, over all runs, spent AMOUNT.", "AMOUNT"),
+        ),
+        Key(
+            "session_max_tokens",
+            int,
+            0,
+            "tokens the session may use over all its runs; 0 = no limit",
+            lambda x: v.whole(x, 0),
+            Option(("--session-max-tokens",), "Stop (exit 3) once the session, over all runs, used N tokens.", "N"),
+        ),
     )
 }
 
@@ -224,6 +272,12 @@ class Config:
     retry_delay: float = field(init=False)
     push: str = field(init=False)
     permissions: object = field(init=False)  # as written; iteratr.agent.permissions.parse_policy reads it
+    stall_limit: int = field(init=False)
+    max_cost: str = field(init=False)  # canonical money text (config_values.money); "" = no limit
+    max_tokens: int = field(init=False)
+    max_time: float = field(init=False)
+    session_max_cost: str = field(init=False)
+    session_max_tokens: int = field(init=False)
 
     def __post_init__(self) -> None:
         for name, key in KEYS.items():

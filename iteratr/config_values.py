@@ -126,6 +126,52 @@ def seconds(value: object, *, zero_ok: bool) -> float | int:
     return int(number) if number.is_integer() else number
 
 
+# Money: an amount, optionally with an ISO 4217 code before or after it, or a symbol before it.
+CURRENCIES = frozenset(
+    {
+        *("USD", "EUR", "GBP", "JPY", "CNY", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK"),
+        *("PLN", "CZK", "HUF", "INR", "KRW", "BRL", "MXN", "SGD", "HKD", "ZAR", "TRY", "ILS"),
+    }
+)
+_SYMBOLS = {"$": "USD", "US$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
+_MONEY = re.compile(r"\s*(?:(?P<pre>[A-Za-z]{3}|US\$|[$€£¥])\s*)?(?P<n>[0-9]*\.?[0-9]+)\s*(?P<post>[A-Za-z]{3})?\s*")
+MONEY_HELP = "an amount >= 0 like 5, 2.50, 5 USD, EUR 5 or $5 (0 or '' = no limit)"
+
+
+def money(value: object) -> str:
+    """A money budget, canonical: "" (no limit), "5" (in the agent's currency) or "5 USD"."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise InvalidValue(f"is not {MONEY_HELP}")
+        return "" if value == 0 else _decimal(float(value))
+    match = _MONEY.fullmatch(value) if isinstance(value, str) else None
+    if match is None or (match["pre"] and match["post"]):
+        raise InvalidValue(f"is not {MONEY_HELP}")
+    code = match["pre"] or match["post"] or ""
+    currency = _SYMBOLS.get(code) or code.upper()
+    if currency and currency not in CURRENCIES:
+        raise InvalidValue(f"names an unknown currency {code!r}: use one of {', '.join(sorted(CURRENCIES))}")
+    amount = float(match["n"])
+    if amount == 0:
+        return ""
+    return f"{_decimal(amount)} {currency}".rstrip()
+
+
+def _decimal(amount: float) -> str:
+    """12.5 -> "12.5", 1e6 -> "1000000": never an exponent, which ``parse_money`` (and a person) reads back."""
+    return f"{amount:.6f}".rstrip("0").rstrip(".")
+
+
+def parse_money(text: str) -> tuple[float, str | None] | None:
+    """A canonical money value (see ``money``) as (amount, currency or None); None for no limit."""
+    if not text:
+        return None
+    amount, _, currency = text.partition(" ")
+    return float(amount), currency or None
+
+
 def agent(value: object) -> str:
     given = text(value)
     try:

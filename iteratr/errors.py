@@ -16,6 +16,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 EXIT_LOCKED = 4
+EXIT_NEEDS_PERSON = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -40,8 +41,13 @@ EXIT_STATUSES = (
         "bad usage, config, spec, template, id or session name: nothing was written. "
         "Also a model the agent refuses; that iteration is committed as failed first",
     ),
-    ExitStatus(EXIT_INCOMPLETE, "EXIT_INCOMPLETE", "stopped by --iterations with work left"),
+    ExitStatus(EXIT_INCOMPLETE, "EXIT_INCOMPLETE", "stopped by --iterations or a budget with work left"),
     ExitStatus(EXIT_LOCKED, "EXIT_LOCKED", "the session is locked by another run"),
+    ExitStatus(
+        EXIT_NEEDS_PERSON,
+        "EXIT_NEEDS_PERSON",
+        "stopped: needs a person (the agent is stuck, or every open task is blocked)",
+    ),
     ExitStatus(EXIT_INTERRUPTED, "EXIT_INTERRUPTED", "interrupted (Ctrl+C or SIGTERM)"),
 )
 

@@ -13,6 +13,7 @@ protocol's outward behaviour: the same errors, stop reasons, timeout wording and
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,7 +39,7 @@ from iteratr.agent.events import (
 from iteratr.agent.seam import AgentLaunch
 from iteratr.errors import UsageError
 from iteratr.session import ops
-from iteratr.session.store import Store
+from iteratr.session.store import Store, make_event
 
 BIG = 1024 * 1024
 DONE_STATES = {"completed", "cancelled", "blocked"}
@@ -278,3 +279,75 @@ class FakeAgent:
         except UsageError as exc:
             return self.result(self.say(f"`session-complete` failed: {exc}\n"))
         return self.result("".join(said) + self.say("Every task is done; session marked complete.\n"))
+
+    # -- misbehaviours (the guard rails' tests, tests/run/test_guards_loop.py) ----------------------
+
+    def _planned(self, prompt: str) -> TurnResult | None:
+        """Plan the spec's ``- [ ]`` lines if the session has no tasks yet (as ``follow`` does); else None."""
+        if self.store.load().tasks:
+            return None
+        items = re.findall(r"^\s*[-*] \[ \] (.+?)\s*$", prompt, re.MULTILINE)
+        self.tool("iteratr tool task-batch-add")
+        ops.task_add(self.store, [{"content": item, "priority": max(0, 4 - i)} for i, item in enumerate(items)])
+        return self.result(self.say(f"Planned {len(items)} tasks from the spec.\n"))
+
+    async def _spin(self, prompt: str) -> TurnResult:
+        """Sets the first open task in_progress, writes a summary, never completes anything."""
+        planned = self._planned(prompt)
+        if planned is not None:
+            return planned
+        task = self.store.load().open_tasks()[0]
+        self.tool("iteratr tool task-status")
+        ops.task_status(self.store, task.id, "in_progress")
+        ops.iteration_summary(self.store, f"Made good headway on {task.id}")
+        return self.result(self.say(f"Still working on {task.id}.\n"))
+
+    async def _disciplined(self, prompt: str) -> TurnResult:
+        """One task per turn, done properly, and never a ``session-complete``: iteratr is to see the end itself."""
+        planned = self._planned(prompt)
+        if planned is not None:
+            return planned
+        task, _why = ops.task_next(self.store.load())
+        if task is None:
+            return self.result(self.say("Nothing left to do.\n"))
+        self._work_on(task.id, task.content)
+        return self.result(self.say(f"Done with {task.id}.\n"))
+
+    async def _finish_all(self, prompt: str) -> TurnResult:
+        """Completes every open task in one turn and never calls ``session-complete``."""
+        planned = self._planned(prompt)
+        if planned is not None:
+            return planned
+        for task in self.store.load().open_tasks():
+            self._work_on(task.id, task.content)
+        return self.result(self.say("All tasks done; I did not call session-complete.\n"))
+
+    async def _forge(self, prompt: str) -> TurnResult:
+        """Appends a ``session.completed`` line to the log by hand, with every task still open."""
+        planned = self._planned(prompt)
+        if planned is not None:
+            return planned
+        line = json.dumps(make_event("session.completed", {}, self.store.load().current_iteration))
+        with open(self.store.events_path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+        self.tool("echo '{...session.completed...}' >> events.jsonl")
+        return self.result(self.say("Marked the session complete myself.\n"))
+
+    async def _block(self, prompt: str) -> TurnResult:
+        """Marks every open task blocked, each with a ``stuck`` note naming it."""
+        planned = self._planned(prompt)
+        if planned is not None:
+            return planned
+        for task in self.store.load().open_tasks():
+            ops.note_add(self.store, f"{task.id} needs an API key from a person", "stuck")
+            ops.task_status(self.store, task.id, "blocked")
+        return self.result(self.say("Everything is blocked.\n"))
+
+    def _work_on(self, task_id: str, content: str) -> None:
+        ops.task_status(self.store, task_id, "in_progress")
+        slug = re.sub(r"[^a-z0-9]+", "-", content.lower()).strip("-")[:60] or task_id.lower()
+        (self.cwd / "work").mkdir(exist_ok=True)
+        (self.cwd / "work" / f"{slug}.txt").write_text(content + "\n", encoding="utf-8")
+        self.tool(f"write work/{slug}.txt")
+        ops.task_status(self.store, task_id, "completed")
+        ops.iteration_summary(self.store, f"Completed {task_id}: {content}")

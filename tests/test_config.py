@@ -116,6 +116,12 @@ LAYER_VALUES: dict[str, tuple[str, str, str, object, object]] = {
     "retry_delay": ("0", "1", "2.5", 3, 3),
     "push": ("origin", "upstream", "backup", "fork", "fork"),
     "permissions": ("deny", "allow", "deny", "allow", "allow"),
+    "stall_limit": ("1", "2", "0", 4, 4),
+    "max_cost": ("1", "2 USD", "$3", "4.5", "4.5"),
+    "max_tokens": ("10", "20", "30", 40, 40),
+    "max_time": ("1m", "2h", "30", 45, 45),
+    "session_max_cost": ("1 EUR", "2", "3", "4", "4"),
+    "session_max_tokens": ("10", "20", "30", 40, 40),
 }
 
 
@@ -700,3 +706,28 @@ def test_importing_config_does_not_import_ruamel() -> None:
     code = "import sys, iteratr.config; sys.exit(any(m.startswith('ruamel') for m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "accepted"),
+    [
+        ("max_cost", "-5", "an amount >= 0 like 5, 2.50, 5 USD, EUR 5 or $5"),
+        ("max_cost", "lots", "an amount >= 0"),
+        ("max_cost", "5 XYZ", "unknown currency 'XYZ'"),
+        ("session_max_cost", "-1", "an amount >= 0"),
+        ("max_tokens", "-100", "a whole number >= 0"),
+        ("session_max_tokens", "many", "a whole number >= 0"),
+        ("max_time", "-2h", "a number of seconds >= 0"),
+        ("stall_limit", "-1", "a whole number >= 0"),
+        ("stall_limit", "three", "a whole number >= 0"),
+    ],
+)
+def test_bad_budgets_and_stall_limit_name_key_file_and_line(
+    tmp_path: Path, key: str, value: str, accepted: str
+) -> None:
+    (tmp_path / "iteratr.yml").write_text(f"model: m\n{key}: {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd=tmp_path, env={"HOME": str(tmp_path)})
+    assert info.value.exit_code == 2
+    assert str(info.value).startswith(f"iteratr.yml:2: {key}: "), str(info.value)
+    assert accepted in str(info.value)

@@ -99,6 +99,12 @@ ENV_SAMPLES: dict[str, tuple[str, object]] = {
     "retry_delay": ("0", 0),
     "push": ("upstream", "upstream"),
     "permissions": ("deny", "deny"),
+    "stall_limit": ("0", 0),
+    "max_cost": ("$5", "5 USD"),
+    "max_tokens": ("100000", 100000),
+    "max_time": ("90m", 5400),
+    "session_max_cost": ("20 EUR", "20 EUR"),
+    "session_max_tokens": ("1000000", 1000000),
 }
 
 

@@ -31,6 +31,9 @@ class Usage:
     total_tokens: int | None
     cost: float | None
     currency: str | None
+    # Where the figures come from (iteratr.agent.usage): "turn" (the turn's total, as ACP defines it),
+    # "agent-record" (the agent's own session record), "last-call" (only the last model call); None: unsaid.
+    source: str | None = None
 
 
 @dataclass

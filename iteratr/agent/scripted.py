@@ -20,6 +20,9 @@ Modes:
   echo-prompt  replies "ok" (the prompt log above does the work)
   commit       writes agent-commit.txt and commits it itself (``git commit``), then says so
   detach       writes detached.txt and leaves the checkout on a detached HEAD (``git switch --detach``)
+  disciplined  like follow, but never calls ``session-complete`` (iteratr is to see the end itself)
+  spin         plans, then sets the first open task in_progress and writes a summary, forever
+  forge        plans, then appends a ``session.completed`` line to events.jsonl by hand, tasks open
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ MODES = [
     "echo-prompt",
     "commit",
     "detach",
+    "disciplined",
+    "spin",
+    "forge",
 ]
 BIG = 1024 * 1024
 DONE_STATES = {"completed", "cancelled", "blocked"}
@@ -263,7 +269,33 @@ class ScriptedAgent:
         await self._say(sid, "\n".join(lines))
         return "end_turn"
 
-    async def _follow(self, sid: str, text: str) -> str:
+    async def _disciplined(self, sid: str, text: str) -> str:
+        return await self._follow(sid, text, complete=False)
+
+    async def _spin(self, sid: str, text: str) -> str:
+        cwd = Path(self._sessions[sid]["cwd"])
+        ok, tasks = await self._run_tool(sid, cwd, "task-list", "--json")
+        if not ok or not tasks:
+            return await self._follow(sid, text)  # plan first
+        task = next(t for t in tasks if t.get("status") not in DONE_STATES)
+        await self._run_tool(sid, cwd, "task-status", "--id", str(task["id"]), "--status", "in_progress")
+        await self._run_tool(sid, cwd, "iteration-summary", "--summary", f"Made good headway on {task['id']}")
+        await self._say(sid, f"Still working on {task['id']}.\n")
+        return "end_turn"
+
+    async def _forge(self, sid: str, text: str) -> str:
+        cwd = Path(self._sessions[sid]["cwd"])
+        ok, tasks = await self._run_tool(sid, cwd, "task-list", "--json")
+        if not ok or not tasks:
+            return await self._follow(sid, text)  # plan first
+        log = cwd / os.environ.get("ITERATR_DATA_DIR", ".iteratr") / os.environ["ITERATR_SESSION"] / "events.jsonl"
+        line = {"v": 1, "ts": "2026-01-01T00:00:00.000000Z", "type": "session.completed", "iteration": 0, "data": {}}
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+        await self._say(sid, "Marked the session complete myself.\n")
+        return "end_turn"
+
+    async def _follow(self, sid: str, text: str, *, complete: bool = True) -> str:
         cwd = Path(self._sessions[sid]["cwd"])
         if "ITERATR_BIN" not in os.environ:
             await self._say(sid, "ITERATR_BIN is not set, so I cannot reach the task tools.\n")
@@ -295,7 +327,7 @@ class ScriptedAgent:
             if not await self._do_task(sid, cwd, task):
                 return "end_turn"
             ok, task = await self._run_tool(sid, cwd, "task-next", "--json")
-            if not ok or task:
+            if not ok or task or not complete:
                 return "end_turn"  # more to do: the next iteration picks it up
             ok, tasks = await self._run_tool(sid, cwd, "task-list", "--json")
             if not ok or any(t.get("status") not in DONE_STATES for t in tasks):

@@ -56,9 +56,10 @@ AgentFactory = Callable[[AgentLaunch], Agent]
 
 def acp_agent(launch: AgentLaunch) -> Agent:
     """The real agent: an ACP agent process, driven through the SDK."""
+    from iteratr.agent import usage
     from iteratr.agent.runner import AgentRunner
 
-    return AgentRunner(
+    runner = AgentRunner(
         launch.argv,
         cwd=launch.cwd,
         env=launch.env,
@@ -66,3 +67,6 @@ def acp_agent(launch: AgentLaunch) -> Agent:
         on_event=launch.on_event,
         model=launch.model,
     )
+    if usage.is_opencode(launch.argv):  # its ACP usage covers only a turn's last model call: read its record
+        return usage.AgentRecordUsage(runner, launch.argv, cwd=launch.cwd, env=launch.env)
+    return runner

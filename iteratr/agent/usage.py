@@ -18,14 +18,20 @@ the whole: ``turn`` (the agent's own per-turn total), ``agent-record`` (from the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from iteratr import procs
+from iteratr.agent.events import AgentInfo, TurnResult, Usage
+
+if TYPE_CHECKING:
+    from iteratr.agent.seam import Agent
 
 log = logging.getLogger("iteratr.agent")
 EXPORT_TIMEOUT = 30.0
@@ -108,3 +114,50 @@ def opencode_turn_usage(
     if usage is None:
         log.warning("opencode export %s: no token totals in its output", session_id)
     return usage
+
+
+class AgentRecordUsage:
+    """An ``agent.seam.Agent`` whose turns report the agent's own record of their usage (opencode today).
+
+    After each turn that ended, ``opencode export`` runs in a thread (off the event loop: the inbox watcher
+    and Ctrl+C stay live) and its totals replace what the protocol said. If the export fails, the protocol's
+    figure stays, marked ``last-call``: opencode 1.18.33's ``PromptResponse.usage`` covers only the last
+    model call, and the footer must say so rather than undercount in silence.
+    """
+
+    def __init__(self, inner: Agent, argv: list[str], *, cwd: Path, env: Mapping[str, str]) -> None:
+        self.inner = inner
+        self.argv, self.cwd, self.env = argv, cwd, env
+
+    async def start(self) -> AgentInfo:
+        return await self.inner.start()
+
+    async def run_turn(self, prompt: str, *, iteration_timeout: float | None, idle_timeout: float | None) -> TurnResult:
+        result = await self.inner.run_turn(prompt, iteration_timeout=iteration_timeout, idle_timeout=idle_timeout)
+        if result.session_id:
+            record = await asyncio.to_thread(
+                opencode_turn_usage, self.argv, result.session_id, cwd=self.cwd, env=self.env
+            )
+            result.usage = merged(result.usage, record)
+        return result
+
+    async def cancel(self) -> None:
+        await self.inner.cancel()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def kill_now(self) -> None:
+        self.inner.kill_now()
+
+
+def merged(reported: Usage | None, record: TurnUsage | None) -> Usage | None:
+    """The agent's record where there is one; else the protocol's figures, marked as the last call only."""
+    if record is None:
+        if reported is None:
+            return None
+        return replace(reported, source="last-call")
+    cost, currency = record.cost, record.currency
+    if reported is not None and reported.cost is not None:  # a cost the agent reported itself wins
+        cost, currency = reported.cost, reported.currency
+    return Usage(record.input_tokens, record.output_tokens, record.total_tokens, cost, currency, source=record.source)

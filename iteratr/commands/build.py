@@ -98,6 +98,12 @@ class BuildRequest:
     headless: bool | None = None
     template: str | None = None
     push: str | None = None
+    stall_limit: int | None = None
+    max_cost: str | None = None
+    max_tokens: int | None = None
+    max_time: float | None = None
+    session_max_cost: str | None = None
+    session_max_tokens: int | None = None
 
     def config_flags(self) -> dict[str, object]:
         """The flags that set config keys, for ``config.load_config``."""

@@ -32,7 +32,8 @@ from typing import Any
 from iteratr import gitrepo, paths
 from iteratr.errors import GitError, IteratrError, UsageError
 from iteratr.output import Printer
-from iteratr.session.state import TASK_STATUSES, Iteration, replay
+from iteratr.run import guards
+from iteratr.session.state import TASK_STATUSES, Iteration, State, replay
 from iteratr.text import clock, duration_text
 
 WATCH_INTERVAL = 2.0
@@ -137,9 +138,33 @@ def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
         "tokens": state.tokens or None,
         "cost": state.cost if state.currency or state.cost else None,
         "currency": state.currency,
+        "totals": _totals_json(guards.session_totals(state)),
+        "runs": _runs_json(state),
         "last_failure": _iteration_json(failures[-1]) if failures else None,
         "last_activity": events[-1].get("ts") if events else None,
     }
+
+
+def _totals_json(totals: guards.Totals) -> dict[str, Any]:
+    """Tokens and cost summed from the log, and whether some turn's count is only its last model call."""
+    return {
+        "iterations": totals.iterations,
+        "tokens": totals.tokens if totals.tokens_known else None,
+        "cost": totals.cost if totals.cost_known else None,
+        "currency": totals.currency,
+        "partial": totals.partial,
+        "words": totals.words(),
+    }
+
+
+def _runs_json(state: State) -> list[dict[str, Any]]:
+    """Per-run totals, oldest first; iterations recorded before runs were (older logs) are left out."""
+    runs: list[str] = []
+    for n in sorted(state.iterations):
+        run = state.iterations[n].run
+        if run and run not in runs:
+            runs.append(run)
+    return [{"run": run, **_totals_json(guards.run_totals(state, run))} for run in runs]
 
 
 def _iteration_json(it: Iteration) -> dict[str, Any]:
@@ -235,7 +260,12 @@ def render(data: dict[str, Any], now: float | None = None) -> list[str]:
         usage = [f"{data['tokens']:,} tokens"] if data["tokens"] else []
         if data["cost"] is not None:
             usage.append(f"cost {data['cost']:.4f} {data['currency'] or ''}".rstrip())
+        if data["totals"]["partial"]:
+            usage.append("some turns: last call only, as the agent reports")
         lines.append("usage: " + ", ".join(usage))
+    if data["runs"]:
+        last = data["runs"][-1]
+        lines.append(f"last run ({clock(last['run'])}): {last['words']}; {len(data['runs'])} run(s) in all")
     failure = data["last_failure"]
     if failure:
         lines.append(f"last failure: {_iteration_line(failure, False, now)}")

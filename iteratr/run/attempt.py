@@ -34,6 +34,9 @@ class Attempt:
     delivered: list[str] = field(default_factory=list)
     fatal: IteratrError | None = None  # an error that must end the run once the iteration is committed
     on_error: list[HookResult] = field(default_factory=list)  # piped, for the retry's prompt
+    run: str | None = None  # the run's id (its start time): per-run totals come from the log
+    progress: bool | None = None  # the guard rails' verdict (iteratr.run.guards.made_progress)
+    budget: str | None = None  # a budget that cut the turn (max_time): the run stops with exit 3
 
     def fail(self, outcome: str, error: str) -> None:
         self.outcome, self.error = outcome, error
@@ -41,7 +44,7 @@ class Attempt:
     def end_data(self) -> dict[str, Any]:
         """The ``iteration.ended`` event's data: outcome and duration always, the rest when known."""
         data: dict[str, Any] = {"n": self.n, "outcome": self.outcome, "duration": self.duration}
-        for key in ("error", "stop_reason", "usage", "model"):
+        for key in ("error", "stop_reason", "usage", "model", "run", "progress"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
         return data
@@ -72,6 +75,7 @@ def classify(attempt: Attempt, result: TurnResult) -> None:
             "total_tokens": u.total_tokens,
             "cost": u.cost,
             "currency": u.currency,
+            "source": u.source or "turn",
         }
     if result.stop_reason != "end_turn":
         attempt.fail("failed", STOP_REASONS.get(result.stop_reason, f"the agent stopped with {result.stop_reason!r}"))

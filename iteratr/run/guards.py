@@ -18,22 +18,25 @@ Pure functions over :class:`~iteratr.session.state.State`: the loop calls them, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from iteratr.session.state import State, Task
+from iteratr.session.state import DONE_STATUSES, Iteration, State, Task
 
-DONE_STATUSES = frozenset({"completed", "cancelled"})
+__all__ = ["DONE_STATUSES", "Budgets", "Totals"]
 
 
 @dataclass(frozen=True)
 class Budgets:
-    """Limits from config; ``None`` is no limit. Costs are in the agent's currency."""
+    """Limits from config; ``None`` is no limit. A cost limit without a currency is in the agent's currency."""
 
     max_cost: float | None = None
     max_tokens: int | None = None
     max_time: float | None = None  # seconds of wall time for this run
     session_max_cost: float | None = None
     session_max_tokens: int | None = None
+    max_cost_currency: str | None = None
+    session_max_cost_currency: str | None = None
 
     @property
     def counts_cost(self) -> bool:
@@ -46,13 +49,15 @@ class Budgets:
 
 @dataclass
 class Totals:
-    """What one run (or a whole session) has spent: iterations by outcome, tokens and cost."""
+    """What one run (or a whole session) has spent: tokens and cost, and how far the agent reported them."""
 
     tokens: int = 0
     cost: float = 0.0
     currency: str | None = None
     cost_known: bool = False  # at least one turn reported a cost
     tokens_known: bool = False
+    partial: bool = False  # some turn's tokens are only part of it (the agent reported only its last model call)
+    iterations: int = 0
 
     def add(self, usage: dict[str, object] | None) -> None:
         if not usage:
@@ -68,15 +73,42 @@ class Totals:
             currency = usage.get("currency")
             if isinstance(currency, str) and currency:
                 self.currency = currency
+        if usage.get("source") == "last-call":
+            self.partial = True
+
+    @classmethod
+    def of(cls, iterations: Iterable[Iteration], currency: str | None = None) -> Totals:
+        """The sum over recorded iterations (from the event log, so it holds across runs)."""
+        totals = cls(currency=currency)
+        for it in iterations:
+            totals.iterations += 1
+            totals.add({"total_tokens": it.tokens, "cost": it.cost, "source": it.usage_source})
+        return totals
+
+    def words(self) -> str:
+        """For the ``stopped:`` line and ``status``: "3 iterations, 1,234 tokens, cost 0.0120 USD"."""
+        parts = [f"{self.iterations} iteration(s)"]
+        if self.tokens_known:
+            parts.append(
+                f"{self.tokens:,} tokens"
+                + (" (some turns: last call only, as the agent reports)" if self.partial else "")
+            )
+        if self.cost_known:
+            parts.append(f"cost {self.cost:.4f} {self.currency or ''}".rstrip())
+        return ", ".join(parts)
+
+
+def run_totals(state: State, run: str) -> Totals:
+    return Totals.of((it for it in state.iterations.values() if it.run == run), state.currency)
+
+
+def session_totals(state: State) -> Totals:
+    return Totals.of(state.iterations.values(), state.currency)
 
 
 def is_complete(state: State) -> bool:
     """Every task done (completed or cancelled), at least one task, and no message waiting for the agent."""
-    return (
-        bool(state.tasks)
-        and all(t.status in DONE_STATUSES for t in state.tasks.values())
-        and not state.pending_messages()
-    )
+    return state.complete
 
 
 def all_blocked(state: State) -> list[Task]:
@@ -92,7 +124,7 @@ def all_blocked(state: State) -> list[Task]:
 def latest_stuck_note(state: State, task_id: str) -> str | None:
     """The text of the newest ``stuck`` note that names ``task_id``, else the newest ``stuck`` note at all."""
     stuck = [n for n in state.notes if n.type == "stuck"]
-    naming = [n for n in stuck if task_id in n.content]
+    naming = [n for n in stuck if _names(n.content, task_id)]
     pick = naming or stuck
     return pick[-1].content if pick else None
 
@@ -108,6 +140,23 @@ def made_progress(before: State, after: State, *, delivered: int, tree_changed: 
         if task.status in DONE_STATUSES and (old is None or old.status not in DONE_STATUSES):
             return True
     return False
+
+
+def without_progress(state: State) -> int:
+    """How many ended iterations in a row, up to the last, made no progress (from the log: survives restarts).
+
+    Interrupted ones are passed over (Ctrl+C is not the agent's doing); an iteration with no verdict (an older
+    log) ends the count, as progress does.
+    """
+    count = 0
+    for n in sorted(state.iterations, reverse=True):
+        it = state.iterations[n]
+        if it.outcome is None or it.outcome == "interrupted":
+            continue
+        if it.progress is not False:
+            break
+        count += 1
+    return count
 
 
 def over_budget(budgets: Budgets, *, run: Totals, session: Totals, elapsed: float) -> str | None:
@@ -135,13 +184,23 @@ def over_budget(budgets: Budgets, *, run: Totals, session: Totals, elapsed: floa
 def unmeasured_budget(budgets: Budgets, first_turn: Totals) -> str | None:
     """A budget the agent turns out not to measure, judged after its first turn; None when every one is measured.
 
-    A cost budget with an agent that reports no cost would otherwise be a silent "unlimited".
+    A cost budget with an agent that reports no cost would otherwise be a silent "unlimited"; so would one in
+    another currency than the agent's.
     """
     if budgets.counts_cost and not first_turn.cost_known:
         return (
             "the agent reports no cost, so max_cost / session_max_cost cannot be enforced: "
             "remove them, or use an agent that reports cost"
         )
+    for key, currency in (
+        ("max_cost", budgets.max_cost_currency),
+        ("session_max_cost", budgets.session_max_cost_currency),
+    ):
+        if currency and first_turn.currency and currency != first_turn.currency:
+            return (
+                f"{key} is in {currency} but the agent reports cost in {first_turn.currency}: "
+                f"give {key} in {first_turn.currency}, or without a currency"
+            )
     if budgets.counts_tokens and not first_turn.tokens_known:
         return "the agent reports no token counts, so max_tokens / session_max_tokens cannot be enforced"
     return None
@@ -154,6 +213,17 @@ def duration_words(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _names(text: str, task_id: str) -> bool:
+    """Whether ``text`` names ``task_id`` as a whole id: TAS-1 is not named by "TAS-12"."""
+    at = text.find(task_id)
+    while at >= 0:
+        end = at + len(task_id)
+        if end == len(text) or not text[end].isdigit():
+            return True
+        at = text.find(task_id, end)
+    return False
 
 
 def _number(task_id: str) -> int:

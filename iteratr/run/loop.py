@@ -1,9 +1,12 @@
 """The build loop: one agent session per iteration, one git commit per iteration.
 
 ``BuildLoop.run`` repeats: take the inbox, run hooks, render the prompt, record ``iteration.started``,
-run the agent's turn, classify it, record ``iteration.ended`` (once), commit. It stops when the
-session is complete, when ``--iterations`` is reached, at the failure limit, or on Ctrl+C; a failed
-iteration is retried after a backoff.
+run the agent's turn, classify it, record ``iteration.ended`` (once, with its progress verdict), commit.
+Before each iteration it decides, from the log and never from the agent's word (``guards``), whether to
+stop: the session is complete (exit 0, ``session.completed`` recorded by the loop), every open task is
+blocked or the agent made no progress ``stall_limit`` times in a row (exit 5), a budget is spent or
+``--iterations`` main iterations ran (exit 3), the failure limit (exit 1), or Ctrl+C (130). A failed
+iteration is retried after a backoff. ``max_time`` also cancels a running turn, as Ctrl+C does.
 
 This module is only that control flow. The other concerns each have a module of their own:
 ``record`` (events, commit, push, recovery), ``inbox_pump``, ``hook_runs`` (hooks and the
@@ -16,11 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
-from iteratr.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, AgentError, IteratrError
+from iteratr.errors import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_NEEDS_PERSON,
+    EXIT_OK,
+    EXIT_USAGE,
+    AgentError,
+    IteratrError,
+)
+from iteratr.run import guards, progress, prompt
 from iteratr.run import hooks as hooks_mod
-from iteratr.run import prompt
 from iteratr.run.attempt import Attempt, check_planning, classify, classify_error
 from iteratr.run.hook_runs import HookRunner, child_env
 from iteratr.run.inbox_pump import InboxPump
@@ -29,9 +42,10 @@ from iteratr.run.screen import Screen
 from iteratr.run.settings import Settings
 from iteratr.run.signals import Interrupts
 from iteratr.session.state import State
-from iteratr.session.store import Store
+from iteratr.session.store import Store, make_event, utc_now
 
 if TYPE_CHECKING:
+    from iteratr.agent.events import TurnResult
     from iteratr.agent.seam import Agent, AgentFactory
     from iteratr.gitrepo import GitRepo
     from iteratr.output import Printer
@@ -60,8 +74,13 @@ class BuildLoop:
         self.hooks = HookRunner(settings, store, printer)
         self.screen = Screen(printer, settings.branch)
         self.interrupts = Interrupts(printer, lambda: self.agent)
+        self.repo = repo
         self._failure_text = ""  # the last failure, for the retry's prompt
         self._model_reported = False
+        self.run_id = utc_now()  # iterations of this run carry it: per-run totals come from the log
+        self._clock = time.monotonic()  # max_time counts from here
+        self._measured = False  # the first turn showed the agent measures every budget set
+        self._another_try = False  # stuck, but a person acted since: one more iteration before judging again
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -72,10 +91,13 @@ class BuildLoop:
                 self.record.recover()
                 self.inbox.take()
                 state = self.store.load()
-                if state.complete and not state.pending_messages():
+                if state.complete:
                     self.out.line(f"session {self.s.session} is already complete; nothing to do", "ok")
                     self.screen.final("the session is complete")
                     return EXIT_OK
+                stop = self._needs_person(state, at_start=True)
+                if stop is not None:
+                    return stop
                 await self._start_agent(state)
                 await self.hooks.hold("session_start", state.current_iteration)
                 return await self._iterate()
@@ -85,27 +107,28 @@ class BuildLoop:
                     await self._end_session()
 
     async def _iterate(self) -> int:
-        ran = failures = 0
+        ran = failures = 0  # ran: main iterations only (--iterations does not count planning)
         while True:
             state = self.store.load()
             if self.interrupts.is_set():
-                self.screen.final("interrupted")
-                return EXIT_INTERRUPTED
-            if state.complete and not state.pending_messages():
-                self.screen.final(f"the session is complete ({len(state.tasks)} tasks)")
-                return EXIT_OK
-            if self.s.iterations and ran >= self.s.iterations:
-                left = len(state.open_tasks())
-                self.screen.final(f"{ran} iteration(s) run (--iterations), {left} task(s) still open")
-                return EXIT_INCOMPLETE
-            attempt = await self._one_iteration(state, "planning" if not state.tasks else "main")
-            ran += 1
+                return self._final(EXIT_INTERRUPTED, "interrupted")
+            stop = self._should_stop(state, ran)
+            if stop is not None:
+                return stop
+            kind = "planning" if not state.tasks else "main"
+            attempt = await self._one_iteration(state, kind)
+            self._another_try = False
+            ran += kind == "main"
+            if attempt.budget is not None:
+                return self._final(EXIT_INCOMPLETE, attempt.budget)
             if attempt.outcome == "interrupted":
-                self.screen.final("interrupted")
-                return EXIT_INTERRUPTED
+                return self._final(EXIT_INTERRUPTED, "interrupted")
             if attempt.outcome == "ok":
                 failures = 0
                 self._failure_text = ""
+                unmeasured = self._unmeasured(attempt)
+                if unmeasured is not None:
+                    return self._final(EXIT_USAGE, unmeasured)
                 continue
             failures += 1
             self._failure_text = f"Iteration #{attempt.n} {attempt.outcome}: {attempt.error}"
@@ -113,14 +136,84 @@ class BuildLoop:
             if extra:
                 self._failure_text += "\n\n" + extra
             if failures >= self.s.max_failures:
-                self.screen.final(f"{failures} failed iteration(s) in a row (max_failures); last: {attempt.error}")
-                return EXIT_FAILED
+                reason = f"{failures} failed iteration(s) in a row (max_failures); last: {attempt.error}"
+                return self._final(EXIT_FAILED, reason)
             if self.s.iterations and ran >= self.s.iterations:
                 continue  # --iterations is reached: stop now rather than wait to retry
             delay = min(self.s.retry_delay * 2 ** (failures - 1), MAX_BACKOFF)
             self.out.line(f"retrying in {delay:.0f}s (failure {failures} of {self.s.max_failures})", "warn")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.interrupts.event.wait(), delay)
+
+    # -- the guard rails (iteratr.run.guards): judged from the log, never from the agent's word ----------
+
+    def _should_stop(self, state: State, ran: int) -> int | None:
+        """The exit status if the run must stop before the next iteration (having said why); else None."""
+        if state.complete:
+            return self._final(EXIT_OK, f"the session is complete ({len(state.tasks)} tasks)")
+        stop = self._needs_person(state, at_start=False)
+        if stop is not None:
+            return stop
+        session = guards.session_totals(state)
+        spent = guards.over_budget(
+            self.s.budgets,
+            run=guards.run_totals(state, self.run_id),
+            session=session,
+            elapsed=time.monotonic() - self._clock,
+        )
+        if spent is not None:
+            return self._final(EXIT_INCOMPLETE, spent)
+        if self.s.iterations and ran >= self.s.iterations:
+            left = len(state.open_tasks())
+            if not left:  # nothing open: all done, or only blocked ones (stopped above)
+                return self._final(EXIT_OK, f"the session is complete ({len(state.tasks)} tasks)")
+            return self._final(EXIT_INCOMPLETE, f"{ran} iteration(s) run (--iterations), {left} task(s) still open")
+        return None
+
+    def _needs_person(self, state: State, *, at_start: bool) -> int | None:
+        """Exit 5 when no iteration can help: every open task blocked, or no progress ``stall_limit`` times."""
+        blocked = guards.all_blocked(state)
+        if blocked:
+            self.out.line(f"every open task is blocked ({len(blocked)}); a person must look at them:", "fail")
+            self.screen.blocked(blocked, lambda task_id: guards.latest_stuck_note(state, task_id))
+            return self._final(EXIT_NEEDS_PERSON, f"needs a person: every open task is blocked ({len(blocked)})")
+        stalled = guards.without_progress(state)
+        if not self.s.stall_limit or stalled < self.s.stall_limit or state.pending_messages():
+            return None  # a waiting message may be what unsticks it: the agent reads it first
+        if at_start:
+            self._another_try = self._acted_since(state)
+        if self._another_try:
+            return None  # a person changed the tasks since: the agent gets another iteration
+        task = state.in_progress()
+        on = f" on {task.id} ({task.content})" if task else ""
+        hint = "send a message (`iteratr say`), change the tasks, or raise --stall-limit, then run again"
+        self.out.line(f"the agent is stuck: {stalled} iteration(s) in a row{on} made no progress; {hint}", "fail")
+        return self._final(EXIT_NEEDS_PERSON, f"needs a person: stuck{on}, {stalled} iteration(s) without progress")
+
+    def _acted_since(self, state: State) -> bool:
+        """Whether someone changed the tasks after the last iteration ended (between runs, by hand)."""
+        last = max((n for n, it in state.iterations.items() if it.outcome is not None), default=None)
+        seen_end = False
+        for event in self.store.events():
+            if event["type"] == "iteration.ended" and (event.get("data") or {}).get("n") == last:
+                seen_end = True
+            elif seen_end and event["type"] in ("task.added", "task.status", "task.depends", "task.priority"):
+                return True
+        return False
+
+    def _unmeasured(self, attempt: Attempt) -> str | None:
+        """After the first turn that ended well: a budget the agent does not measure stops the run (exit 2)."""
+        if self._measured:
+            return None
+        self._measured = True
+        first = guards.Totals()
+        first.add(attempt.usage)
+        return guards.unmeasured_budget(self.s.budgets, first)
+
+    def _final(self, code: int, reason: str) -> int:
+        """The ``stopped:`` line, with this run's totals from the log, and the exit status."""
+        self.screen.final(reason, guards.run_totals(self.store.load(), self.run_id))
+        return code
 
     async def _one_iteration(self, state: State, kind: str) -> Attempt:
         n = state.next_iteration
@@ -139,16 +232,25 @@ class BuildLoop:
             extra=self.s.extra,
             hooks=self.hooks.take_held(*pre),
             failure=self._failure_text,
+            progress=self._stall_words(state),
         )
         text = self.s.templates[kind].render(context)
+        attempt.run = self.run_id
         attempt.delivered = [m.id for m in state.pending_messages()]
         before = self.record.started(n, kind, attempt.delivered)
         self.screen.headline(before, attempt, retry=bool(self._failure_text))
         started = time.monotonic()
+        mark = progress.mark(self.repo, self.s.data_dir)
         await self._turn(text, attempt)
         attempt.duration = round(time.monotonic() - started, 3)
         if attempt.kind == "planning":  # the outcome is final before it is recorded: one iteration.ended
             check_planning(attempt, self.store.load())
+        attempt.progress = guards.made_progress(
+            before,
+            self.store.load(),
+            delivered=len(attempt.delivered),
+            tree_changed=progress.changed_since(self.repo, self.s.data_dir, mark),
+        )
         after = self.record.ended(attempt)
         self.screen.footer(after, attempt)
         if attempt.outcome != "interrupted":
@@ -158,7 +260,10 @@ class BuildLoop:
             await self.hooks.tasks_completed(self.store.load(), n)
             if attempt.outcome != "ok":
                 attempt.on_error = await self.hooks.run("on_error", n, error=attempt.error or "")
-        self.record.commit(before, self.store.load(), attempt)
+        after = self.store.load()
+        if after.complete and not after.claimed:  # derived, and recorded by the loop: the agent need not say so
+            after = self.store.append(make_event("session.completed", {"by": "iteratr"}, n))
+        self.record.commit(before, after, attempt)
         if attempt.fatal is not None:
             raise attempt.fatal  # e.g. a refused model: retrying cannot help, but the iteration is committed
         return attempt
@@ -170,8 +275,9 @@ class BuildLoop:
             return
         self.interrupts.turn_running = True
         try:
-            result = await self.agent.run_turn(
-                text, iteration_timeout=self.s.iteration_timeout, idle_timeout=self.s.idle_timeout
+            result = await self._bounded(
+                self.agent.run_turn(text, iteration_timeout=self.s.iteration_timeout, idle_timeout=self.s.idle_timeout),
+                attempt,
             )
         except AgentError as exc:
             classify_error(attempt, exc)
@@ -185,6 +291,31 @@ class BuildLoop:
             self.out.flush_agent()
         if self.interrupts.is_set():
             attempt.fail("interrupted", self.interrupts.reason)
+        elif attempt.budget is not None:
+            attempt.fail("interrupted", attempt.budget + "; the turn was cancelled")
+
+    async def _bounded(self, turn: Coroutine[Any, Any, TurnResult], attempt: Attempt) -> TurnResult:
+        """The turn, cancelled as Ctrl+C cancels it if ``max_time`` runs out first (``attempt.budget`` says so)."""
+        limit = self.s.budgets.max_time
+        if limit is None:
+            return await turn
+        task = asyncio.ensure_future(turn)
+        left = limit - (time.monotonic() - self._clock)
+        done, _ = await asyncio.wait({task}, timeout=max(left, 0.0))
+        if not done:
+            elapsed = time.monotonic() - self._clock
+            attempt.budget = f"budget max_time ({guards.duration_words(limit)}) reached: this run has taken " + (
+                guards.duration_words(elapsed)
+            )
+            self.out.line(f"{attempt.budget}: cancelling the turn", "warn")
+            assert self.agent is not None
+            await self.agent.cancel()
+        return await task
+
+    def _stall_words(self, state: State) -> str:
+        spent = guards.without_progress(state)
+        task = state.in_progress()
+        return prompt.stall_text(spent, self.s.stall_limit, f"{task.id}" if task else None)
 
     # -- the agent and the end of the session ---------------------------------------------------
 

@@ -6,6 +6,11 @@ template source: a ``{{ ... }}`` in a spec reaches the agent literally.
 
 Everything rendered is sorted (tasks and notes by numeric id, iterations by number), so the same
 state always gives the same prompt.
+
+The prompt costs what it must, no more: every iteration pays for it again. Open tasks are listed in full;
+closed ones (completed, cancelled) as a count and the last few, with ``task-list`` for the rest; single notes,
+summaries, errors, messages and hook output are capped (``CAPS``), their full text staying in the log. So a
+prompt grows with the open work, never with the history (tests/run/test_prompt.py holds a bound).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 from iteratr.errors import ConfigError, UsageError
 from iteratr.fsutil import atomic_write
-from iteratr.session.state import Iteration, Message, State, id_number
+from iteratr.session.state import DONE_STATUSES, Iteration, Message, State, id_number
 from iteratr.text import clock, task_line
 from iteratr.text import duration_text as duration_text  # old name: run/loop.py and run/attempt.py use it
 
@@ -35,9 +40,24 @@ VARIABLES = {
     "binary": "command line that runs this iteratr",
     "next_task_number": "number the next added task will get",
     "port": "always empty: kept for templates written for the Go original, which had a NATS port",
+    "progress": "how many iterations in a row made no progress, and what to do then (empty otherwise)",
 }
 HISTORY_SIZE = 5
 NOTES_SIZE = 30
+CLOSED_SHOWN = 5  # closed tasks listed by line; the rest are a count
+# Characters of one item in the prompt; the full text stays in the event log (and `iteratr tool` shows it).
+CAPS = {"note": 300, "summary": 600, "error": 600, "closed_task": 200, "message": 4000, "hooks": 4000, "failure": 4000}
+
+
+def cap(text: str, kind: str) -> str:
+    """``text`` cut to its cap (``CAPS``), saying how much was left out; hook output keeps its tail."""
+    limit = CAPS[kind]
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    if kind in ("hooks", "failure"):  # the end of a test run's output is where the failures are
+        return f"[... {cut} characters cut; the full text is in the session log]\n" + text[-limit:]
+    return text[:limit] + f" [... {cut} more characters in the session log]"
 
 
 def builtin_source(kind: str) -> str:
@@ -134,12 +154,24 @@ def read_spec(path: Path) -> str:
 # -- sections ----------------------------------------------------------------------------------
 
 
-def render_tasks(state: State) -> str:
+def render_tasks(state: State, binary: str = "iteratr") -> str:
+    """Open tasks in full; closed ones (completed, cancelled) in full only while they are few."""
     if not state.tasks:
         return "(no tasks yet)"
+    ordered = sorted(state.tasks.values(), key=lambda t: id_number(t.id))
+    closed = [t for t in ordered if t.status in DONE_STATUSES]
     lines = []
-    for task in sorted(state.tasks.values(), key=lambda t: id_number(t.id)):
+    few = len(closed) <= CLOSED_SHOWN
+    shown = ordered if few else [t for t in ordered if t.status not in DONE_STATUSES]
+    for task in shown:
         lines.append("- " + task_line(task.id, task.priority, task.status, task.content, task.depends_on))
+    if not few:
+        kinds = ", ".join(f"{n} {s}" for s, n in state.counts().items() if n and s in DONE_STATUSES)
+        lines.append(f"Closed: {len(closed)} tasks ({kinds}). The last {CLOSED_SHOWN}:")
+        for task in closed[-CLOSED_SHOWN:]:
+            content = cap(task.content, "closed_task")
+            lines.append("- " + task_line(task.id, task.priority, task.status, content, task.depends_on))
+        lines.append(f"`{binary} tool task-list` shows every task.")
     counts = ", ".join(f"{n} {s}" for s, n in state.counts().items() if n)
     return "\n".join(lines) + f"\n({len(state.tasks)} tasks: {counts})"
 
@@ -148,15 +180,15 @@ def render_notes(state: State) -> str:
     notes = sorted(state.notes, key=lambda n: id_number(n.id))[-NOTES_SIZE:]
     if not notes:
         return "(no notes yet)"
-    return "\n".join(f"- {n.id} [{n.type}, #{n.iteration}] {n.content}" for n in notes)
+    return "\n".join(f"- {n.id} [{n.type}, #{n.iteration}] {cap(n.content, 'note')}" for n in notes)
 
 
 def describe_iteration(it: Iteration) -> str:
     outcome = it.outcome or "unfinished"
     if it.error:
-        outcome += f": {it.error}"
+        outcome += f": {cap(it.error, 'error')}"
     head = f"#{it.n} {it.kind}, {clock(it.started_ts)}, {duration_text(it.duration)}, {outcome}"
-    return f"- {head}" + (f"\n  {it.summary}" if it.summary else "")
+    return f"- {head}" + (f"\n  {cap(it.summary, 'summary')}" if it.summary else "")
 
 
 def render_history(state: State, limit: int = HISTORY_SIZE) -> str:
@@ -169,7 +201,7 @@ def render_history(state: State, limit: int = HISTORY_SIZE) -> str:
 def render_messages(messages: Sequence[Message]) -> str:
     parts = []
     for msg in sorted(messages, key=lambda m: id_number(m.id)):
-        body = msg.text.strip().replace("\n", "\n  ")
+        body = cap(msg.text.strip(), "message").replace("\n", "\n  ")
         parts.append(f"- {msg.id}, {clock(msg.ts)}:\n  {body}")
     return "\n".join(parts)
 
@@ -184,19 +216,35 @@ def context(
     extra: str = "",
     hooks: str = "",
     failure: str = "",
+    progress: str = "",
 ) -> dict[str, Any]:
     return {
         "session": session,
         "iteration": iteration,
         "spec": spec,
-        "tasks": render_tasks(state),
+        "tasks": render_tasks(state, binary),
         "notes": render_notes(state),
         "history": render_history(state),
         "messages": render_messages(state.pending_messages()),
-        "hooks": hooks,
-        "failure": failure,
+        "hooks": cap(hooks, "hooks"),
+        "failure": cap(failure, "failure"),
         "extra": extra,
         "binary": binary,
         "next_task_number": state.last_task_num + 1,
         "port": "",
+        "progress": progress,
     }
+
+
+def stall_text(spent: int, limit: int, task: str | None) -> str:
+    """What the prompt says after ``spent`` iterations in a row without progress (empty before the first)."""
+    if not spent:
+        return ""
+    on = f" on {task}" if task else ""
+    stop = f" The run stops for a person after {limit} in a row." if limit else ""
+    return (
+        f"The last {spent} iteration(s){on} made no progress: no task was completed, cancelled or added, and "
+        f"the work tree did not change.{stop} Do not repeat what did not work. Either split the task into "
+        "smaller ones (`task-add`, then cancel this one), or mark it `blocked` with a `stuck` note saying what "
+        "a person must do, or change your approach."
+    )

@@ -14,8 +14,11 @@ from iteratr.agent.events import AgentText, PermissionEvent, ToolCallEvent
 from iteratr.run import prompt
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from iteratr.output import Printer
     from iteratr.run.attempt import Attempt
+    from iteratr.run.guards import Totals
     from iteratr.session.state import State, Task
 
 log = logging.getLogger("iteratr.agent")
@@ -42,8 +45,9 @@ class Screen:
             f"tasks {done}/{len(after.tasks)} done",
         ]
         usage = attempt.usage or {}
-        if usage.get("total_tokens"):
-            parts.append(f"{usage['total_tokens']:,} tokens")
+        if usage.get("total_tokens") is not None:
+            partial = " (last call only, as the agent reports)" if usage.get("source") == "last-call" else ""
+            parts.append(f"tokens: {usage['total_tokens']:,}{partial}")
         if usage.get("cost") is not None:
             parts.append(f"cost {usage['cost']:.4f} {usage.get('currency') or ''}".rstrip())
         style = "ok" if attempt.outcome == "ok" else "fail"
@@ -55,8 +59,17 @@ class Screen:
         source = "" if chosen else " (the agent's default)"
         self.out.line(f"model: {model}{source}")
 
-    def final(self, reason: str) -> None:
-        self.out.line(f"stopped: {reason}. History: git log {self.branch}", "head")
+    def final(self, reason: str, totals: Totals | None = None) -> None:
+        """The ``stopped:`` line: why, what this run spent (as the agent reported it), where to look."""
+        spent = f" (this run: {totals.words()})" if totals is not None else ""
+        self.out.line(f"stopped: {reason}. History: git log {self.branch}{spent}", "head")
+
+    def blocked(self, tasks: list[Task], note: Callable[[str], str | None]) -> None:
+        """Each blocked task with its latest ``stuck`` note: what the person has to look at."""
+        for task in tasks:
+            said = note(task.id)
+            self.out.line(f"  {task.id} blocked: {task.content}", "fail")
+            self.out.line(f"    stuck: {said}" if said else "    (no stuck note)", "dim")
 
     def agent_event(self, event: object) -> None:
         if log.isEnabledFor(logging.DEBUG):  # the --log-file gets every event; the screen a readable digest

@@ -11,11 +11,12 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iteratr import paths
+from iteratr import config_values, paths
 from iteratr.agent import permissions as permissions_mod
 from iteratr.config import Config
 from iteratr.run import hooks as hooks_mod
 from iteratr.run import prompt
+from iteratr.run.guards import Budgets
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Settings:
     branch: str
     # The agent's permission policy (config key ``permissions``), parsed; the default allows, as before.
     permissions: permissions_mod.Policy = field(default=permissions_mod.DEFAULT)
+    # Guard rails (iteratr.run.guards): iterations in a row without progress before a stop (0 = off), and budgets.
+    stall_limit: int = 3
+    budgets: Budgets = field(default_factory=Budgets)
 
     @classmethod
     def resolve(
@@ -77,4 +81,21 @@ class Settings:
             binary=shlex.join(binary),
             branch=paths.branch_name(session),
             permissions=permissions_mod.parse_policy(cfg.permissions),
+            stall_limit=cfg.stall_limit,
+            budgets=budgets_of(cfg),
         )
+
+
+def budgets_of(cfg: Config) -> Budgets:
+    """The budget keys as limits (0 and "" are no limit)."""
+    run_cost = config_values.parse_money(cfg.max_cost)
+    session_cost = config_values.parse_money(cfg.session_max_cost)
+    return Budgets(
+        max_cost=run_cost[0] if run_cost else None,
+        max_cost_currency=run_cost[1] if run_cost else None,
+        max_tokens=cfg.max_tokens or None,
+        max_time=cfg.max_time or None,
+        session_max_cost=session_cost[0] if session_cost else None,
+        session_max_cost_currency=session_cost[1] if session_cost else None,
+        session_max_tokens=cfg.session_max_tokens or None,
+    )

@@ -476,6 +476,7 @@ def _iteration_ended(s: State, d: dict[str, Any], ev: Event) -> None:
         s.cost += cost
         s.currency = usage.get("currency") or s.currency
     it.usage_source = usage.get("source")
+    it.run = d.get("run") or it.run
 
 
 def _iteration_summary(s: State, d: dict[str, Any], ev: Event) -> None:

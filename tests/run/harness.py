@@ -105,6 +105,9 @@ def prepare(
         hooks=hooks_mod.load_hooks(work_tree),
         binary=shlex.join(ITERATR_CMD),
         branch=paths.branch_name(name),
+        # Off unless a test asks: most tests script agents that make no progress on purpose ("ok", "hang"), and
+        # the guard rails' own tests (tests/run/test_guards_loop.py) set it.
+        stall_limit=0,
     )
     settings = replace(settings, **overrides)
     run = LoopRun(settings, store, script, lock=lock)

@@ -231,7 +231,7 @@ def test_on_error_output_goes_into_the_retry_prompt_and_session_end_runs_at_the_
 def test_session_end_runs_once_at_the_iterations_limit(spec_repo: Path, tmp_path: Path) -> None:
     markers = tmp_path / "markers"
     write_hooks(spec_repo, all_types(markers))
-    run_loop(spec_repo, Script("follow"), iterations=2, expect=EXIT_INCOMPLETE)
+    run_loop(spec_repo, Script("follow"), iterations=1, expect=EXIT_INCOMPLETE)  # planning does not count
     assert read_markers(markers) == ["start", "pre 0", "post 0", "pre 1", "post 1", "task 1 TAS-1", "end"]
     assert timeline(spec_repo)[-1] == ("hook", "session_end")
     assert_clean(spec_repo)
@@ -282,7 +282,8 @@ def test_task_completed_by_the_user_between_runs_fires_once_into_the_next_prompt
 ) -> None:
     markers = tmp_path / "markers"
     write_hooks(spec_repo, all_types(markers))
-    run_loop(spec_repo, Script("follow"), iterations=1, expect=EXIT_INCOMPLETE)  # planning only
+    # Planning, then a main iteration that does nothing (-i counts main iterations only).
+    run_loop(spec_repo, Script("follow", "ok"), iterations=1, expect=EXIT_INCOMPLETE)
     run_cli("tool", "task-status", "--name", "SPEC", "--id", "TAS-2", "--status", "completed", cwd=spec_repo)
     script = Script("follow")
     run_loop(spec_repo, script, iterations=10)

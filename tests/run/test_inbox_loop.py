@@ -274,7 +274,8 @@ def test_messages_during_a_hung_turn_and_a_retry_wait_reach_the_following_prompt
         await asyncio.to_thread(said.wait, DEADLINE)
         return await agent.wait_for_cancel()
 
-    build = builds(gated, Script(hung, "follow"), iterations=2, idle_timeout=0.2, retry_delay=2.0)
+    # -i 1: planning (here a hung one and its retry) does not count; one main iteration ("ok") follows.
+    build = builds(gated, Script(hung, "follow", "ok"), iterations=1, idle_timeout=0.2, retry_delay=2.0)
     build.hold("pre", 1)
     poll(lambda: of_type(build.session_dir, "iteration.started"), "the planning turn started", build)
     saying = run_cli("say", "during the hung planning turn", cwd=gated)
@@ -290,7 +291,7 @@ def test_messages_during_a_hung_turn_and_a_retry_wait_reach_the_following_prompt
     out = build.wait(3)
 
     ended = of_type(build.session_dir, "iteration.ended")
-    assert [(e["data"]["n"], e["data"]["outcome"]) for e in ended] == [(0, "timeout"), (1, "ok")], out
+    assert [(e["data"]["n"], e["data"]["outcome"]) for e in ended] == [(0, "timeout"), (1, "ok"), (2, "ok")], out
     sent = prompts(build.script)
     assert messages_section(sent[0][0]) == "", "the hung prompt was sent before the messages"
     section = messages_section(sent[1][0])

@@ -123,10 +123,11 @@ def test_failure_limit_stops_the_run(spec_repo: Path) -> None:
 
 
 def test_no_backoff_once_the_iterations_limit_is_reached(spec_repo: Path) -> None:
-    run = run_loop(spec_repo, Script("follow", "empty"), iterations=2, retry_delay=3600.0, expect=3)
+    # -i 1: planning does not count, so #1 (the one main iteration) fails and the run stops without a retry.
+    run = run_loop(spec_repo, Script("follow", "empty"), iterations=1, retry_delay=3600.0, expect=3)
     assert run.ended()[1]["outcome"] == "failed"
     assert "retrying" not in run.output  # it stopped at once instead of waiting an hour to retry
-    assert "stopped: 2 iteration(s) run (--iterations), 3 task(s) still open" in run.output
+    assert "stopped: 1 iteration(s) run (--iterations), 3 task(s) still open" in run.output
 
 
 def test_a_planning_turn_that_adds_no_tasks_ends_once_as_failed(spec_repo: Path) -> None:
@@ -146,8 +147,8 @@ def test_every_iteration_has_exactly_one_end(spec_repo: Path) -> None:
 
 def test_iterations_limit_then_complete_then_nothing_to_do(spec_repo: Path) -> None:
     script = Script("follow")
-    run = run_loop(spec_repo, script, iterations=2, expect=3)
-    assert "stopped: 2 iteration(s) run (--iterations), 2 task(s) still open" in run.output
+    run = run_loop(spec_repo, script, iterations=1, expect=3)  # planning does not count against -i
+    assert "stopped: 1 iteration(s) run (--iterations), 2 task(s) still open" in run.output
     run = run_loop(spec_repo, script, iterations=0, expect=0)
     assert "stopped: the session is complete (3 tasks)" in run.output
     assert len(script.prompts) == 4
@@ -165,7 +166,7 @@ def test_iterations_limit_then_complete_then_nothing_to_do(spec_repo: Path) -> N
 
 def test_planning_then_main_prompts_with_spec_and_extra_instructions(spec_repo: Path) -> None:
     script = Script("follow")
-    run = run_loop(spec_repo, script, extra="Use tabs, not spaces.", iterations=2, expect=3)
+    run = run_loop(spec_repo, script, extra="Use tabs, not spaces.", iterations=1, expect=3)
     planning, main = script.prompts
     assert "PLANNING ITERATION" in planning
     assert "- [ ] Second task" in planning  # the spec
@@ -181,7 +182,7 @@ def test_spec_is_reread_every_iteration(spec_repo: Path) -> None:
         "    - command: 'echo \"Refinement $ITERATR_ITERATION\" >> specs/SPEC.md'\n"
     )
     script = Script("follow")
-    run_loop(spec_repo, script, iterations=3, expect=3)
+    run_loop(spec_repo, script, iterations=2, expect=3)
     assert len(script.prompts) == 3
     for n, text in enumerate(script.prompts):
         assert f"Refinement {n}\n" in text
@@ -244,7 +245,7 @@ def test_an_iteration_left_uncommitted_gets_its_own_commit_next_run(spec_repo: P
 
 
 def test_the_agent_committing_or_detaching_head_still_commits_on_the_session_branch(spec_repo: Path) -> None:
-    run = run_loop(spec_repo, Script("follow", "commit", "detach"), iterations=3, expect=3)
+    run = run_loop(spec_repo, Script("follow", "commit", "detach"), iterations=2, expect=3)
     assert "the agent left the checkout on a detached HEAD; switching back to iteratr/SPEC" in run.output
     assert git(spec_repo, "branch", "--show-current") == "iteratr/SPEC"
     assert trailers(spec_repo) == [0, 1, 2]
@@ -256,7 +257,7 @@ def test_the_agent_committing_or_detaching_head_still_commits_on_the_session_bra
 
 def test_output_lines(spec_repo: Path) -> None:
     script = Script("follow", "chatty", "usage", "permission", "follow")
-    out = run_loop(spec_repo, script, iterations=5, expect=3).output
+    out = run_loop(spec_repo, script, iterations=4, expect=3).output
     assert "\x1b" not in out  # not a terminal: no colour
     lines = out.splitlines()
     assert "=== #0 planning" in lines
@@ -267,19 +268,20 @@ def test_output_lines(spec_repo: Path) -> None:
     assert sum(1 for line in lines if "[tool] ls -la" in line) == 1
     assert any(re.fullmatch(r"=== #1 ok \| \d+\.\ds \| tasks 0/3 done", line) for line in lines), out
     assert any(
-        re.fullmatch(r"=== #2 ok \| \d+\.\ds \| tasks 0/3 done \| 1,200 tokens \| cost 0\.0123 USD", line)
+        re.fullmatch(r"=== #2 ok \| \d+\.\ds \| tasks 0/3 done \| tokens: 1,200 \| cost 0\.0123 USD", line)
         for line in lines
     ), out
     assert "  [permission] touch permission.txt: allow_always" in lines  # approved, and logged
     assert "  permission: allow-always" in lines
     assert any(re.fullmatch(r"=== #4 ok \| \d+\.\ds \| tasks 1/3 done", line) for line in lines), out
     assert (
-        lines[-1] == "stopped: 5 iteration(s) run (--iterations), 2 task(s) still open. History: git log iteratr/SPEC"
+        lines[-1] == "stopped: 4 iteration(s) run (--iterations), 2 task(s) still open. History: git log iteratr/SPEC"
+        " (this run: 5 iteration(s), 1,200 tokens, cost 0.0123 USD)"
     )
 
 
 def test_a_retry_says_so_in_its_headline(spec_repo: Path) -> None:
-    out = run_loop(spec_repo, Script("follow", "empty", "follow"), iterations=3, expect=3).output
+    out = run_loop(spec_repo, Script("follow", "empty", "follow"), iterations=2, expect=3).output
     assert "=== #1 | TAS-1: First task" in out.splitlines()
     assert "=== #2 (retry) | TAS-1: First task" in out.splitlines()
 

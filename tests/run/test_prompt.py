@@ -267,7 +267,7 @@ def test_spec_with_template_syntax_reaches_the_agent_literally(spec_repo: Path, 
         "--agent",
         fake_agent("follow"),
         "-i",
-        "2",
+        "1",
         cwd=spec_repo,
         env={**FAST_ENV, "FAKE_AGENT_PROMPT_LOG": str(log)},
         expect=3,
@@ -301,3 +301,31 @@ def test_gen_template_writes_the_default_and_refuses_to_overwrite(tmp_path: Path
     other = tmp_path / "sub.j2"
     run_cli("gen-template", "-o", str(other), cwd=tmp_path, expect=0)
     prompt.load(other, "default")  # what it writes is a valid template
+
+
+PROMPT_BOUND = 32 * 1024  # the README states it: 1,000 tasks (900 closed) and 30 notes at their cap: under 32 KiB
+
+
+def test_the_prompt_lists_open_tasks_in_full_and_summarises_closed_ones_under_a_bound() -> None:
+    events: list[Any] = []
+    for n in range(1, 1001):
+        content = f"Task number {n}: implement the {n}th part of the feature, with its tests and docs updated"
+        events.append(event("task.added", {"id": f"TAS-{n}", "content": content, "status": "remaining", "priority": 2}))
+        if n <= 900:
+            events.append(event("task.status", {"id": f"TAS-{n}", "status": "completed" if n % 10 else "cancelled"}))
+    events += [event("note.added", {"id": f"NOT-{n}", "content": "n" * 5000, "type": "tip"}) for n in range(1, 40)]
+    state = replay(events)
+    text = render(state=state)
+    assert len(text.encode()) < PROMPT_BOUND, len(text.encode())
+    tasks = prompt.render_tasks(state, "B")
+    assert all(f"TAS-{n} [P2] remaining" in tasks for n in range(901, 1001))  # open: every one, in full
+    assert "Closed: 900 tasks (810 completed, 90 cancelled). The last 5:" in tasks
+    assert "TAS-900 [P2] cancelled" in tasks and "TAS-895 " not in tasks
+    assert "`B tool task-list` shows every task." in tasks
+    assert "[... 4700 more characters in the session log]" in text  # a long note is capped
+
+
+def test_caps_keep_the_tail_of_hook_output() -> None:
+    text = prompt.cap("x" * 10_000 + "FAILED test_one", "hooks")
+    assert text.endswith("FAILED test_one") and len(text) < 4_200
+    assert text.startswith("[... 6015 characters cut")

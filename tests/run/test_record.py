@@ -97,6 +97,7 @@ def test_classify_a_turn_that_ended(turn: TurnResult, outcome: str, error: str |
         "total_tokens": 15,
         "cost": 0.5,
         "currency": "USD",
+        "source": "turn",  # the turn's total, as ACP defines PromptResponse.usage
     }
 
 
