@@ -162,6 +162,7 @@ KEYS: dict[str, Key] = {
                 bare="origin",
             ),
         ),
+        Key("max_file_size", int, 50 << 20, "files bigger than this (bytes, or 50MB) are never committed; 0 = no limit", v.size),
         Key("permissions", object, "allow", "the agent's permission policy: allow, deny, or rules", v.permissions),
         Key(
             "stall_limit",
@@ -271,6 +272,7 @@ class Config:
     max_failures: int = field(init=False)
     retry_delay: float = field(init=False)
     push: str = field(init=False)
+    max_file_size: int = field(init=False)
     permissions: object = field(init=False)  # as written; iteratr.agent.permissions.parse_policy reads it
     stall_limit: int = field(init=False)
     max_cost: str = field(init=False)  # canonical money text (config_values.money); "" = no limit

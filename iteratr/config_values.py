@@ -111,6 +111,18 @@ def whole(value: object, minimum: int) -> int:
     return number
 
 
+_SIZE = re.compile(r"\s*([0-9]+)\s*([kmg]?)i?b?\s*", re.IGNORECASE)
+
+
+def size(value: object) -> int:
+    """Bytes: a whole number, or with a unit (``50MB``, ``512k``, ``1G``; powers of 1024). 0 = no limit."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    if isinstance(value, str) and (match := _SIZE.fullmatch(value)):
+        return int(match[1]) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match[2].lower()]
+    raise InvalidValue("is not a size in bytes >= 0 (e.g. 52428800, 50MB, 512KB, 1GB)")
+
+
 def seconds(value: object, *, zero_ok: bool) -> float | int:
     number: float | None = None
     try:

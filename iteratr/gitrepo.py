@@ -242,6 +242,79 @@ class GitRepo:
         self.run(*self._identity(), "commit", *options, input=message.encode())
         return self.run("rev-parse", "--short", "HEAD")
 
+    # -- plumbing for iteratr's own record of its commits (iteratr.run.history) -------------------
+
+    def rev(self, ref: str) -> str | None:
+        """The full sha ``ref`` names, or None if it names no commit."""
+        done = run_git(self.root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        return done.out.strip() or None if done.returncode == 0 else None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``ancestor`` is ``descendant`` or one of its ancestors."""
+        return run_git(self.root, "merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        done = run_git(self.root, "merge-base", a, b, check=False)
+        return done.out.strip() or None if done.returncode == 0 else None
+
+    def update_ref(self, ref: str, sha: str) -> None:
+        self.run("update-ref", ref, sha)
+
+    def delete_ref(self, ref: str) -> None:
+        run_git(self.root, "update-ref", "-d", ref, check=False)
+
+    def git_dirs(self) -> list[Path]:
+        """This work tree's git dir and the common one (the same unless a linked worktree): where locks live."""
+        raw = self.run("rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
+        common = Path(raw[1])
+        return list(
+            dict.fromkeys([Path(raw[0]).resolve(), (common if common.is_absolute() else self.root / common).resolve()])
+        )
+
+    def changed_paths(self, *, untracked: bool = True, against: str | None = None) -> list[str]:
+        """Paths a commit of the whole work tree would add or change (``git status``), relative to the top;
+        or, with ``against``, the paths whose work-tree content differs from that commit (plus untracked)."""
+        found: list[str] = []
+        if against is None:
+            fields = self.run("status", "--porcelain=v1", "-z", "--untracked-files=all").split("\0")
+            skip = False
+            for entry in fields:
+                if skip:
+                    skip = False
+                    continue
+                if len(entry) > 3:
+                    found.append(entry[3:])
+                    skip = entry[0] in "RC"  # a rename's second field is its old name
+            return found
+        found = [p for p in self.run("diff", "--name-only", "-z", against).split("\0") if p]
+        if untracked:
+            found += [p for p in self.run("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
+        return found
+
+    def untracked(self) -> list[str]:
+        """Untracked, not ignored files, one by one (relative to the top)."""
+        return [p for p in self.run("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
+
+    def diff_names(self, a: str, b: str) -> list[str]:
+        return [p for p in self.run("diff", "--name-only", "--no-renames", "-z", a, b).split("\0") if p]
+
+    def paths_op(self, *args: str, paths: list[str]) -> None:
+        """``git ARGS`` on exactly these paths (literal, fed on stdin: no glob, no argument-length limit)."""
+        if paths:
+            self.run(
+                "--literal-pathspecs",
+                *args,
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+                input="\0".join(paths).encode(),
+            )
+
+    def commit_staged(self, message: str) -> str:
+        """Commit the index as it is; return the new commit's full sha. ``--no-verify`` as ``commit_all``."""
+        options = ["--quiet", "--no-verify", "--allow-empty", "--cleanup=whitespace", "-F", "-"]
+        self.run(*self._identity(), "commit", *options, input=message.encode())
+        return self.run("rev-parse", "HEAD")
+
     def last_committed_iteration(self, session: str) -> int | None:
         """The ``Iteratr-Iteration`` trailer of the newest iteration commit of ``session`` on HEAD, if any
         (an "end of run" commit has no such trailer and is passed over)."""

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -121,3 +121,40 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state[state.rfind(")") + 2 :][:1] not in ("Z", "X", "")
+
+
+def children() -> set[int]:
+    """This process's live children."""
+    me = os.getpid()
+    return {pid for pid, ppid in _parents().items() if ppid == me}
+
+
+class TurnReaper:
+    """Stops, when a turn ends, what the agent started during it that escaped its process group.
+
+    Only processes that became this process's children during the turn (re-parented orphans) are stopped;
+    children that existed before it, and the agent itself, are kept.
+    """
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.warn = warn
+        self.active = become_subreaper()
+        self._before: set[int] = set()
+
+    def turn_starts(self) -> None:
+        if self.active:
+            self._before = children()
+
+    def turn_ended(self, agent: object) -> int:
+        if not self.active:
+            return 0
+        pid = getattr(agent, "pid", None)
+        keep = self._before | ({pid} if isinstance(pid, int) else set())
+        escaped = orphans(keep)
+        stopped = stop_processes(escaped)
+        if stopped:
+            self.warn(
+                f"stopped {stopped} process(es) the agent left running past its turn "
+                "(escaped its process group with setsid, nohup or a double fork)"
+            )
+        return stopped

@@ -83,6 +83,8 @@ def archive(repo: GitRepo, name: str, checkout: Path) -> str:
     branch = paths.branch_name(name)
     archived = f"{branch}.archived-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     repo.rename_branch(branch, archived)
+    # iteratr's record of its last commit (iteratr.run.history) belongs to the archived history now.
+    repo.delete_ref(f"refs/iteratr/{name}/last")
     return archived
 
 

@@ -115,6 +115,7 @@ LAYER_VALUES: dict[str, tuple[str, str, str, object, object]] = {
     "max_failures": ("1", "2", "7", 9, 9),
     "retry_delay": ("0", "1", "2.5", 3, 3),
     "push": ("origin", "upstream", "backup", "fork", "fork"),
+    "max_file_size": ("1KB", "2MB", "3g", 4096, 4096),
     "permissions": ("deny", "allow", "deny", "allow", "allow"),
     "stall_limit": ("1", "2", "0", 4, 4),
     "max_cost": ("1", "2 USD", "$3", "4.5", "4.5"),

@@ -84,12 +84,46 @@ def check_log(
         else:
             set_aside.append(line)
             problems.append(verdict)
+    if problems and kept:
+        kept = _without_reused_ids(base, kept, set_aside, problems)
     if base and not base.endswith(b"\n"):
         base += b"\n"
     repaired = base + b"".join(kept) + (torn if not problems else b"")
     if torn and problems:
         set_aside.append(torn)
     return LogCheck(repaired if problems else current, problems, set_aside)
+
+
+ADDING_TYPES = frozenset({"task.added", "note.added", "user.message"})
+
+
+def _without_reused_ids(base: bytes, kept: list[bytes], set_aside: list[bytes], problems: list[str]) -> list[bytes]:
+    """An agent that wrote into an emptied log handed out ids again (``TAS-1`` re-planned): such an event would
+    replace a committed task or note in the restored log, so it is set aside, not kept."""
+    seen = {_added_id(line) for line in base.splitlines()} - {None}
+    result = []
+    for line in kept:
+        found = _added_id(line)
+        if found is not None and found in seen:
+            set_aside.append(line)
+            problems.append(f"an event reusing the committed id {found[1]} was appended")
+            continue
+        if found is not None:
+            seen.add(found)
+        result.append(line)
+    return result
+
+
+def _added_id(line: bytes) -> tuple[str, str] | None:
+    if not any(t.encode() in line for t in ADDING_TYPES):
+        return None
+    try:
+        event = json.loads(line)
+        if event["type"] in ADDING_TYPES:
+            return event["type"], str(event["data"]["id"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _judge(line: bytes, allowed_loop_lines: frozenset[bytes]) -> str | None:

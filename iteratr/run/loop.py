@@ -237,12 +237,13 @@ class BuildLoop:
         text = self.s.templates[kind].render(context)
         attempt.run = self.run_id
         attempt.delivered = [m.id for m in state.pending_messages()]
-        before = self.record.started(n, kind, attempt.delivered)
+        before = self.record.started(n, kind, [])  # delivered only once the prompt is sent (in _turn)
         self.screen.headline(before, attempt, retry=bool(self._failure_text))
         started = time.monotonic()
         mark = progress.mark(self.repo, self.s.data_dir)
         await self._turn(text, attempt)
         attempt.duration = round(time.monotonic() - started, 3)
+        self.record.check_turn(attempt)  # the log must extend iteratr's last commit: repaired before use
         if attempt.kind == "planning":  # the outcome is final before it is recorded: one iteration.ended
             check_planning(attempt, self.store.load())
         attempt.progress = guards.made_progress(
@@ -271,8 +272,11 @@ class BuildLoop:
     async def _turn(self, text: str, attempt: Attempt) -> None:
         assert self.agent is not None
         if self.interrupts.is_set():  # Ctrl+C came during the hooks: don't start the turn
+            attempt.delivered = []  # the prompt was never sent: its messages wait for the next one
             attempt.fail("interrupted", self.interrupts.reason)
             return
+        self.record.delivered(attempt.n, attempt.delivered)
+        self.record.orphans.turn_starts()
         self.interrupts.turn_running = True
         try:
             result = await self._bounded(
@@ -289,6 +293,7 @@ class BuildLoop:
         finally:
             self.interrupts.turn_running = False
             self.out.flush_agent()
+            self.record.orphans.turn_ended(self.agent)
         if self.interrupts.is_set():
             attempt.fail("interrupted", self.interrupts.reason)
         elif attempt.budget is not None:

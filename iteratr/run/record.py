@@ -13,13 +13,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from iteratr import gitlocks, reaper
 from iteratr.errors import GitError, IteratrError, StoreError
-from iteratr.run import prompt
+from iteratr.run import prompt, untracked
 from iteratr.run.attempt import Attempt
+from iteratr.run.history import History
+from iteratr.secrets import Masker
 from iteratr.session.state import State, id_number
 from iteratr.session.store import Store, make_event
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from iteratr.gitrepo import GitRepo
     from iteratr.output import Printer
     from iteratr.run.settings import Settings
@@ -35,51 +40,117 @@ class Recorder:
         self.store = store
         self.repo = repo
         self.out = printer
+        self.history = History(settings.session, settings.branch, store, repo, printer)
+        self.mask = Masker()  # secret-looking environment values never reach an event or a commit
+        # The user's untracked files when the run started: never committed unless the agent changes them.
+        self.baseline: dict[str, untracked.Fingerprint] = {}
+        self._said_user_files = False
+        self._git_dirs: list[Path] | None = None
+        self.orphans = reaper.TurnReaper(printer.warn)  # a subreaper from here on: escaped processes come back
 
     # -- events ---------------------------------------------------------------------------------
 
     def started(self, n: int, kind: str, delivered: list[str]) -> State:
-        """``iteration.started``, and ``user.delivered`` for the messages its prompt carries."""
+        """``iteration.started`` (and ``user.delivered``, when given: call ``delivered`` once the prompt is sent)."""
         events = [make_event("iteration.started", {"n": n, "kind": kind}, n)]
         if delivered:
             events.append(make_event("user.delivered", {"ids": delivered, "iteration": n}, n))
         return self.store.append(*events)
 
+    def delivered(self, n: int, ids: list[str]) -> None:
+        """The messages the prompt carries count as delivered only now, as the prompt goes to the agent: an
+        iteration killed or interrupted before that leaves them pending for the next prompt."""
+        if ids:
+            self.store.append(make_event("user.delivered", {"ids": ids, "iteration": n}, n))
+
     def ended(self, attempt: Attempt) -> State:
         """The iteration's one ``iteration.ended`` event: call it once its outcome is final."""
-        return self.store.append(make_event("iteration.ended", attempt.end_data(), attempt.n))
+        data = self.mask.deep(attempt.end_data())
+        assert isinstance(data, dict)
+        return self.store.append(make_event("iteration.ended", data, attempt.n))
+
+    def check_turn(self, attempt: Attempt) -> list[str]:
+        """At the turn's end, before anything else is recorded: the log must extend iteratr's last commit."""
+        return self.history.check_log(attempt.n)
 
     # -- commits --------------------------------------------------------------------------------
 
     def commit(self, before: State, after: State, attempt: Attempt) -> None:
         """Commit the iteration on the session branch, then push if asked. A failed push is a warning."""
-        message = commit_message(self.s.session, before, after, attempt)
-        files = [self.store.events_path, self.store.tasks_path, self.s.data_dir / ".gitignore"]
         try:
-            self.back_on_branch()
-            sha = self.repo.commit_all(message, everything=self.s.auto_commit, force_paths=files)
+            self.settle_locks()
+            found = self.history.restore_branch(attempt.n)
+            if found.problems:
+                self.history.record_branch(attempt.n, found)
+            left_out = self._leave_out() if self.s.auto_commit else untracked.Exclusions()
+            message = self.mask(commit_message(self.s.session, before, after, attempt, too_big=left_out.too_big))
+            sha = self._stage_and_commit(message, left_out)
         except GitError as exc:
             raise StoreError(
                 f"could not commit iteration #{attempt.n}: {exc}",
                 hint="the events are safe in the log and will be committed by the next run",
             ) from None
-        self.out.line(f"    commit {sha}: {message.splitlines()[0]}", "dim")
+        self.out.line(f"    commit {sha[:7]}: {message.splitlines()[0]}", "dim")
+        self._push()
+
+    def _push(self) -> None:
         if self.s.push:
             try:
                 self.repo.push(self.s.push, self.s.branch)
             except GitError as exc:
-                self.out.warn(f"push to {self.s.push} failed, carrying on: {exc}")
+                self.out.warn(f"push to {self.s.push} failed, carrying on: {self.mask(str(exc))}")
+
+    def _stage_and_commit(self, message: str, left_out: untracked.Exclusions, *, everything: bool | None = None) -> str:
+        """Stage the work (less what is left out), then the session's log and view together under the log's
+        lock, so the commit's ``tasks.yaml`` is the view of its ``events.jsonl``; commit; move iteratr's record."""
+        if self.s.auto_commit if everything is None else everything:
+            self.repo.run("add", "--all")
+            self.repo.paths_op("reset", "--quiet", paths=left_out.paths)
+        with self.store.locked():
+            files = [self.store.events_path, self.store.tasks_path, self.s.data_dir / ".gitignore"]
+            rel = [str(p.relative_to(self.repo.root)) for p in files if p.exists()]
+            if rel:
+                self.repo.run("add", "--force", "--", *rel)
+        sha = self.repo.commit_staged(message)
+        self.history.committed(sha)
+        return sha
+
+    def _leave_out(self) -> untracked.Exclusions:
+        """The user's untouched untracked files and files over ``max_file_size``: never in a commit."""
+        if not self.baseline and not self.s.max_file_size:
+            return untracked.Exclusions()
+        session = {str(p.relative_to(self.repo.root)) for p in (self.store.events_path, self.store.tasks_path)}
+        candidates = [p for p in self.repo.changed_paths() if p not in session]
+        found = untracked.exclusions(self.repo.root, candidates, self.baseline, self.s.max_file_size)
+        if found.user_files and not self._said_user_files:
+            self._said_user_files = True
+            self.out.line(
+                f"    {len(found.user_files)} untracked file(s) of yours stay out of the session's commits "
+                f"(e.g. {found.user_files[0]})",
+                "dim",
+            )
+        for rel, size in found.too_big:
+            self.out.warn(
+                f"{rel} ({untracked.size_words(size)}) is over max_file_size "
+                f"({untracked.size_words(self.s.max_file_size)}): not committed, left in the work tree"
+            )
+        return found
+
+    def settle_locks(self) -> None:
+        """Before the agent starts and before each commit: wait for a git lock another git holds, remove one a
+        killed git left behind (and say so), rather than fail at the commit or block every later run."""
+        if self._git_dirs is None:
+            self._git_dirs = self.repo.git_dirs()
+        try:
+            cleared = gitlocks.settle(self._git_dirs, wait=gitlocks.WAIT, stale_after=gitlocks.STALE_AFTER)
+        except gitlocks.LockStuck as exc:
+            raise GitError(str(exc), hint="wait for that git command to finish, then run again") from None
+        for lock in cleared:
+            self.out.warn(f"removed a stale git lock {lock.path} ({lock.age:.0f}s old; no process held it)")
 
     def back_on_branch(self) -> None:
-        """The agent has a shell: if it switched branches or detached HEAD, the iteration's commit must
-        still go on the session branch, never on the user's ``main``. Its work comes along."""
-        current = self.repo.current_branch()
-        if current == self.s.branch:
-            return
-        self.out.warn(
-            f"the agent left the checkout on {current or 'a detached HEAD'}; switching back to {self.s.branch}"
-        )
-        self.repo.switch(self.s.branch)
+        """Kept for callers: the branch check now does this (iteratr.run.history)."""
+        self.history.restore_branch(None)
 
     def commit_end_of_run(self) -> None:
         """Commit what was recorded after the last iteration's commit (session_end's ``hook.ran``): a run
@@ -89,32 +160,48 @@ class Recorder:
             rel = [str(p.relative_to(self.repo.root)) for p in files]
             if not rel or not self.repo.run("status", "--porcelain", "--", *rel).strip():
                 return
+            self.settle_locks()
+            found = self.history.restore_branch(None)  # never onto a branch the agent moved to
+            if found.problems:
+                self.history.record_branch(self.store.load().current_iteration, found)
             message = f"iteratr({self.s.session}): end of run\n\nIteratr-Session: {self.s.session}\n"
-            sha = self.repo.commit_all(message, everything=False, force_paths=files)
-            self.out.line(f"    commit {sha}: {message.splitlines()[0]}", "dim")
-            if self.s.push:
-                self.repo.push(self.s.push, self.s.branch)
+            sha = self._stage_and_commit(message, untracked.Exclusions(), everything=False)
+            self.out.line(f"    commit {sha[:7]}: {message.splitlines()[0]}", "dim")
+            self._push()
         except (IteratrError, OSError) as exc:
-            self.out.warn(f"after session_end: {exc}")
+            self.out.warn(f"after session_end: {self.mask(str(exc))}")
 
     # -- recovery at start-up -------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Close what an earlier run left behind: first an uncommitted end, then an unfinished iteration."""
+        """Close what an earlier run left behind: first an uncommitted end, then an unfinished iteration.
+
+        The log's torn tail is repaired and ``tasks.yaml`` rendered afresh before anything is committed, and
+        git locks a killed git left are cleared first."""
+        self.settle_locks()
+        state = self.store.repair()
+        pending = state.unfinished_iteration() is not None or self._uncommitted(state) is not None
+        self.history.begin(pending=pending)
+        self.baseline = untracked.load_or_snapshot(self.repo, self.s.session, keep=pending)
         self.recover_uncommitted()
         self.recover_unfinished()
+
+    def _uncommitted(self, state: State) -> int | None:
+        ended = [n for n, it in state.iterations.items() if it.outcome is not None]
+        if not ended:
+            return None
+        committed = self.repo.last_committed_iteration(self.s.session)
+        return None if committed is not None and committed >= max(ended) else max(ended)
 
     def recover_uncommitted(self) -> None:
         """An iteration that ended but whose run stopped before its commit (kill -9, a git failure)
         gets its own commit now, so no number is missing from ``git log``."""
+        n = self._uncommitted(self.store.load())
+        if n is None:
+            return
+        self.history.check_log(n, trust_loop_lines=True)
         state = self.store.load()
-        ended = [n for n, it in state.iterations.items() if it.outcome is not None]
-        if not ended:
-            return
-        it = state.iterations[max(ended)]
-        committed = self.repo.last_committed_iteration(self.s.session)
-        if committed is not None and committed >= it.n:
-            return
+        it = state.iterations[n]
         attempt = Attempt(
             n=it.n, kind=it.kind, outcome=it.outcome or "interrupted", error=it.error, duration=it.duration or 0.0
         )
@@ -123,10 +210,11 @@ class Recorder:
 
     def recover_unfinished(self) -> None:
         """An iteration left open by a crash or kill -9 is closed as interrupted and committed first."""
-        state = self.store.load()
-        open_it = state.unfinished_iteration()
+        open_it = self.store.load().unfinished_iteration()
         if open_it is None:
             return
+        self.history.check_log(open_it.n, trust_loop_lines=True)  # the killed turn may have damaged the log
+        state = self.store.load()
         # It ran for some time, but nobody saw it end: say "?" rather than 0s.
         attempt = Attempt(n=open_it.n, kind=open_it.kind, outcome="interrupted", error=UNFINISHED, duration=None)
         self.out.line(f"#{open_it.n} was left unfinished by an earlier run: recording it as interrupted", "warn")
@@ -134,7 +222,9 @@ class Recorder:
         self.commit(state, after, attempt)
 
 
-def commit_message(session: str, before: State, after: State, attempt: Attempt) -> str:
+def commit_message(
+    session: str, before: State, after: State, attempt: Attempt, *, too_big: list[tuple[str, int]] | None = None
+) -> str:
     it = after.iterations.get(attempt.n)
     summary = (it.summary or "").strip().splitlines()[0] if it and it.summary else ""
     changes = []
@@ -162,5 +252,8 @@ def commit_message(session: str, before: State, after: State, attempt: Attempt) 
         body += ["", "Tasks:", *changes]
     if attempt.delivered:
         body.append(f"User messages delivered: {', '.join(attempt.delivered)}")
+    if too_big:
+        body += ["", "Not committed (over max_file_size):"]
+        body += [f"- {path} ({untracked.size_words(size)})" for path, size in too_big]
     trailers = [f"Iteratr-Session: {session}", f"Iteratr-Iteration: {attempt.n}"]
     return "\n".join([subject, "", *body, "", *trailers]) + "\n"

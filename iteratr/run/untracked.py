@@ -14,9 +14,14 @@ is not committed; the output and the commit message list it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from iteratr.gitrepo import GitRepo
 
 HASH_LIMIT = 64 * 1024 * 1024  # above this, size and mtime stand for the content: hashing would cost too much
 
@@ -53,6 +58,30 @@ def snapshot(root: Path, untracked: list[str]) -> dict[str, Fingerprint]:
         found = fingerprint(root / rel)
         if found is not None:
             prints[rel] = found
+    return prints
+
+
+def load_or_snapshot(repo: GitRepo, session: str, *, keep: bool) -> dict[str, Fingerprint]:
+    """The baseline of this run, saved under the git dir (never in the work tree, never cloned).
+
+    ``keep``: the previous run was killed mid-iteration, so files untracked now may be that iteration's work;
+    the baseline its run took at its start still tells the user's files apart. Else a fresh snapshot.
+    """
+    path = repo.common_dir() / "iteratr" / "untracked" / f"{session}.json"
+    if keep:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return {rel: Fingerprint(int(v[0]), int(v[1]), v[2]) for rel, v in raw.items()}
+        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+            pass
+    prints = snapshot(repo.root, repo.untracked())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({rel: [f.size, f.mtime_ns, f.digest] for rel, f in prints.items()}), "utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # only needed if this run is killed mid-iteration
     return prints
 
 

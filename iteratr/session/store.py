@@ -38,6 +38,9 @@ user.message           id (MSG-n), text, source? (inbox file taken), start?, end
 inbox.consumed         source, end (bytes of a taken inbox file consumed without a message)
 user.delivered         ids (message ids), iteration (the prompt they went into)
 hook.ran               hook, command, exit_status, timed_out, duration, task_id?
+tamper                 what (log | branch), problems (list of what was found), set_aside? (file),
+                       rewritten? (refs keeping the agent's rewritten commits): written by the loop
+                       when it repaired what an agent did to the log or the branch (iteratr.run.history)
 =====================  ==============================================================================
 
 Ids (``TAS-n``, ``NOT-n``, ``MSG-n``) are assigned under the lock from the replayed state and are
@@ -165,6 +168,9 @@ class Store:
         self._offset = 0
         self._crc = 0
         self._end = 0
+        # The exact lines this process appended (the loop's own events), until the recorder checks the log:
+        # lines of loop-only types among them are iteratr's, not an agent's forgery (iteratr.run.integrity).
+        self.own_lines: list[bytes] = []
 
     def exists(self) -> bool:
         # lexists: a dangling link must reach the open, which refuses it by name, not look like no session
@@ -324,7 +330,8 @@ class Store:
             self._repair_torn_tail(f, size)
             import json
 
-            payload = b"".join(json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in new)
+            lines = [json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in new]
+            payload = b"".join(lines)
             start = f.seek(0, os.SEEK_END)
             try:
                 # One write of whole lines: a reader never sees half an event, except after a crash mid-write.
@@ -337,6 +344,7 @@ class Store:
                 with contextlib.suppress(OSError):
                     os.ftruncate(f.fileno(), start)
                 raise StoreError(f"cannot append to {self.events_path}: {exc.strerror or exc}") from None
+            self.own_lines.extend(lines)
             for event in new:
                 apply(state, event)
             self.write_view(state)
@@ -350,6 +358,37 @@ class Store:
     def append(self, *events: Event) -> State:
         """Append events that need no validation against state (loop bookkeeping)."""
         return self.transact(lambda _state: list(events))[0]
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the log's lock: no ``iteratr tool`` write lands meanwhile, so the log and ``tasks.yaml`` agree
+        (the recorder stages both for a commit under it)."""
+        with self._locked():
+            yield
+
+    def rewrite(self, data: bytes) -> State:
+        """Replace the log's bytes (a tampered log put back, iteratr.run.history), in place under the lock, so a
+        writer waiting on the lock appends to the restored log; then re-render ``tasks.yaml`` from it."""
+        with self._locked() as f:
+            f.seek(0)
+            f.truncate(0)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+            f.seek(0)
+            self._view_blobs, self._state_blobs = {}, []
+            state = self._load_from(f, save_snapshot=False)
+            self.write_view(state)
+            return state
+
+    def repair(self) -> State:
+        """Before recovery commits what a crash left: a torn last line removed, ``tasks.yaml`` rendered afresh."""
+        with self._locked() as f:
+            self._repair_torn_tail(f, os.fstat(f.fileno()).st_size)
+            f.seek(0)
+            state = self._load_from(f, save_snapshot=False)
+            self.write_view(state)
+            return state
 
     def _repair_torn_tail(self, f: Any, size: int) -> None:
         if size == 0:

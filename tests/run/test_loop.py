@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from iteratr import gitlocks
 from iteratr.agent.events import TurnResult
 from iteratr.run.attempt import PLANNED_NOTHING
 from tests.conftest import git
@@ -224,9 +225,14 @@ def test_a_signal_mid_turn_cancels_it_and_commits_it_as_interrupted(
     assert trailers(spec_repo) == [0, 1, 2, 3, 4]
 
 
-def test_an_iteration_left_uncommitted_gets_its_own_commit_next_run(spec_repo: Path) -> None:
+def test_an_iteration_left_uncommitted_gets_its_own_commit_next_run(
+    spec_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A post_iteration hook that takes git's index lock makes iteration #1's commit fail, as a kill -9
-    # between the end of an iteration and its commit would leave it.
+    # between the end of an iteration and its commit would leave it. (The lock counts as fresh, so it is
+    # waited for, briefly, rather than removed as stale: tests/run/test_faults.py covers the removal.)
+    monkeypatch.setattr(gitlocks, "STALE_AFTER", 1e9)
+    monkeypatch.setattr(gitlocks, "WAIT", 0.2)
     (spec_repo / ".iteratr.hooks.yml").write_text(
         "version: 1\nhooks:\n  post_iteration:\n"
         "    - command: 'if [ \"$ITERATR_ITERATION\" = 1 ]; then touch .git/index.lock; fi'\n"

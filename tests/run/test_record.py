@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from iteratr import paths
+from iteratr import gitlocks, paths
 from iteratr.agent.events import AgentDied, ModelError, TurnFailed, TurnResult, TurnTimeout, Usage
 from iteratr.errors import StoreError
 from iteratr.gitrepo import GitRepo
@@ -158,7 +158,11 @@ def test_the_commit_goes_on_the_session_branch_after_the_agent_detached_head(rec
     assert "the agent left the checkout on a detached HEAD; switching back to iteratr/S" in printed(recorder)
 
 
-def test_a_failed_commit_is_a_store_error_and_the_events_stay(recorder: Recorder, repo: Path) -> None:
+def test_a_failed_commit_is_a_store_error_and_the_events_stay(
+    recorder: Recorder, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitlocks, "STALE_AFTER", 1e9)  # a fresh lock: waited for (briefly), never removed
+    monkeypatch.setattr(gitlocks, "WAIT", 0.2)
     before = recorder.started(0, "main", [])
     attempt = Attempt(n=0, kind="main")
     after = recorder.ended(attempt)

@@ -1,0 +1,203 @@
+"""The session's history is iteratr's: its own record of its last commit, and the checks against it.
+
+The agent has a shell, and a shell can rewind the branch (``git reset --hard HEAD~2``), rewrite iteratr's
+last commit (``git commit --amend``), move to another branch, or empty the session log. So iteratr keeps its
+own reference to its last commit, ``refs/iteratr/S/last``: outside ``refs/heads``, where no ordinary
+``git commit``, ``reset``, ``checkout`` or ``rebase`` of the agent moves it. It is updated after every
+iteratr commit, and every iteration's end is checked against it before the commit:
+
+- **the log** must extend the log of that commit (``iteratr.run.integrity``): on tampering it is put back,
+  the valid events the turn appended are kept, the rest is set aside beside the log
+  (``events.set-aside.log``, git-ignored), and a ``tamper`` event says what was found;
+- **the branch** must contain that commit, and the checkout must be on it. If not, the branch is put back so
+  that it holds every iteratr commit again; the agent's work-tree changes become this iteration's commit;
+  commits the branch no longer holds stay reachable under ``refs/iteratr/S/rewritten/<n>``; a ``tamper``
+  event says so. Commits the agent made on top of iteratr's (on the branch, on another branch or on a
+  detached HEAD) stay below iteratr's commit, as they always did.
+
+Between runs the user is in charge: a run that starts with nothing left unfinished takes the branch as it
+finds it. A run that finds an iteration unfinished (a kill during a turn) checks it like any iteration end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from iteratr import gitrepo
+from iteratr.errors import GitError
+from iteratr.run.integrity import check_log
+from iteratr.session.store import Store, make_event
+
+if TYPE_CHECKING:
+    from iteratr.gitrepo import GitRepo
+    from iteratr.output import Printer
+
+SET_ASIDE_FILE = "events.set-aside.log"  # *.log: the data dir's .gitignore keeps it out of git
+
+
+@dataclass
+class BranchRepair:
+    """What the branch check found and did, for the warning, the event and the commit."""
+
+    problems: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # refs now keeping rewritten commits
+
+
+class History:
+    def __init__(self, session: str, branch: str, store: Store, repo: GitRepo, printer: Printer) -> None:
+        self.session = session
+        self.branch = branch
+        self.store = store
+        self.repo = repo
+        self.out = printer
+        self.last_ref = f"refs/iteratr/{session}/last"
+
+    # -- iteratr's record ---------------------------------------------------------------------------
+
+    def begin(self, *, pending: bool) -> None:
+        """At run start: take the branch as it is unless an iteration was left unfinished (``pending``), whose
+        end is still to be checked against the record the killed run kept."""
+        tip = self.repo.rev(f"refs/heads/{self.branch}")
+        if tip is not None and (not pending or self.repo.rev(self.last_ref) is None):
+            self.repo.update_ref(self.last_ref, tip)
+
+    def committed(self, sha: str) -> None:
+        """After each iteratr commit: the record moves to it."""
+        self.repo.update_ref(self.last_ref, sha)
+        self.store.own_lines.clear()
+
+    def last(self) -> str | None:
+        return self.repo.rev(self.last_ref)
+
+    # -- the log --------------------------------------------------------------------------------------
+
+    def check_log(self, n: int, *, trust_loop_lines: bool = False) -> list[str]:
+        """Put the log back if the turn did more than append to it; return the problems found ([] if none).
+
+        ``trust_loop_lines``: at recovery, the loop lines after the commit were written by the killed run.
+        """
+        last = self.last()
+        rel = self.store.events_path.relative_to(self.repo.root).as_posix()
+        committed = (gitrepo.blob(self.repo.root, last, rel) if last else None) or b""
+        try:
+            current: bytes | None = self.store.events_path.read_bytes() if self.store.exists() else None
+        except OSError:
+            current = None
+        if current is None and not committed:
+            return []
+        appended = (current or b"")[len(committed) :] if current and current.startswith(committed) else current or b""
+        allowed = frozenset(appended.splitlines(keepends=True)) if trust_loop_lines else frozenset(self.store.own_lines)
+        verdict = check_log(committed, current, allowed_loop_lines=allowed)
+        if not verdict.tampered:
+            return []
+        repaired = verdict.repaired
+        # iteratr's own lines since its commit (this iteration's start, a hook's record) are known exactly: put
+        # back any the damage took, right after the committed part, where they stood.
+        have = set(repaired.splitlines(keepends=True))
+        missing = b"".join(line for line in self.store.own_lines if line not in have)
+        if missing:
+            cut = len(committed) + (1 if committed and not committed.endswith(b"\n") else 0)
+            repaired = repaired[:cut] + missing + repaired[cut:]
+        self.store.dir.mkdir(parents=True, exist_ok=True)
+        self.store.create()  # after `rm -rf .iteratr/S`: the directory and the data dir's .gitignore again
+        aside = ""
+        if verdict.set_aside:
+            path = self.store.dir / SET_ASIDE_FILE
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "ab") as f:
+                f.write(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in verdict.set_aside))
+            aside = str(path.relative_to(self.repo.root))
+        self.store.rewrite(repaired)
+        data: dict[str, object] = {"what": "log", "problems": verdict.problems}
+        if aside:
+            data["set_aside"] = aside
+        self.store.append(make_event("tamper", data, n))
+        said = "; ".join(verdict.problems)
+        where = f"; {len(verdict.set_aside)} line(s) set aside in {aside}" if aside else ""
+        self.out.warn(f"#{n}: the session log was tampered with ({said}): restored from iteratr's last commit{where}")
+        return verdict.problems
+
+    # -- the branch -----------------------------------------------------------------------------------
+
+    def restore_branch(self, n: int | None) -> BranchRepair:
+        """Before a commit: the checkout on the session branch, and the branch holding iteratr's last commit.
+
+        The work tree is left as the agent left it, except for files the agent did not touch that the
+        repair brings back (those of iteratr's commits a ``reset --hard`` took away).
+        """
+        found = BranchRepair()
+        last = self.last()
+        current = self.repo.current_branch()
+        tip = self.repo.rev(f"refs/heads/{self.branch}")
+        on_branch = current == self.branch
+        if last is None:  # no record (the first commit of a new session's first run): just the checkout
+            if not on_branch:
+                self._back_on_branch_simply(current)
+            return found
+        if on_branch and tip is not None and self.repo.is_ancestor(last, tip):
+            return found
+        head = self.repo.rev("HEAD")
+        if tip is None:
+            found.problems.append(f"the branch {self.branch} was deleted")
+        elif not self.repo.is_ancestor(last, tip):
+            how = "rewound" if self.repo.is_ancestor(tip, last) else "rewritten (amend, rebase or reset)"
+            found.problems.append(f"{self.branch} was {how}: it no longer held iteratr's commit {last[:9]}")
+        if not on_branch:
+            found.problems.append(f"the agent left the checkout on {current or 'a detached HEAD'}")
+        base = tip if tip is not None and self.repo.is_ancestor(last, tip) else last
+        # The agent's own commits on top of iteratr's (elsewhere, or detached) come along, below iteratr's commit.
+        parent = head if head is not None and not on_branch and self.repo.is_ancestor(base, head) else base
+        for index, sha in enumerate(dict.fromkeys(x for x in (tip, head) if x is not None)):
+            if not self.repo.is_ancestor(sha, parent):
+                ref = f"refs/iteratr/{self.session}/rewritten/{n if n is not None else 'end'}" + (
+                    f"-{index}" if index else ""
+                )
+                self.repo.update_ref(ref, sha)
+                found.kept.append(ref)
+        grew_from = (self.repo.merge_base(last, head) if head else None) or parent
+        touched = set(self.repo.changed_paths(against=grew_from)) if head else set()
+        self.repo.update_ref(f"refs/heads/{self.branch}", parent)
+        self.repo.run("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
+        self.repo.run("read-tree", parent)  # the index is the restored branch's; the work tree is untouched
+        if head is not None and head != parent:
+            self._bring_back(head, parent, touched)
+        kept = f"; the rewritten commits are kept under {', '.join(found.kept)}" if found.kept else ""
+        if len(found.problems) == 1 and not on_branch:
+            came = "; the agent's commits there come along" if parent not in (tip, base) else ""
+            self.out.warn(f"{found.problems[0]}; switching back to {self.branch}{came}{kept}")
+        else:
+            self.out.warn(
+                f"{'#' + str(n) if n is not None else 'end of run'}: {'; '.join(found.problems)}. {self.branch} "
+                f"again holds every iteratr commit; the agent's changes are kept in this commit{kept}"
+            )
+        return found
+
+    def _bring_back(self, head: str, parent: str, touched: set[str]) -> None:
+        """Files that differ between where the agent left HEAD and the restored branch, and that the agent did
+        not change itself: their content is the restored branch's."""
+        restore = [p for p in self.repo.diff_names(head, parent) if p not in touched]
+        if not restore:
+            return
+        present = set(self.repo.run("ls-tree", "-r", "-z", "--name-only", parent, "--", *restore).split("\0")) - {""}
+        self.repo.paths_op("checkout", parent, paths=[p for p in restore if p in present])
+        for rel in restore:
+            if rel not in present:
+                with contextlib.suppress(OSError):
+                    (self.repo.root / rel).unlink()
+
+    def _back_on_branch_simply(self, current: str | None) -> None:
+        self.out.warn(f"the agent left the checkout on {current or 'a detached HEAD'}; switching back to {self.branch}")
+        try:
+            self.repo.switch(self.branch)
+        except GitError:
+            self.repo.run("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
+
+    def record_branch(self, n: int, found: BranchRepair) -> None:
+        if found.problems:
+            data: dict[str, object] = {"what": "branch", "problems": found.problems}
+            if found.kept:
+                data["rewritten"] = found.kept
+            self.store.append(make_event("tamper", data, n))
