@@ -159,4 +159,5 @@ class AgentProcess:
         tail = (own or [line.strip() for line in data.splitlines() if line.strip()])[-lines:]
         if not tail:
             return f"no stderr output (log: {self.stderr_log})"
-        return f"stderr: {' | '.join(tail)[-limit:]} (full log: {self.stderr_log})"
+        # Raw stderr can carry a credential: it stays in agent.log (git-ignored), never in an event or commit.
+        return f"its stderr ({len(tail)} last line(s)) is in {self.stderr_log}"

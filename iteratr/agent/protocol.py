@@ -109,6 +109,9 @@ class SessionSetup:
 # The transport
 
 
+MAX_MESSAGE = 16 * 1024 * 1024  # bytes of one JSON-RPC message; a longer one fails the turn, unbuffered
+
+
 class LineTransport:
     """Newline-delimited JSON-RPC on the agent's pipes, in the shape the SDK takes (send, receive, close).
 
@@ -126,6 +129,7 @@ class LineTransport:
         self._ids = itertools.count(1)
         self._own: dict[str, asyncio.Future[Any]] = {}
         self.legacy_models: dict[str, dict[str, Any]] = {}
+        self.oversized = ""  # set when the agent sent a message over MAX_MESSAGE: why the connection ended
 
     async def send(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
@@ -137,7 +141,7 @@ class LineTransport:
         while True:
             line = (await self._read_line()).strip()
             if not line:
-                if self._reader.at_eof():
+                if self._reader.at_eof() or self.oversized:
                     self._fail_own(ConnectionError("the agent closed its output"))
                     return None
                 continue
@@ -196,17 +200,43 @@ class LineTransport:
 
     async def _read_line(self) -> bytes:
         # A line longer than the reader's limit arrives in pieces rather than failing (a 1 MiB message).
+        # Past MAX_MESSAGE the pieces are dropped, never joined: one endless line cannot take iteratr's memory.
         chunks: list[bytes] = []
+        size = 0
         try:
             while True:
                 try:
-                    chunks.append(await self._reader.readuntil(b"\n"))
-                    return b"".join(chunks)
+                    piece = await self._reader.readuntil(b"\n")
                 except asyncio.LimitOverrunError as exc:
-                    chunks.append(await self._reader.readexactly(exc.consumed))
+                    piece = await self._reader.readexactly(exc.consumed)
+                    size += len(piece)
+                    if size > MAX_MESSAGE:
+                        chunks.clear()
+                    else:
+                        chunks.append(piece)
+                    continue
+                size += len(piece)
+                if size > MAX_MESSAGE:
+                    return self._oversized(size)
+                chunks.append(piece)
+                return b"".join(chunks)
         except asyncio.IncompleteReadError as exc:
+            size += len(exc.partial)
+            if size > MAX_MESSAGE:
+                return self._oversized(size)
             chunks.append(exc.partial)
             return b"".join(chunks)
+
+    def _oversized(self, size: int) -> bytes:
+        """A message over the limit ends the connection with a clear error: the turn fails, nothing is buffered."""
+        self.oversized = (
+            f"the agent sent a protocol message of {size} bytes, over the limit of {MAX_MESSAGE} bytes; "
+            "it was dropped unread"
+        )
+        log.error(self.oversized)
+        self._fail_own(ConnectionError(self.oversized))
+        self._writer.close()
+        return b""
 
 
 # ---------------------------------------------------------------------------------------------------------

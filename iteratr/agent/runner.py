@@ -336,6 +336,9 @@ class AgentRunner:
         await self._process.wait_exited(1.0)
         returncode = self._process.returncode
         how = self._process.exit_words() if returncode is not None else f"broke the connection ({exc})"
+        oversized = self._acp.transport.oversized if self._acp is not None else ""
+        if oversized:
+            how = oversized
         message = f"agent {how} during the turn; {self._process.stderr_tail()}"
         await self.close()
         return AgentDied(message, returncode=returncode, partial=turn.result("failed"))

@@ -123,7 +123,8 @@ def test_crash_raises_agent_died_and_the_next_turn_restarts(tmp_path: Path) -> N
             await h.turn()
         assert died.value.returncode == 3
         assert "exited with status 3" in str(died.value)
-        assert "crashing on purpose" in str(died.value), "the message carries the stderr tail"
+        assert "crashing on purpose" not in str(died.value), "raw stderr stays in agent.log, out of events"
+        assert "agent.log" in str(died.value)
         assert died.value.partial.text == "about to crash\n"
         assert not h.runner.alive
         result = await h.turn()
