@@ -16,11 +16,14 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from iteratr.errors import EXIT_INTERRUPTED
 from iteratr.run import hooks as hooks_mod
+
+DUPLICATE_WINDOW = 0.5  # seconds: a second signal sooner than this is the same Ctrl+C, delivered twice
 
 if TYPE_CHECKING:
     from iteratr.agent.seam import Agent
@@ -34,6 +37,7 @@ class Interrupts:
         self.event = asyncio.Event()
         self.reason = "interrupted by the user"
         self.turn_running = False
+        self._first = 0.0  # when the first signal came
         self._cancelling: asyncio.Task[None] | None = None  # held, so the task is not collected mid-way
 
     def is_set(self) -> bool:
@@ -47,6 +51,10 @@ class Interrupts:
 
     def interrupt(self, sig: signal.Signals = signal.SIGINT) -> None:
         agent = self._agent()
+        now = time.monotonic()
+        if self.event.is_set() and now - self._first < DUPLICATE_WINDOW:
+            # `timeout` and other wrappers forward a terminal's SIGINT to the group: one Ctrl+C, twice.
+            return
         if self.event.is_set():
             # Second Ctrl+C: leave now. Every event is already fsync'd; the next run closes the iteration.
             if agent is not None:
@@ -54,6 +62,7 @@ class Interrupts:
             hooks_mod.kill_running()  # a hook's group is its own session: it would outlive us
             os._exit(EXIT_INTERRUPTED)
         self.event.set()
+        self._first = now
         self.reason = "interrupted by the user" if sig == signal.SIGINT else f"interrupted by {sig.name}"
         self.out.line("interrupting: cancelling the turn and committing what exists (Ctrl+C again to quit now)", "warn")
         if agent is not None and self.turn_running:
