@@ -81,7 +81,7 @@ def test_session_name_comes_from_the_spec_stem(repo: Path) -> None:
 def test_name_flag_overrides_the_spec_stem(spec_repo: Path) -> None:
     build(spec_repo, "-n", "custom", "--agent", fake_agent("follow"), "-i", "1", expect=3)
     assert git(spec_repo, "branch", "--show-current") == "iteratr/custom"
-    assert started_numbers(spec_repo, "custom") == [0]
+    assert started_numbers(spec_repo, "custom") == [0, 1]  # planning, and -i 1 main iteration
     assert not (spec_repo / ".iteratr" / "SPEC").exists()
     assert commits(spec_repo, "iteratr/custom")[0].subject.startswith("iteratr(custom): #0 ")
 

@@ -483,8 +483,9 @@ def test_crash_restarts_the_agent_and_its_stderr_is_logged(spec_repo: Path, tmp_
 
 def test_hung_turns_are_cancelled_or_killed_and_count_as_failed(spec_repo: Path, tmp_path: Path) -> None:
     agent = fake_agent("follow", "hang", "hang-hard", "ok", state_file=tmp_path / "state")
-    env = {"ITERATR_IDLE_TIMEOUT": "1", "ITERATR_ITERATION_TIMEOUT": "30"}
-    out = build(spec_repo, "--agent", agent, "-i", "4", expect=3, env=env)
+    # -i 3: planning does not count; stall_limit off, since these turns make no progress on purpose.
+    env = {"ITERATR_IDLE_TIMEOUT": "1", "ITERATR_ITERATION_TIMEOUT": "30", "ITERATR_STALL_LIMIT": "0"}
+    out = build(spec_repo, "--agent", agent, "-i", "3", expect=3, env=env)
     results = ended(spec_repo)
     assert results[1]["error"] == "agent was silent for 1 s (idle_timeout); turn cancelled"
     assert results[1]["outcome"] == "timeout"  # `hang` honours session/cancel
@@ -500,8 +501,9 @@ def test_hung_turns_are_cancelled_or_killed_and_count_as_failed(spec_repo: Path,
 
 
 def test_iteration_timeout_cancels_a_turn_that_is_not_idle(spec_repo: Path) -> None:
-    env = {"ITERATR_IDLE_TIMEOUT": "60", "ITERATR_ITERATION_TIMEOUT": "1"}
-    out = build(spec_repo, "--agent", fake_agent("hang"), "-i", "1", expect=3, env=env)
+    # A hung planning turn is retried until max_failures (planning does not count against -i): 1 here.
+    env = {"ITERATR_IDLE_TIMEOUT": "60", "ITERATR_ITERATION_TIMEOUT": "1", "ITERATR_MAX_FAILURES": "1"}
+    out = build(spec_repo, "--agent", fake_agent("hang"), "-i", "1", expect=1, env=env)
     result = ended(spec_repo)[0]
     assert result["outcome"] == "timeout"
     assert result["error"] == "turn ran past 1 s (iteration_timeout); turn cancelled"
@@ -693,7 +695,8 @@ def test_an_invalid_hooks_file_stops_the_run_before_any_agent_starts(
 def test_colour_only_on_a_terminal_without_no_color(spec_repo: Path, no_color: bool) -> None:
     import pexpect
 
-    env = {**os.environ, **FAST_ENV, "TERM": "xterm"}
+    # `ok` never plans, and a failed planning turn does not count against -i: max_failures ends the run (exit 1).
+    env = {**os.environ, **FAST_ENV, "TERM": "xterm", "ITERATR_MAX_FAILURES": "1"}
     if no_color:
         env["NO_COLOR"] = "1"
     child = pexpect.spawn(
@@ -707,7 +710,7 @@ def test_colour_only_on_a_terminal_without_no_color(spec_repo: Path, no_color: b
     child.expect(pexpect.EOF)
     child.close()
     out = child.before or ""
-    assert child.exitstatus == 3, out
+    assert child.exitstatus == 1, out
     assert "=== #0 planning" in out
     assert ("\x1b[" in out) is not no_color
 
