@@ -7,12 +7,19 @@ go to the ``logging`` logger ``iteratr.run`` so that ``--log-file`` gets them wi
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sys
 from typing import TextIO
 
 log = logging.getLogger("iteratr.run")
+
+# What a turn's agent text may take on screen: its first and last lines, each cut to a length. An agent can
+# stream without end; the full text is in agent.log (``iteratr.agent.agent_log``) and the --log-file.
+HEAD_LINES = 40
+TAIL_LINES = 10
+LINE_MAX = 2000  # characters of one printed line
 
 STYLES = {"head": "1;36", "ok": "32", "fail": "1;31", "warn": "33", "dim": "2", "user": "1;35", "tool": "34"}
 
@@ -38,7 +45,12 @@ class Printer:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self.colour = use_colour(self.stream)
-        self._partial = ""  # agent text not yet ended by a newline
+        self._partial = ""  # agent text not yet ended by a newline (at most LINE_MAX characters of it)
+        self._cut = 0  # characters of the partial line past LINE_MAX, dropped
+        self._shown = 0  # agent lines printed in this turn
+        self._omitted = 0  # agent lines of this turn not printed
+        self._late = 0  # lines past the head printed before the turn's end (a tool line came after them)
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
 
     def _style(self, text: str, style: str | None) -> str:
         if not style or not self.colour:
@@ -46,7 +58,7 @@ class Printer:
         return f"\x1b[{STYLES[style]}m{text}\x1b[0m"
 
     def line(self, text: str, style: str | None = None, level: int = logging.INFO) -> None:
-        self.flush_agent()
+        self._end_partial()
         self._write(text, style)
         log.log(level, text)
 
@@ -63,7 +75,7 @@ class Printer:
 
     def text(self, text: str) -> None:
         """Output as it is (JSON, a table, several lines): no style, not logged, one flushed write."""
-        self.flush_agent()
+        self._end_partial()
         self._write(text)
 
     def warn(self, text: str) -> None:
@@ -76,16 +88,53 @@ class Printer:
         self.line(f"=== {text}", "head")
 
     def agent_text(self, chunk: str) -> None:
-        """Stream agent text, joined into whole lines (chunks arrive split anywhere)."""
-        self._partial += chunk
-        *complete, self._partial = self._partial.split("\n")
-        for text in complete:
-            if text.strip():
-                self._write(f"  {text}")
-                log.info("agent: %s", text)
+        """Stream agent text, joined into whole lines (chunks arrive split anywhere), within the turn's caps."""
+        *complete, rest = chunk.split("\n")
+        for piece in complete:
+            self._add_partial(piece)
+            self._agent_line()
+        self._add_partial(rest)
 
     def flush_agent(self) -> None:
-        if self._partial.strip():
-            self._write(f"  {self._partial}")
-            log.info("agent: %s", self._partial)
-        self._partial = ""
+        """The turn's text is over: its last line, then what the cap left out, and the last lines."""
+        self._agent_line()
+        if self._omitted:
+            self._write(f"  … {self._omitted} lines omitted; full text in agent.log", "dim")
+            log.info("agent: … %d lines omitted", self._omitted)
+        self._show_tail()
+        self._shown = self._omitted = self._late = 0
+
+    def _add_partial(self, piece: str) -> None:
+        room = LINE_MAX - len(self._partial)
+        if len(piece) > room:
+            self._cut += len(piece) - max(room, 0)
+            piece = piece[: max(room, 0)]
+        self._partial += piece
+
+    def _end_partial(self) -> None:
+        """Another line is printed: the agent's partial line ends first, and lines held for the tail show
+        if none was left out yet (so that a turn under the cap reads in order)."""
+        self._agent_line()
+        if not self._omitted and self._late + len(self._tail) <= TAIL_LINES:
+            self._late += len(self._tail)
+            self._show_tail()
+
+    def _agent_line(self) -> None:
+        text, cut = self._partial, self._cut
+        self._partial, self._cut = "", 0
+        if not text.strip():
+            return
+        if cut:
+            text += f" … ({cut} more characters)"
+        log.info("agent: %s", text)
+        if self._shown < HEAD_LINES:
+            self._shown += 1
+            self._write(f"  {text}")
+            return
+        if len(self._tail) == self._tail.maxlen:
+            self._omitted += 1
+        self._tail.append(text)
+
+    def _show_tail(self) -> None:
+        while self._tail:
+            self._write(f"  {self._tail.popleft()}")

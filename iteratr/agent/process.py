@@ -3,8 +3,11 @@
 No protocol here: ``agent.protocol`` speaks ACP over this process's pipes, and ``agent.runner`` joins
 the two. The process starts through ``iteratr.procs`` in a new session, so it leads its own process
 group: a kill takes the agent's shells and servers too, and the terminal's Ctrl+C reaches only
-iteratr, which cancels politely. Each start is marked in the log, so that an error message can quote
+iteratr, which cancels politely. Each start is marked in the log, so that an error message can say
 what this process (not an earlier one) wrote on stderr.
+
+Its stderr is a pipe that iteratr copies, in chunks, into ``agent.log`` (``agent.agent_log``), which is
+rotated with a bound: given the file itself, an agent could write past any bound.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from iteratr import procs
+from iteratr.agent.agent_log import AgentLog
 from iteratr.agent.events import AgentStartError
+
+STDERR_CHUNK = 64 * 1024
 
 
 class AgentProcess:
@@ -37,11 +43,13 @@ class AgentProcess:
         self.cwd = Path(cwd)
         self.env = dict(env)
         self.stderr_log = Path(stderr_log)
+        self.log = AgentLog(self.stderr_log)
         self._line_limit = line_limit
         self._close_timeout = close_timeout
         self._proc: asyncio.subprocess.Process | None = None
         self._exited: asyncio.Future[int] | None = None
         self._log_offset = 0
+        self._stderr_pump: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
@@ -73,36 +81,59 @@ class AgentProcess:
         if not self.argv:
             raise AgentStartError("no agent command given", hint="set --agent, ITERATR_AGENT or config key agent")
         self.stderr_log.parent.mkdir(parents=True, exist_ok=True)
-        with self.stderr_log.open("ab") as log:
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            log.write(f"--- iteratr {stamp}: starting {shlex.join(self.argv)}\n".encode())
-            log.flush()
-            self._log_offset = log.tell()
-            try:
-                proc = await procs.start_async(
-                    self.argv,
-                    cwd=self.cwd,
-                    env=self.env,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=log,
-                    limit=self._line_limit,
-                )
-            except FileNotFoundError:
-                raise AgentStartError(
-                    f"agent command not found: {self.argv[0]}",
-                    hint="install it, or set --agent / ITERATR_AGENT / config key agent",
-                ) from None
-            except OSError as exc:
-                raise AgentStartError(f"cannot run agent command {self.argv[0]}: {exc.strerror}") from None
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        self.log.write(f"--- iteratr {stamp}: starting {shlex.join(self.argv)}\n".encode())
+        with contextlib.suppress(OSError):
+            self._log_offset = self.stderr_log.stat().st_size
+        try:
+            proc = await procs.start_async(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=self._line_limit,
+            )
+        except FileNotFoundError:
+            raise AgentStartError(
+                f"agent command not found: {self.argv[0]}",
+                hint="install it, or set --agent / ITERATR_AGENT / config key agent",
+            ) from None
+        except OSError as exc:
+            raise AgentStartError(f"cannot run agent command {self.argv[0]}: {exc.strerror}") from None
         self._proc = proc
         self._exited = asyncio.ensure_future(proc.wait())
+        assert proc.stderr is not None
+        self._stderr_pump = asyncio.ensure_future(self._pump(proc.stderr))
+
+    async def _pump(self, stderr: asyncio.StreamReader) -> None:
+        """Copy the agent's stderr into the rotated log, one bounded chunk at a time, until EOF."""
+        while True:
+            chunk = await stderr.read(STDERR_CHUNK)
+            if not chunk:
+                return
+            self.log.write(chunk)
+
+    async def _end_pump(self) -> None:
+        """Let the pump copy the agent's last words; a process it left behind may hold the pipe open: stop."""
+        pump, self._stderr_pump = self._stderr_pump, None
+        if pump is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait({pump}, timeout=0.5)
+        if not pump.done():
+            pump.cancel()
+        with contextlib.suppress(BaseException):
+            await pump
 
     async def wait_exited(self, timeout: float) -> bool:
         """Give a dying process ``timeout`` seconds to be reaped; True if it has exited."""
         if self._exited is None:
             return True
         done, _ = await asyncio.wait({self._exited}, timeout=timeout)
+        if done and self._stderr_pump is not None:  # its last words, copied before anyone reads the log
+            await asyncio.wait({self._stderr_pump}, timeout=min(timeout, 0.5))
         return bool(done)
 
     async def stop(self) -> None:
@@ -120,6 +151,7 @@ class AgentProcess:
                 await procs.stop_async(proc, grace=self._close_timeout)
             # Whatever the agent left behind in its group (a dev server, a stuck shell) goes too.
             procs.signal_group(proc.pid, signal.SIGKILL)
+            await self._end_pump()
         finally:
             if not exited.done():
                 exited.cancel()
@@ -150,7 +182,7 @@ class AgentProcess:
         try:
             with self.stderr_log.open("rb") as log:
                 size = log.seek(0, os.SEEK_END)
-                log.seek(max(self._log_offset, size - 16384))
+                log.seek(max(self._log_offset if self._log_offset <= size else 0, size - 16384))
                 data = log.read().decode("utf-8", errors="replace")
         except OSError:
             data = ""

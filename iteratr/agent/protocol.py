@@ -243,15 +243,19 @@ class LineTransport:
 # The agent log
 
 
-class SdkLog(logging.FileHandler):
+class SdkLog(logging.Handler):
     """Sends log records (the SDK logs to the root logger) to the agent log, not the terminal.
 
     A command that is not an ACP agent prints text on stdout; each such line is logged. Those become
-    one short line each here, and are counted for the error message.
+    one short line each here, and are counted for the error message. They go through ``AgentLog``, so
+    they land in the current file whatever rotated it.
     """
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, encoding="utf-8", delay=True)
+        from iteratr.agent.agent_log import AgentLog
+
+        super().__init__()
+        self.log = AgentLog(path)
         self.setFormatter(logging.Formatter("iteratr: %(levelname)s: %(message)s"))
         self.not_json = 0
 
@@ -266,7 +270,12 @@ class SdkLog(logging.FileHandler):
         elif exc is not None:
             record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
             record.args = None
-        super().emit(record)
+        try:
+            text = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.log.write((text + "\n").encode("utf-8", errors="replace"))
 
 
 # ---------------------------------------------------------------------------------------------------------

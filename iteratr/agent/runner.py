@@ -88,7 +88,7 @@ class AgentRunner:
         stderr_log: Path,
         on_event: Callable[[object], None],
         model: str | None = None,
-        line_limit: int = 64 * 1024 * 1024,
+        line_limit: int = 1024 * 1024,  # the pipe reader's buffer: a longer message is read in pieces
         start_timeout: float = 60.0,
         cancel_grace: float = 5.0,
         close_timeout: float = 2.0,
@@ -253,6 +253,7 @@ class AgentRunner:
         assert connection is not None
         session = await connection.new_session(self._cwd)
         turn.session_id = session.session_id
+        self._process.log.line(f"session {session.session_id}: the agent's text of this turn follows")
         current = session.current
         if self._model is not None and self._model != current:
             current = await connection.set_model(session, self._model)
@@ -283,14 +284,21 @@ class AgentRunner:
         turn = self._turn
         if turn is None or session_id != turn.session_id:
             return  # late news from an earlier session
-        model = turn.on_update(update, self._on_event)
+        model = turn.on_update(update, self._emit)
         if model is not None:
             self._current_model = model
 
     def _on_permission(
         self, session_id: str, tool_call: ToolCallUpdate, options: list[PermissionOption]
     ) -> RequestPermissionResponse:
-        return answer_permission(self._turn, tool_call, options, self._on_event)
+        return answer_permission(self._turn, tool_call, options, self._emit)
+
+    def _emit(self, event: object) -> None:
+        """The listener gets every event; the agent's text also goes, whole, to the rotated agent.log, which is
+        what the screen's cap points to."""
+        if isinstance(event, AgentText):
+            self._process.log.write(event.text.encode("utf-8", errors="replace"))
+        self._on_event(event)
 
     # -- waiting and failing ------------------------------------------------------------------------------
 
@@ -337,9 +345,8 @@ class AgentRunner:
         returncode = self._process.returncode
         how = self._process.exit_words() if returncode is not None else f"broke the connection ({exc})"
         oversized = self._acp.transport.oversized if self._acp is not None else ""
-        if oversized:
-            how = oversized
-        message = f"agent {how} during the turn; {self._process.stderr_tail()}"
+        said = f"{oversized}" if oversized else f"agent {how} during the turn"
+        message = f"{said}; {self._process.stderr_tail()}"
         await self.close()
         return AgentDied(message, returncode=returncode, partial=turn.result("failed"))
 

@@ -23,6 +23,7 @@ Modes:
   disciplined  like follow, but never calls ``session-complete`` (iteratr is to see the end itself)
   spin         plans, then sets the first open task in_progress and writes a summary, forever
   forge        plans, then appends a ``session.completed`` line to events.jsonl by hand, tasks open
+  and the misbehaving modes of ``iteratr.agent.misbehave`` (damaged history, escaping processes, floods)
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from typing import Any, cast
 
 import acp
 from acp import schema as s
+
+from iteratr.agent import misbehave
 
 MODES = [
     "follow",
@@ -62,6 +65,7 @@ MODES = [
     "disciplined",
     "spin",
     "forge",
+    *misbehave.MODES,
 ]
 BIG = 1024 * 1024
 DONE_STATES = {"completed", "cancelled", "blocked"}
@@ -121,8 +125,10 @@ class ScriptedAgent:
             with open(log, "a", encoding="utf-8") as f:
                 f.write(text + "\n=====\n")
         mode = self._next_mode()
-        handler = getattr(self, "_" + mode.replace("-", "_"))
-        stop_reason = await handler(session_id, text)
+        if mode in misbehave.MODES:
+            stop_reason = cast(s.StopReason, await misbehave.run(self, mode, session_id, text))
+        else:
+            stop_reason = await getattr(self, "_" + mode.replace("-", "_"))(session_id, text)
         usage = None
         if mode == "usage":
             usage = s.Usage(input_tokens=1000, output_tokens=200, total_tokens=1200)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from acp.schema import PermissionOption, PromptResponse, RequestPermissionResponse, ToolCallUpdate
 
 Emit = Callable[[object], None]
+TEXT_KEPT = 1024 * 1024  # characters of a turn's text kept in its result (judging "no output"); the rest is logged
 
 
 def _text_of(content: Any) -> str:
@@ -41,7 +42,8 @@ class Turn:
     session_id: str | None = None
     prompting: bool = False
     cancel_requested: bool = False
-    text: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # the first TEXT_KEPT characters: 50 MB of text is not kept
+    text_size: int = 0
     tools: dict[str, tuple[str, str | None, str | None]] = field(default_factory=dict)  # id: title, kind, status
     cost: float | None = None
     currency: str | None = None
@@ -69,7 +71,9 @@ class Turn:
         if isinstance(update, s.AgentMessageChunk):
             text = _text_of(update.content)
             if text:
-                self.text.append(text)
+                if self.text_size < TEXT_KEPT:
+                    self.text.append(text[: TEXT_KEPT - self.text_size])
+                self.text_size += len(text)
                 emit(AgentText(text))
         elif isinstance(update, s.AgentThoughtChunk):
             text = _text_of(update.content)

@@ -108,7 +108,8 @@ def test_empty_turn_stop_reasons_and_a_one_megabyte_line(spec_repo: Path) -> Non
     assert results[3]["outcome"] == "failed" and results[3]["stop_reason"] == "refusal"
     assert "refused" in results[3]["error"]
     assert results[4]["outcome"] == "ok"  # a 1 MiB message line is fine
-    assert "  <" + "x" * (1024 * 1024 - 2) + ">\n" in run.output
+    # ... and shown cut to one line's length (issue 12: one printed line is capped; agent.log has it whole)
+    assert "  <" + "x" * 1999 + f" … ({1024 * 1024 - 2000} more characters)\n" in run.output
     assert "retrying in 0s (failure 3 of" in run.output
 
 

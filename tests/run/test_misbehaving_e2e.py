@@ -1,0 +1,107 @@
+"""Issue 12 through real processes: the scripted agent's misbehaving modes (``iteratr.agent.misbehave``) against
+the real CLI, and the faults only a whole process shows (floods, a closed stdout, kill -9 on a detached HEAD).
+
+Each run checks the invariants of ``assert_whole``: no committed event lost, iteration numbers contiguous,
+every iteratr commit reachable from ``iteratr/S``, and the user's untracked file untouched and never committed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, read_events
+from tests.run.test_build_e2e import background, started
+
+__all__ = ["background"]  # the fixture, imported for the tests below
+
+USER_FILE = "my-notes.txt"
+USER_TEXT = "the user's own notes, never committed\n"
+MB = 1000 * 1000
+
+
+@pytest.fixture
+def user_repo(spec_repo: Path) -> Path:
+    (spec_repo / USER_FILE).write_text(USER_TEXT)
+    return spec_repo
+
+
+def iteratr_commits(repo: Path, output: str) -> list[str]:
+    return re.findall(r"^    commit ([0-9a-f]{7,}): ", output, re.MULTILINE)
+
+
+def assert_whole(repo: Path, output: str, session: str = "SPEC") -> None:
+    log = (repo / ".iteratr" / session / "events.jsonl").read_bytes()
+    commits = iteratr_commits(repo, output)
+    assert commits, output
+    for sha in commits:
+        assert (
+            subprocess.run(["git", "merge-base", "--is-ancestor", sha, f"iteratr/{session}"], cwd=repo).returncode == 0
+        )
+        committed = subprocess.run(
+            ["git", "show", f"{sha}:.iteratr/{session}/events.jsonl"], cwd=repo, capture_output=True
+        ).stdout
+        assert log.startswith(committed), f"commit {sha} holds events the log lost\n{output}"
+    numbers = started(repo, session)
+    assert numbers == list(range(len(numbers))), f"iteration numbers not contiguous: {numbers}"
+    assert (repo / USER_FILE).read_text() == USER_TEXT
+    assert not git(repo, "log", "--all", "--format=%H", "--", USER_FILE)
+
+
+def peak_rss_of_build(cwd: Path, *args: str, out: Path) -> tuple[int, int]:
+    """Run ``iteratr build`` and watch its own VmHWM (the agent is another process): (exit status, peak kB)."""
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            [*ITERATR_CMD, "build", "--headless", *args],
+            cwd=cwd,
+            env={**os.environ, **FAST_ENV},
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        peak = 0
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                found = re.search(r"^VmHWM:\s+(\d+) kB", status.read_text(), re.MULTILINE)
+            except OSError:
+                found = None
+            if found:
+                peak = max(peak, int(found.group(1)))
+            time.sleep(0.01)
+    return proc.wait(), peak
+
+
+# -- flood -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["flood", "flood-line", "flood-message"])
+def test_a_50_mb_flood_keeps_iteratr_small_and_the_output_short(user_repo: Path, tmp_path: Path, mode: str) -> None:
+    agent = fake_agent("follow", mode, "follow", state_file=tmp_path / "state")
+    code, peak_kb = peak_rss_of_build(user_repo, "-i", "1", "--agent", agent, out=tmp_path / "out")
+    output = (tmp_path / "out").read_text()
+    assert code == 3, output
+    assert 0 < peak_kb < 300 * 1024, f"iteratr's peak RSS was {peak_kb} kB"
+    assert len(output) < 40_000, f"{len(output)} characters printed"
+    sdir = user_repo / ".iteratr" / "SPEC"
+    logs = sorted(sdir.glob("agent.log*"))
+    assert sum(p.stat().st_size for p in logs) < 4 * 5 * 1024 * 1024 + 1024 * 1024  # rotated: 5 MiB × (3 + 1)
+    if mode == "flood":
+        assert re.search(r"… \d{6} lines omitted; full text in agent\.log", output), output[-3000:]
+        assert [p.name for p in logs] == ["agent.log", "agent.log.1", "agent.log.2", "agent.log.3"]
+        assert "the end of the flood" in logs[0].read_text()
+    elif mode == "flood-line":
+        assert re.search(r"w … \(\d+ more characters\)", output)
+    else:
+        assert "over the limit of 16777216 bytes; it was dropped unread" in output
+        assert 1 in {
+            cast(dict[str, Any], e["data"])["n"] for e in read_events(user_repo) if e["type"] == "iteration.ended"
+        }
+    assert not git(user_repo, "ls-files", "--", ".iteratr/SPEC/agent.log*")
+    assert_whole(user_repo, output)
