@@ -8,6 +8,7 @@ go to the ``logging`` logger ``iteratr.run`` so that ``--log-file`` gets them wi
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import sys
@@ -45,6 +46,7 @@ class Printer:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self.colour = use_colour(self.stream)
+        self.closed = False  # the stream's reader went away (a closed pipe): nothing more is written to it
         self._partial = ""  # agent text not yet ended by a newline (at most LINE_MAX characters of it)
         self._cut = 0  # characters of the partial line past LINE_MAX, dropped
         self._shown = 0  # agent lines printed in this turn
@@ -63,12 +65,33 @@ class Printer:
         log.log(level, text)
 
     def _write(self, text: str, style: str | None = None) -> None:
+        if self.closed:
+            return
         try:
-            self.stream.write(self._style(text, style) + "\n")
-            self.stream.flush()
-        except UnicodeEncodeError:
-            self.stream.write(text.encode("ascii", "backslashreplace").decode() + "\n")
-            self.stream.flush()
+            try:
+                self.stream.write(self._style(text, style) + "\n")
+                self.stream.flush()
+            except UnicodeEncodeError:
+                self.stream.write(text.encode("ascii", "backslashreplace").decode() + "\n")
+                self.stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """``iteratr build | head -3``, or quitting ``less``: the output has no reader any more. The run goes on
+        (a half-done iteration must not be cut short by a pager); it says so once, on stderr and in the log."""
+        self.closed = True
+        if self.stream is sys.stdout:
+            # Python flushes stdout at exit: pointed at /dev/null, that flush cannot fail (and exit 120).
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+        said = "standard output was closed (its reader went away); the run goes on, without printing"
+        log.warning(said)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"iteratr: {said}\n")
+            sys.stderr.flush()
 
     def info(self, text: str) -> None:
         self.line(text)

@@ -105,3 +105,37 @@ def test_a_50_mb_flood_keeps_iteratr_small_and_the_output_short(user_repo: Path,
         }
     assert not git(user_repo, "ls-files", "--", ".iteratr/SPEC/agent.log*")
     assert_whole(user_repo, output)
+
+
+# -- a closed stdout ---------------------------------------------------------------------------------------
+
+
+def test_a_closed_stdout_lets_the_run_go_on_and_says_so_on_stderr(user_repo: Path, tmp_path: Path) -> None:
+    """``iteratr build | head -3``: the reader goes away early; the iterations still end and are committed."""
+    log_file = tmp_path / "run.log"
+    proc = subprocess.Popen(
+        [*ITERATR_CMD, "build", "--headless", "-i", "2", "--log-file", str(log_file), "--agent", fake_agent("follow")],
+        cwd=user_repo,
+        env={**os.environ, **FAST_ENV},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    head = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()  # as `head -3` exits
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(60) == 3, stderr
+    assert head[0].startswith(b"iteratr ")
+    assert "standard output was closed (its reader went away); the run goes on, without printing" in stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert "standard output was closed" in log_file.read_text()
+    subjects = git(user_repo, "log", "--format=%s", "main..iteratr/SPEC").splitlines()
+    assert subjects == [
+        "iteratr(SPEC): #2 Completed TAS-2: Second task",
+        "iteratr(SPEC): #1 Completed TAS-1: First task",
+        "iteratr(SPEC): #0 planning: 3 tasks",
+    ]
+    assert git(user_repo, "status", "--porcelain", "--untracked-files=no") == ""
+    ends = [e for e in read_events(user_repo) if e["type"] == "iteration.ended"]
+    assert len(ends) == 3
