@@ -144,8 +144,9 @@ class GitRepo:
         except GitError:
             return False
 
-    def check_ready(self) -> None:
-        """Refuse states in which committing per iteration would go wrong."""
+    def check_ready(self, *, detached_ok: bool = False) -> None:
+        """Refuse states in which committing per iteration would go wrong. ``detached_ok``: the caller settles a
+        detached HEAD itself (``session_branch.reattach``)."""
         if not self.has_commits():
             raise GitError(
                 "the repository has no commits yet", hint="commit once, e.g. `git commit --allow-empty -m init`"
@@ -162,7 +163,7 @@ class GitRepo:
         for (what, abort), raw in zip(markers.values(), self.run("rev-parse", *args).splitlines(), strict=True):
             if (self.root / raw).exists():
                 raise GitError(f"{what} is in progress in {self.root}", hint=f"finish it, or abort it: {abort}")
-        if self.current_branch() is None:
+        if not detached_ok and self.current_branch() is None:
             raise GitError("HEAD is detached", hint="check out a branch first, e.g. `git switch main`")
 
     def dirty_tracked(self) -> list[str]:

@@ -78,6 +78,25 @@ def _in_worktree(
     return path, how
 
 
+def reattach(repo: GitRepo, name: str) -> str:
+    """A detached HEAD the session's agent left (a run killed before it could switch back) goes back on ``iteratr/S``.
+
+    Only when it is safely the session's: HEAD is iteratr's last commit (``refs/iteratr/S/last``) or on top of
+    it, and the branch is below HEAD, so moving the branch up to HEAD loses nothing and brings the agent's
+    commits on the detached HEAD along. Work tree and index stay as they are. Called with the session's lock
+    held. Returns the warning to print; raises GitError if the detached HEAD is not the session's.
+    """
+    branch = paths.branch_name(name)
+    head, last = repo.rev("HEAD"), repo.rev(f"refs/iteratr/{name}/last")
+    tip = repo.rev(f"refs/heads/{branch}")
+    if head is None or last is None or not repo.is_ancestor(last, head) or (tip and not repo.is_ancestor(tip, head)):
+        raise GitError("HEAD is detached", hint="check out a branch first, e.g. `git switch -`")
+    repo.update_ref(f"refs/heads/{branch}", head)
+    repo.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
+    came = f"; {branch} moved up to it, keeping the commits made there" if head != tip else ""
+    return f"HEAD was left detached at {head[:9]}, on top of iteratr's last commit: back on {branch}{came}"
+
+
 def archive(repo: GitRepo, name: str, checkout: Path) -> str:
     """Rename ``iteratr/S`` to ``iteratr/S.archived-<UTC time>``: a reset never destroys history."""
     branch = paths.branch_name(name)

@@ -167,7 +167,7 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
 
     _require_agent_binary(cfg.agent_argv)
     repo = GitRepo.open(cwd)
-    repo.check_ready()
+    repo.check_ready(detached_ok=True)  # a detached HEAD is settled under the session's lock, below
     hooks_mod.load_hooks(repo.root, hooks_checked)  # refuse a bad hooks file before the branch is touched
     data_rel = paths.data_dir_in_tree(cfg.data_dir, repo.root, cwd)
 
@@ -184,6 +184,8 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
     try:
         if lock.stale:
             out.warn(f"took over the lock left by a run that is gone ({describe(lock.stale)})")
+        if repo.current_branch() is None:  # e.g. the agent detached HEAD, and the run was killed before it ended
+            out.warn(session_git.reattach(repo, name))
         work_tree, how = session_git.prepare(
             repo, name, data_rel=data_rel, worktree=request.worktree, reset=request.reset
         )

@@ -7,23 +7,25 @@ every iteratr commit reachable from ``iteratr/S``, and the user's untracked file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, read_events
-from tests.run.test_build_e2e import background, started
+from tests.run.test_build_e2e import Background, background, build, started, wait_for
 
 __all__ = ["background"]  # the fixture, imported for the tests below
 
 USER_FILE = "my-notes.txt"
 USER_TEXT = "the user's own notes, never committed\n"
-MB = 1000 * 1000
 
 
 @pytest.fixture
@@ -139,3 +141,41 @@ def test_a_closed_stdout_lets_the_run_go_on_and_says_so_on_stderr(user_repo: Pat
     assert git(user_repo, "status", "--porcelain", "--untracked-files=no") == ""
     ends = [e for e in read_events(user_repo) if e["type"] == "iteration.ended"]
     assert len(ends) == 3
+
+
+# -- a detached HEAD, then kill -9 -------------------------------------------------------------------------
+
+
+def kill_agents_of(marker: str) -> None:
+    """SIGKILL the scripted agents whose command line holds ``marker`` (their own --state-file): only ours."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline and "iteratr.agent.scripted" in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+def test_a_run_killed_on_the_agents_detached_head_is_recovered_onto_the_branch_by_the_next_build(
+    user_repo: Path, tmp_path: Path, background: Callable[..., Background]
+) -> None:
+    state = tmp_path / "state"
+    run = background(user_repo, "--agent", fake_agent("follow", "detach-hang", "follow", state_file=state))
+    log = user_repo / ".iteratr" / "SPEC" / "agent.log"
+    wait_for(lambda: log.exists() and "scripted agent: detached" in log.read_text(), "the agent to detach HEAD")
+    run.proc.kill()
+    assert run.wait() == -signal.SIGKILL
+    kill_agents_of(str(state))
+    assert git(user_repo, "branch", "--show-current") == ""  # still detached
+
+    out = build(user_repo, "--agent", fake_agent("follow", state_file=tmp_path / "state2"), expect=0)
+    assert "HEAD was left detached at" in out and "back on iteratr/SPEC" in out, out
+    assert "#1 was left unfinished by an earlier run: recording it as interrupted" in out
+    assert git(user_repo, "branch", "--show-current") == "iteratr/SPEC"
+    assert "the agent's commit on a detached HEAD" in git(user_repo, "log", "--format=%s", "iteratr/SPEC")
+    assert started(user_repo) == [0, 1, 2, 3]  # #1 had done TAS-1 before it detached: its events are kept
+    assert_whole(user_repo, out)
