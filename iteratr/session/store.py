@@ -347,7 +347,15 @@ class Store:
             self.own_lines.extend(lines)
             for event in new:
                 apply(state, event)
-            self.write_view(state)
+            try:
+                self.write_view(state)
+            except OSError as exc:
+                # The event is durable: say so, not "unexpected OSError". The view is derived; the next write
+                # (or a run's recovery) renders it again, and a temp file of this one is never left behind.
+                raise StoreError(
+                    f"recorded in {self.events_path}, but {self.tasks_path} could not be rewritten: "
+                    f"{exc.strerror or exc}; the next write renders it again"
+                ) from None
             if start == self._offset:  # else the log held bytes the state does not cover: no snapshot of it
                 self._offset, self._end = start + len(payload), start + len(payload)
                 self._lines += len(new)
