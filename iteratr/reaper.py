@@ -26,13 +26,27 @@ PR_SET_CHILD_SUBREAPER = 36
 PROC = Path("/proc")
 
 
-def become_subreaper() -> bool:
-    """Make this process the reaper of its orphaned descendants; False where the OS cannot."""
+PR_GET_CHILD_SUBREAPER = 37
+
+
+def become_subreaper(on: bool = True) -> bool:
+    """Make this process the reaper of its orphaned descendants (or stop being it); False where the OS cannot."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def is_subreaper() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        flag = ctypes.c_int(0)
+        return bool(libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value)
     except (OSError, AttributeError):
         return False
 
@@ -140,6 +154,13 @@ class TurnReaper:
         self.warn = warn
         self.active = become_subreaper()
         self._before: set[int] = set()
+
+    def close(self) -> None:
+        """The run is over: stop being a subreaper, so that a process running the loop in-process (a test
+        session, a long-lived host) does not collect everyone's orphans as zombies from now on."""
+        if self.active:
+            become_subreaper(False)
+            self.active = False
 
     def turn_starts(self) -> None:
         if self.active:

@@ -105,6 +105,7 @@ class BuildLoop:
                 if self.agent is not None:  # the session started: session_end runs however it ends
                     await self.agent.close()
                     await self._end_session()
+                self.record.orphans.close()  # no longer a subreaper (iteratr.reaper)
 
     async def _iterate(self) -> int:
         ran = failures = 0  # ran: main iterations only (--iterations does not count planning)

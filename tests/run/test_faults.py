@@ -255,3 +255,10 @@ def test_a_message_interrupted_in_a_pre_iteration_hook_is_delivered_by_the_next_
     run = run_loop(user_repo, script, iterations=1, expect=3)
     assert "add a task: from the user" in script.prompts[-1]
     assert run.events("user.delivered")
+
+
+def test_the_run_stops_being_a_subreaper_when_it_ends(user_repo: Path) -> None:
+    from iteratr import reaper
+
+    run_loop(user_repo, Script("follow"), iterations=1, expect=3)
+    assert not reaper.is_subreaper()  # pytest itself must not collect every later test's orphans as zombies

@@ -179,3 +179,45 @@ def test_a_run_killed_on_the_agents_detached_head_is_recovered_onto_the_branch_b
     assert "the agent's commit on a detached HEAD" in git(user_repo, "log", "--format=%s", "iteratr/SPEC")
     assert started(user_repo) == [0, 1, 2, 3]  # #1 had done TAS-1 before it detached: its events are kept
     assert_whole(user_repo, out)
+
+
+# -- the first table of issue 12, through the real scripted agent ------------------------------------------
+
+ROWS = {
+    "truncate-log": "the session log was tampered with",
+    "rm-session": "the session log was tampered with",
+    "reset-hard": "iteratr/SPEC was rewound",
+    "amend": "iteratr/SPEC was rewritten",
+    "elsewhere": "the agent left the checkout on elsewhere; switching back to iteratr/SPEC",
+    "big-file": "big.bin (100.0 MB) is over max_file_size (50.0 MB): not committed",
+    "escape": "stopped 2 process(es) the agent left running past its turn",
+}
+
+
+def sleeps_tagged(tag: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"sleep\0") and f".{tag}".encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("mode", list(ROWS))
+def test_each_misbehaviour_is_caught_and_the_history_stays_whole(user_repo: Path, tmp_path: Path, mode: str) -> None:
+    tag = f"{os.getpid()}{abs(hash(str(tmp_path))) % 100000}"
+    agent = fake_agent("follow", "follow", mode, "follow", state_file=tmp_path / "state")
+    out = build(user_repo, "-i", "3", "--agent", agent, expect=None, env={"FAKE_AGENT_SLEEP_TAG": tag})
+    assert ROWS[mode] in out, out
+    assert git(user_repo, "branch", "--show-current") == "iteratr/SPEC"
+    if mode == "escape":
+        assert not sleeps_tagged(tag)
+    if mode == "big-file":
+        assert not git(user_repo, "log", "--all", "--format=%H", "--", "big.bin")
+    if mode == "amend":  # a rewind keeps nothing aside: the rewound commits are the branch again
+        assert git(user_repo, "for-each-ref", "--format=%(refname)", "refs/iteratr/SPEC/rewritten/")
+    assert_whole(user_repo, out)
