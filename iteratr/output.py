@@ -14,7 +14,25 @@ import os
 import sys
 from typing import TextIO
 
+from iteratr.secrets import Masker
+
 log = logging.getLogger("iteratr.run")
+
+
+class MaskingFilter(logging.Filter):
+    """For a log file: each record's message with secret-looking environment values masked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask = Masker()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self.mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
 
 # What a turn's agent text may take on screen: its first and last lines, each cut to a length. An agent can
 # stream without end; the full text is in agent.log (``iteratr.agent.agent_log``) and the --log-file.
@@ -47,6 +65,7 @@ class Printer:
         self.stream = stream or sys.stdout
         self.colour = use_colour(self.stream)
         self.closed = False  # the stream's reader went away (a closed pipe): nothing more is written to it
+        self.mask = Masker()  # secret-looking environment values never reach the screen (iteratr.secrets)
         self._partial = ""  # agent text not yet ended by a newline (at most LINE_MAX characters of it)
         self._cut = 0  # characters of the partial line past LINE_MAX, dropped
         self._shown = 0  # agent lines printed in this turn
@@ -67,6 +86,7 @@ class Printer:
     def _write(self, text: str, style: str | None = None) -> None:
         if self.closed:
             return
+        text = self.mask(text)
         try:
             try:
                 self.stream.write(self._style(text, style) + "\n")

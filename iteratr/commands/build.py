@@ -69,6 +69,9 @@ def setup_logging(log_file: str, level: int, work_tree: Path | None = None) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = PrivateRotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from iteratr.output import MaskingFilter
+
+    handler.addFilter(MaskingFilter())  # secret-looking environment values never reach the log file
     handler.setLevel(level)
     root.addHandler(handler)
     root.setLevel(min(level, logging.INFO))

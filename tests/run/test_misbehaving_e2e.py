@@ -221,3 +221,20 @@ def test_each_misbehaviour_is_caught_and_the_history_stays_whole(user_repo: Path
     if mode == "amend":  # a rewind keeps nothing aside: the rewound commits are the branch again
         assert git(user_repo, "for-each-ref", "--format=%(refname)", "refs/iteratr/SPEC/rewritten/")
     assert_whole(user_repo, out)
+
+
+# -- secrets -----------------------------------------------------------------------------------------------
+
+
+def test_a_secret_the_agent_prints_is_masked_on_screen_and_in_the_log_file(user_repo: Path, tmp_path: Path) -> None:
+    secret = "sk-test-0123456789abcdef"
+    log_file = tmp_path / "run.log"
+    agent = fake_agent("follow", "env", state_file=tmp_path / "state")
+    out = build(
+        user_repo, "-i", "1", "--extra-instructions", "MY_API_KEY", "--log-file", str(log_file), "--agent", agent,
+        expect=None, env={"MY_API_KEY": secret},
+    )  # fmt: skip
+    assert log_file.exists(), out
+    logged = log_file.read_text()
+    assert "MY_API_KEY=***" in logged, logged[-2000:]
+    assert secret not in logged and secret not in out
