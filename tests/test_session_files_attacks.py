@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import marshal
 import os
-import resource
 import stat
 import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -172,8 +172,19 @@ def test_say_refuses_a_300_mb_stream_quickly_in_little_memory(repo: Path) -> Non
     (repo / ".iteratr" / S).mkdir(parents=True)
     started = time.monotonic()
     feeder = subprocess.Popen(["head", "-c", str(300 * 1024 * 1024), "/dev/zero"], stdout=subprocess.PIPE)
+    # A fresh interpreter runs `say` and reports its children's peak RSS: this process's own RUSAGE_CHILDREN
+    # would count every child any earlier test ran.
+    measure = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)"
+    )
     say = subprocess.run(
-        [*ITERATR_CMD, "say", "-n", S], cwd=repo, stdin=feeder.stdout, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", measure, *ITERATR_CMD, "say", "-n", S],
+        cwd=repo,
+        stdin=feeder.stdout,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert feeder.stdout is not None
     feeder.stdout.close()
@@ -181,7 +192,7 @@ def test_say_refuses_a_300_mb_stream_quickly_in_little_memory(repo: Path) -> Non
     feeder.wait()
     assert say.returncode == 2 and "limit is 65536 bytes" in say.stderr
     assert time.monotonic() - started < 20
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # every child so far: iteratr's own ~50 MB
+    peak_kib = int(say.stderr.strip().splitlines()[-1])  # iteratr's own ~50 MB
     assert peak_kib < 200 * 1024, f"peak RSS {peak_kib} KiB"
     assert not (repo / ".iteratr" / S / "inbox.md").exists()
 

@@ -203,11 +203,16 @@ def _create_with_header(session_dir: Path) -> None:
     # O_EXCL: a writer that recreated the inbox first keeps its file. O_APPEND: an appender racing
     # this create must not have its line overwritten by the header. A link in its place is refused.
     where = _where(session_dir, INBOX_FILE)
-    try:
-        fd = safe_open.open_fd(*where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-    except FileExistsError:
-        os.close(safe_open.open_fd(*where, os.O_RDONLY))  # there already: refused if it is a link
-        return
+    while True:  # a build may take (rename away) the file between our two opens: then create it again
+        try:
+            fd = safe_open.open_fd(*where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        except FileExistsError:
+            try:
+                os.close(safe_open.open_fd(*where, os.O_RDONLY))  # there already: refused if it is a link
+            except FileNotFoundError:
+                continue
+            return
+        break
     try:
         os.write(fd, INBOX_HEADER.encode())
     finally:

@@ -35,7 +35,8 @@ def test_exit_3_when_iterations_run_out_with_work_left(spec_repo: Path) -> None:
         "build", "--headless", "--agent", fake_agent("follow"), "-i", "2", cwd=spec_repo, env=FAST_ENV, expect=3
     )
     last = result.stdout.splitlines()[-1]
-    assert last.startswith("stopped: ") and "--iterations" in last and "2 task(s)" in last
+    # Planning does not count against -i: planning plus two tasks, one of the three left.
+    assert last.startswith("stopped: ") and "--iterations" in last and "1 task(s) still open" in last
 
 
 def test_exit_1_at_the_failure_limit(spec_repo: Path) -> None:
@@ -100,8 +101,9 @@ def test_build_help_documents_the_exit_statuses(repo: Path) -> None:
         ("0", "the session is complete"),
         ("1", "the run failed"),
         ("2", "bad usage, config, spec, template, id or session name"),
-        ("3", "stopped by --iterations with work left"),
+        ("3", "stopped by --iterations or a budget with work left"),
         ("4", "the session is locked by another run"),
+        ("5", "stopped: needs a person"),
         ("130", "interrupted"),
     ]:
         assert re.search(rf"^\s+{status}\s+{re.escape(meaning)}", text, re.M), status
@@ -292,6 +294,7 @@ def test_a_failed_push_is_a_warning_and_the_run_goes_on(spec_repo: Path) -> None
     )
 
     warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: push to nosuchremote failed")]
-    assert len(warnings) == 2  # one per commit, and the run went on to its second iteration
+    # One per commit (planning, then the two main iterations -i allows): the run went on after each.
+    assert len(warnings) == 3
     assert "carrying on" in warnings[0]
-    assert len(git(spec_repo, "rev-list", "main..iteratr/SPEC").splitlines()) == 2
+    assert len(git(spec_repo, "rev-list", "main..iteratr/SPEC").splitlines()) == 3

@@ -82,7 +82,8 @@ def test_doctor_reads_the_current_sessions_state_and_fails_a_corrupt_log(spec_re
     env = {"ITERATR_AGENT": agent}
     result = run_cli("doctor", cwd=spec_repo, env=env, expect=0)  # on branch iteratr/SPEC after the build
     line = lines_with("session state", result.stdout)[0]
-    assert line.startswith("ok    session state: SPEC: readable (0/3 tasks done, 1 iteration(s))"), line
+    # -i 1 runs the planning iteration and one task (planning does not count against -i).
+    assert line.startswith("ok    session state: SPEC: readable (1/3 tasks done, 2 iteration(s))"), line
     events = spec_repo / ".iteratr" / "SPEC" / "events.jsonl"
     good_lines = len(events.read_text().splitlines())
     with events.open("a") as f:

@@ -312,7 +312,8 @@ def test_runs_in_cwd_in_own_session_with_stdin_from_dev_null(tmp_path: Path) -> 
     assert stdin == "eof"
 
 
-def test_variables_and_env_reach_the_hook(tmp_path: Path) -> None:
+def test_variables_and_env_reach_the_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ITERATR_TRUST", raising=False)  # set for every test by conftest; not a hook variable
     config = one_hook(
         tmp_path,
         "env | grep '^ITERATR_' | sort; echo \"extra=$EXTRA home=$HOME\"; printf '[%s]' {{task_id}} {{ session }}",
