@@ -103,7 +103,7 @@ def test_branch_is_created_from_head_of_the_current_branch_and_resumed(spec_repo
     git(spec_repo, "commit", "-q", "-m", "feature work")
     feature_head = git(spec_repo, "rev-parse", "HEAD")
 
-    out = build(spec_repo, "--agent", fake_agent("follow"), "-i", "2", expect=3)
+    out = build(spec_repo, "--agent", fake_agent("follow"), "-i", "1", expect=3)  # planning + 1
     assert "branch iteratr/SPEC (created from feature)" in out
     assert git(spec_repo, "branch", "--show-current") == "iteratr/SPEC"
     first = commits(spec_repo, "iteratr/SPEC", base="feature")
@@ -125,7 +125,7 @@ def test_running_again_on_the_session_branch_resumes_it(spec_repo: Path) -> None
     build(spec_repo, "--agent", fake_agent("follow"), "-i", "1", expect=3)
     out = build(spec_repo, "--agent", fake_agent("follow"), "-i", "1", expect=3)
     assert "(resumed)" in out
-    assert started_numbers(spec_repo) == [0, 1]
+    assert started_numbers(spec_repo) == [0, 1, 2]  # planning + 1, then 1 more
 
 
 def test_uncommitted_changes_to_tracked_files_are_refused_and_left_alone(spec_repo: Path) -> None:
@@ -159,7 +159,7 @@ def test_worktree_leaves_the_users_checkout_alone_and_is_reused(spec_repo: Path)
     head = git(spec_repo, "rev-parse", "HEAD")
     before = status(spec_repo)
 
-    out = build(spec_repo, "--worktree", "--agent", fake_agent("follow"), "-i", "2", expect=3)
+    out = build(spec_repo, "--worktree", "--agent", fake_agent("follow"), "-i", "1", expect=3)
     path = spec_repo / ".iteratr" / "worktrees" / "SPEC"
     assert f"work tree {path}" in out
     assert "(worktree, created)" in out
@@ -298,7 +298,7 @@ def test_data_dir_gitignore_is_written_and_committed(spec_repo: Path) -> None:
 
 
 def test_no_auto_commit_commits_only_the_session_files(spec_repo: Path) -> None:
-    build(spec_repo, "--agent", fake_agent("follow"), "--no-auto-commit", "-i", "2", expect=3)
+    build(spec_repo, "--agent", fake_agent("follow"), "--no-auto-commit", "-i", "1", expect=3)
     history = commits(spec_repo, "iteratr/SPEC")
     assert [c.n for c in history] == ["0", "1"]
     for c in history:
@@ -329,7 +329,7 @@ def test_runtime_files_are_never_committed(spec_repo: Path) -> None:
 
 def test_agent_commits_of_its_own_come_below_iteratrs(spec_repo: Path) -> None:
     state = spec_repo.parent / "agent-state"
-    build(spec_repo, "--agent", fake_agent("follow", "commit", state_file=state), "-i", "2", expect=3)
+    build(spec_repo, "--agent", fake_agent("follow", "commit", state_file=state), "-i", "1", expect=3)
     subjects = git(spec_repo, "log", "--format=%s", "main..iteratr/SPEC").splitlines()
     assert subjects == [
         "iteratr(SPEC): #1 no summary recorded",
@@ -357,9 +357,9 @@ def test_reset_archives_the_branch_and_starts_afresh(spec_repo: Path) -> None:
     assert git(spec_repo, "rev-parse", archived) == old_head  # history kept
     assert [c.n for c in commits(spec_repo, archived)] == ["0", "1", "2", "3"]
     fresh = commits(spec_repo, "iteratr/SPEC")
-    assert [c.n for c in fresh] == ["0"]
+    assert [c.n for c in fresh] == ["0", "1"]  # planned afresh, then -i 1
     assert git(spec_repo, "rev-parse", f"{fresh[0].sha}^") == git(spec_repo, "rev-parse", "main")
-    assert started_numbers(spec_repo) == [0]
+    assert started_numbers(spec_repo) == [0, 1]
     assert git(spec_repo, "branch", "--show-current") == "iteratr/SPEC"
 
 
@@ -414,14 +414,14 @@ def test_build_from_a_subdirectory_resumes_the_session_at_the_top(spec_repo: Pat
     sub.mkdir()
     build(sub, "--spec", "../specs/SPEC.md", "--agent", fake_agent("follow"), "-i", "1", expect=3)
     assert not (sub / ".iteratr").exists()
-    assert [c.n for c in commits(spec_repo, "iteratr/SPEC")] == ["0", "1"]
-    assert [e["type"] for e in read_events(spec_repo, "SPEC")].count("iteration.started") == 2
+    assert [c.n for c in commits(spec_repo, "iteratr/SPEC")] == ["0", "1", "2"]
+    assert [e["type"] for e in read_events(spec_repo, "SPEC")].count("iteration.started") == 3
 
 
 def test_commit_goes_on_the_session_branch_even_if_the_agent_leaves_it(spec_repo: Path, tmp_path: Path) -> None:
     main_head = git(spec_repo, "rev-parse", "main")
     agent = fake_agent("follow", "detach", "follow", state_file=tmp_path / "state")
-    out = build(spec_repo, "--agent", agent, "-i", "3", expect=3)
+    out = build(spec_repo, "--agent", agent, "-i", "2", expect=3)
     assert "the agent left the checkout on a detached HEAD; switching back to iteratr/SPEC" in out
     assert git(spec_repo, "branch", "--show-current") == "iteratr/SPEC"
     assert git(spec_repo, "rev-parse", "main") == main_head
