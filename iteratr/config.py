@@ -162,7 +162,13 @@ KEYS: dict[str, Key] = {
                 bare="origin",
             ),
         ),
-        Key("max_file_size", int, 50 << 20, "files bigger than this (bytes, or 50MB) are never committed; 0 = no limit", v.size),
+        Key(
+            "max_file_size",
+            int,
+            50 << 20,
+            "files bigger than this (bytes, or 50MB) are never committed; 0 = no limit",
+            v.size,
+        ),
         Key("permissions", object, "allow", "the agent's permission policy: allow, deny, or rules", v.permissions),
         Key(
             "stall_limit",

@@ -43,10 +43,10 @@ class Settings:
     branch: str
     # The agent's permission policy (config key ``permissions``), parsed; the default allows, as before.
     permissions: permissions_mod.Policy = field(default=permissions_mod.DEFAULT)
-    max_file_size: int = 50 << 20  # bytes; 0 = no limit (config key ``max_file_size``)
     # Guard rails (iteratr.run.guards): iterations in a row without progress before a stop (0 = off), and budgets.
     stall_limit: int = 3
     budgets: Budgets = field(default_factory=Budgets)
+    max_file_size: int = 50 << 20  # bytes; 0 = no limit (config key ``max_file_size``)
 
     @classmethod
     def resolve(
