@@ -26,6 +26,7 @@ from typing import IO, Any, cast
 import pytest
 
 from iteratr.errors import EXIT_INTERRUPTED, EXIT_USAGE
+from iteratr.run.signals import DUPLICATE_WINDOW
 from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, read_events, run_cli
 
 PROMPT_SEP = "\n=====\n"
@@ -545,6 +546,7 @@ def test_second_ctrl_c_exits_at_once_and_the_next_run_recovers(
     child = int(re.findall(r"child pid (\d+)", log.read_text())[-1])
     run.proc.send_signal(signal.SIGINT)
     wait_for(lambda: "interrupting:" in run.output(), "the first Ctrl+C to be taken")
+    time.sleep(DUPLICATE_WINDOW + 0.2)  # a person's second press: a copy within the window would count once
     run.proc.send_signal(signal.SIGINT)
     assert run.wait() == 130, run.output()
     # It did not wait for the cancel to play out: #1 is still open in the log, and not committed.
@@ -617,6 +619,7 @@ def test_a_second_ctrl_c_during_a_hook_kills_the_hook(spec_repo: Path, tmp_path:
             wait_for_build(lambda: pid_file.exists() and pid_file.read_text().strip(), "the hook's pid", proc)
             proc.send_signal(signal.SIGINT)  # the first waits for the hook (it says: Ctrl+C again to quit now)
             wait_for_build(lambda: "interrupting" in out_file.read_text(), "the first Ctrl+C", proc)
+            time.sleep(DUPLICATE_WINDOW + 0.2)  # a person's second press, not a wrapper's copy of the first
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=30) == EXIT_INTERRUPTED, out_file.read_text()
         finally:
