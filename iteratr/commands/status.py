@@ -33,7 +33,8 @@ from iteratr import gitrepo, paths
 from iteratr.errors import GitError, IteratrError, UsageError
 from iteratr.output import Printer
 from iteratr.run import guards
-from iteratr.session.state import TASK_STATUSES, Iteration, State, replay
+from iteratr.session.reducer import replay
+from iteratr.session.state import TASK_STATUSES, Iteration, State
 from iteratr.text import clock, duration_text
 
 WATCH_INTERVAL = 2.0

@@ -77,7 +77,8 @@ from pathlib import Path
 from iteratr import paths, safe_open
 from iteratr.errors import StoreError, UsageError
 from iteratr.fsutil import atomic_write
-from iteratr.session.state import Event, State, apply
+from iteratr.session.reducer import apply
+from iteratr.session.state import Event, State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing

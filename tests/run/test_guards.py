@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from iteratr.run import guards
-from iteratr.session.state import State, replay
+from iteratr.session.reducer import replay
+from iteratr.session.state import State
 from iteratr.session.store import make_event
 
 

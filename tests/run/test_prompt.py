@@ -17,7 +17,8 @@ import pytest
 
 from iteratr.errors import ConfigError, UsageError
 from iteratr.run import prompt
-from iteratr.session.state import State, replay
+from iteratr.session.reducer import replay
+from iteratr.session.state import State
 from tests.conftest import FAST_ENV, fake_agent, git, run_cli
 
 BINARY = "/usr/bin/python3 /opt/iteratr/iteratr.py"

@@ -12,7 +12,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from iteratr.session import tasks_view
-from iteratr.session.state import replay
+from iteratr.session.reducer import replay
 from iteratr.session.store import SNAPSHOT_FILE as SNAPSHOT
 from iteratr.session.store import Store, make_event, snapshot_path
 from tests.conftest import ITERATR_CMD, CliResult, git, run_cli

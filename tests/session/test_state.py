@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from iteratr.session.state import State, apply, id_number, replay, would_cycle
+from iteratr.session.reducer import apply, replay
+from iteratr.session.state import State, id_number, would_cycle
 
 TS = "2026-01-02T03:04:05.000000Z"
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from iteratr.errors import StoreError, UsageError
-from iteratr.session.state import State, replay
+from iteratr.session.reducer import replay
+from iteratr.session.state import State
 from iteratr.session.store import Store, make_event
 
 

@@ -19,7 +19,8 @@ from ruamel.yaml import YAML
 from iteratr.errors import UsageError
 from iteratr.session import ops as tools
 from iteratr.session import tasks_view
-from iteratr.session.state import NOTE_TYPES, TASK_STATUSES, State, replay
+from iteratr.session.reducer import replay
+from iteratr.session.state import NOTE_TYPES, TASK_STATUSES, State
 from iteratr.session.store import Store, make_event
 
 NAME = "S"
