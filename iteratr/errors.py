@@ -76,10 +76,6 @@ class ConfigError(UsageError):
     """A config, hooks or template file is invalid. The message names the file and line."""
 
 
-class SpecError(UsageError):
-    """The spec file is missing, empty or not UTF-8."""
-
-
 class StoreError(IteratrError):
     """The session's event log cannot be read or written (corrupt line, I/O error)."""
 
@@ -103,8 +99,3 @@ class LockedError(IteratrError):
 
     exit_code = EXIT_LOCKED
 
-
-class Interrupted(IteratrError):
-    """The user pressed Ctrl+C. State on disk is consistent."""
-
-    exit_code = EXIT_INTERRUPTED

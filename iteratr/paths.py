@@ -20,7 +20,6 @@ EVENTS_FILE = "events.jsonl"
 TASKS_FILE = "tasks.yaml"
 INBOX_FILE = "inbox.md"
 AGENT_LOG = "agent.log"
-RUN_LOG = "run.log"
 CACHE_DIR = "cache"
 
 # Written into <data_dir>/.gitignore: runtime files that never belong in a commit.

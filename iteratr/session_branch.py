@@ -32,7 +32,7 @@ def prepare(repo: GitRepo, name: str, *, data_rel: Path, worktree: bool, reset: 
     if not worktree and (resetting or repo.current_branch() != branch):
         _refuse_dirty(repo, branch)  # before anything changes: a refused run must not have archived the session
     exclude_runtime_files(repo, data_rel)
-    archived = archive(repo, name, where or here) if resetting else ""
+    archived = archive(repo, name) if resetting else ""
     if worktree:
         return _in_worktree(repo, name, branch, data_rel, where, archived)
     if repo.current_branch() == branch and not archived:
@@ -97,7 +97,7 @@ def reattach(repo: GitRepo, name: str) -> str:
     return f"HEAD was left detached at {head[:9]}, on top of iteratr's last commit: back on {branch}{came}"
 
 
-def archive(repo: GitRepo, name: str, checkout: Path) -> str:
+def archive(repo: GitRepo, name: str) -> str:
     """Rename ``iteratr/S`` to ``iteratr/S.archived-<UTC time>``: a reset never destroys history."""
     branch = paths.branch_name(name)
     archived = f"{branch}.archived-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"

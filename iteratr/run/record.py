@@ -148,10 +148,6 @@ class Recorder:
         for lock in cleared:
             self.out.warn(f"removed a stale git lock {lock.path} ({lock.age:.0f}s old; no process held it)")
 
-    def back_on_branch(self) -> None:
-        """Kept for callers: the branch check now does this (iteratr.run.history)."""
-        self.history.restore_branch(None)
-
     def commit_end_of_run(self) -> None:
         """Commit what was recorded after the last iteration's commit (session_end's ``hook.ran``): a run
         never leaves the session log dirty, which would block ``git switch``. Never raises: the run is over."""
