@@ -21,7 +21,9 @@ import contextlib
 import errno
 import os
 import stat
+from pathlib import Path
 
+from iteratr import fsutil
 from iteratr.errors import UsageError
 
 TYPE_CHECKING = False
@@ -150,24 +152,6 @@ def atomic_write(
     try:
         if _is_link(name, parent):
             raise _refuse(os.path.join(os.fspath(data_dir), os.fspath(rel)))
-        tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.iteratr-tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=parent)
-            raise
-        if durable:
-            with contextlib.suppress(OSError):
-                os.fsync(parent)
+        fsutil.atomic_write(Path(name), data, mode=mode, durable=durable, dir_fd=parent)
     finally:
         os.close(parent)
