@@ -225,9 +225,9 @@ class FakeAgent:
         return self.result(self.say("all done\n"))
 
     async def _permission(self, prompt: str) -> TurnResult:
-        self.launch.on_event(PermissionEvent("touch permission.txt", "allow_always"))
+        self.launch.on_event(PermissionEvent("touch permission.txt", "allow_once", "default policy"))
         self.tool("touch permission.txt")
-        return self.result(self.say("permission: allow-always"))
+        return self.result(self.say("permission: allow-once"))
 
     async def _env(self, prompt: str) -> TurnResult:
         env: Mapping[str, str] = self.launch.env

@@ -75,7 +75,8 @@ class ToolCallEvent:
 @dataclass(frozen=True)
 class PermissionEvent:
     title: str
-    option: str  # the option kind we chose (allow_always, allow_once, reject_once) or "cancelled"
+    option: str  # the option kind we chose (allow_once, allow_always, reject_once, reject_always) or "cancelled"
+    reason: str = ""  # what decided, for the screen: "default policy", "rule 1 'deny execute \"git push*\"' (…)"
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Protocol
@@ -94,6 +94,9 @@ class Decision:
     option_id: str | None  # None: answer "cancelled"
     allowed: bool
     reason: str  # one line for the output and the log
+    # The part of the reason that says what decided ("mode allow", "rule 2 '…' (…)"), for a shorter line;
+    # derived from the reason, so not compared.
+    why: str = field(default="", compare=False)
 
 
 DEFAULT = Policy()
@@ -235,8 +238,9 @@ def decide(
     if allowed:
         option_id = _pick(options, ("allow_once", "allow_always"))
         if option_id is None:
-            return Decision(None, False, f"cancelled {kind} {title!r}: allowed by {why}, but no allow option offered")
-        return Decision(option_id, True, f"allowed {kind} {title!r} by {why}")
+            reason = f"cancelled {kind} {title!r}: allowed by {why}, but no allow option offered"
+            return Decision(None, False, reason, why)
+        return Decision(option_id, True, f"allowed {kind} {title!r} by {why}", why)
     option_id = _pick(options, ("reject_once", "reject_always"))
     verb = "denied" if option_id is not None else "cancelled (no reject option offered)"
-    return Decision(option_id, False, f"{verb} {kind} {title!r} by {why}")
+    return Decision(option_id, False, f"{verb} {kind} {title!r} by {why}", why)

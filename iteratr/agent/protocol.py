@@ -73,15 +73,6 @@ def option_values(option: SessionConfigOptionSelect) -> list[str]:
     return values
 
 
-def pick_permission(options: list[PermissionOption]) -> PermissionOption | None:
-    """Allow always, else allow once (else reject): iteratr runs unattended."""
-    for kind in ("allow_always", "allow_once", "reject_once", "reject_always"):
-        for option in options:
-            if option.kind == kind:
-                return option
-    return None
-
-
 @dataclass(frozen=True)
 class SessionSetup:
     """A new ACP session and its model choice: a config option, or (older agents) a ``models`` field."""

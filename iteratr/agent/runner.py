@@ -41,6 +41,7 @@ from iteratr.agent.events import (
     UsageEvent,
     timeout_message,
 )
+from iteratr.agent.permissions import DEFAULT, Policy
 from iteratr.agent.process import AgentProcess
 from iteratr.agent.turn import Turn, answer_permission
 
@@ -88,6 +89,8 @@ class AgentRunner:
         stderr_log: Path,
         on_event: Callable[[object], None],
         model: str | None = None,
+        permissions: Policy = DEFAULT,  # how the agent's permission requests are answered
+        work_tree: Path | None = None,  # what "outside the work tree" means to the policy; None: cwd
         line_limit: int = 1024 * 1024,  # the pipe reader's buffer: a longer message is read in pieces
         start_timeout: float = 60.0,
         cancel_grace: float = 5.0,
@@ -96,6 +99,8 @@ class AgentRunner:
         self._cwd = Path(cwd)
         self._on_event = on_event
         self._model = model
+        self._permissions = permissions
+        self._work_tree = Path(work_tree) if work_tree is not None else self._cwd
         self._start_timeout = start_timeout
         self._cancel_grace = cancel_grace
         self._close_timeout = close_timeout
@@ -291,7 +296,9 @@ class AgentRunner:
     def _on_permission(
         self, session_id: str, tool_call: ToolCallUpdate, options: list[PermissionOption]
     ) -> RequestPermissionResponse:
-        return answer_permission(self._turn, tool_call, options, self._emit)
+        return answer_permission(
+            self._turn, tool_call, options, self._emit, policy=self._permissions, work_tree=self._work_tree
+        )
 
     def _emit(self, event: object) -> None:
         """The listener gets every event; the agent's text also goes, whole, to the rotated agent.log, which is

@@ -3,7 +3,7 @@
 The loop never names ``AgentRunner``: it calls an ``AgentFactory`` with an ``AgentLaunch`` and talks
 to the ``Agent`` it returns. The real factory (``acp_agent``) starts an ACP agent process; tests pass
 a fake that runs scripted behaviours in-process, so the loop can be driven in milliseconds.
-No ``acp`` import here, so importing the seam stays cheap.
+No ``acp`` import here, so importing the seam stays cheap (the policy module is pure).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from iteratr.agent.events import AgentInfo, TurnResult
+from iteratr.agent.permissions import DEFAULT, Policy
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class AgentLaunch:
     stderr_log: Path
     on_event: Callable[[object], None]  # AgentText, ToolCallEvent, PermissionEvent ... as they stream
     model: str | None = None  # set on every session; None: the agent's default
+    permissions: Policy = DEFAULT  # how the agent's permission requests are answered (config ``permissions``)
+    work_tree: Path | None = None  # the policy's "outside the work tree"; None: cwd
 
 
 class Agent(Protocol):
@@ -66,6 +69,8 @@ def acp_agent(launch: AgentLaunch) -> Agent:
         stderr_log=launch.stderr_log,
         on_event=launch.on_event,
         model=launch.model,
+        permissions=launch.permissions,
+        work_tree=launch.work_tree,
     )
     if usage.is_opencode(launch.argv):  # its ACP usage covers only a turn's last model call: read its record
         return usage.AgentRecordUsage(runner, launch.argv, cwd=launch.cwd, env=launch.env)

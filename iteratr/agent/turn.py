@@ -2,16 +2,18 @@
 
 ``Turn`` collects what a turn said (text, tool calls, cost, the model in effect) from ACP
 ``session/update`` notifications and hands a readable event for each to the runner's listener;
-``answer_permission`` answers the agent's permission requests (allow always, else allow once) and
-reports the choice. Kept apart from the runner, which owns the clocks and the process, because this
-is translation only: the same updates always give the same events.
+``answer_permission`` answers the agent's permission requests under the run's policy
+(``iteratr.agent.permissions``) and reports each decision with its reason. Kept apart from the runner, which
+owns the clocks and the process, because this is translation and policy only: the same input, the same answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iteratr.agent.events import (
@@ -24,11 +26,13 @@ from iteratr.agent.events import (
     Usage,
     UsageEvent,
 )
+from iteratr.agent.permissions import DEFAULT, Decision, Policy, decide
 
 if TYPE_CHECKING:
     from acp.schema import PermissionOption, PromptResponse, RequestPermissionResponse, ToolCallUpdate
 
 Emit = Callable[[object], None]
+log = logging.getLogger("iteratr.agent")
 TEXT_KEPT = 1024 * 1024  # characters of a turn's text kept in its result (judging "no output"); the rest is logged
 
 
@@ -102,19 +106,43 @@ class Turn:
 
 
 def answer_permission(
-    turn: Turn | None, tool_call: ToolCallUpdate, options: list[PermissionOption], emit: Emit
+    turn: Turn | None,
+    tool_call: ToolCallUpdate,
+    options: list[PermissionOption],
+    emit: Emit,
+    *,
+    policy: Policy = DEFAULT,
+    work_tree: Path,
 ) -> RequestPermissionResponse:
-    """Allow always, else allow once; "cancelled" when no turn runs or it is being cancelled."""
+    """Decide one request under ``policy`` (``iteratr.agent.permissions``), report the decision and its reason
+    (a ``PermissionEvent``, and the log at info), and answer it: the chosen option, or "cancelled" when the
+    decision names no option, no turn runs, or the turn is being cancelled."""
     from acp.schema import AllowedOutcome, DeniedOutcome, RequestPermissionResponse
 
-    from iteratr.agent.protocol import pick_permission
-
-    known = turn.tools.get(tool_call.tool_call_id, (None, None, None))[0] if turn else None
-    title = tool_call.title or known or tool_call.tool_call_id
-    choice = pick_permission(options)
-    if turn is None or turn.cancel_requested or choice is None:
+    known = turn.tools.get(tool_call.tool_call_id, (None, None, None)) if turn else (None, None, None)
+    title = tool_call.title or known[0] or tool_call.tool_call_id
+    kind = tool_call.kind or known[1]
+    if turn is None or turn.cancel_requested:
         # The protocol wants "cancelled" for requests that arrive after session/cancel.
-        emit(PermissionEvent(title, "cancelled"))
+        why = "no turn is running" if turn is None else "the turn is being cancelled"
+        decision = Decision(None, False, f"cancelled {kind or 'other'} {title!r}: {why}", why)
+    else:
+        decision = decide(
+            policy,
+            kind=kind,
+            title=title,
+            raw_input=tool_call.raw_input,
+            locations=[location.path for location in tool_call.locations or []],
+            options=options,
+            work_tree=work_tree,
+        )
+    chosen = next((o for o in options if decision.option_id is not None and o.option_id == decision.option_id), None)
+    if chosen is None:  # nothing to pick: the whole sentence says why ("…, but no allow option offered")
+        why = decision.why if turn is None or turn.cancel_requested else decision.reason
+    else:
+        why = "default policy" if policy == DEFAULT and decision.why == "mode allow" else decision.why
+    log.info("permission %s %r: %s", kind or "other", title, decision.reason)
+    emit(PermissionEvent(title, chosen.kind if chosen else "cancelled", why))
+    if chosen is None:
         return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
-    emit(PermissionEvent(title, choice.kind))
-    return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected", option_id=choice.option_id))
+    return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected", option_id=chosen.option_id))

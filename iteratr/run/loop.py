@@ -340,6 +340,8 @@ class BuildLoop:
             )
         )
         info = await self.agent.start()
+                permissions=self.s.permissions,
+                work_tree=self.s.work_tree,
         self.out.line(f"agent: {info.name} {info.version} (log: {log})")
 
     async def _end_session(self) -> None:

@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from iteratr.session.state import State, Task
 
 log = logging.getLogger("iteratr.agent")
+# How a permission decision reads: the option kind iteratr chose for the agent.
+_DECIDED = {
+    "allow_once": "allowed once",
+    "allow_always": "allowed always",
+    "reject_once": "denied",
+    "reject_always": "denied always",
+    "cancelled": "cancelled",
+}
 
 
 class Screen:
@@ -80,7 +88,10 @@ class Screen:
             style = "tool" if event.status == "completed" else "fail"
             self.out.line(f"  [tool] {event.title} -> {event.status}", style)
         elif isinstance(event, PermissionEvent):
-            self.out.line(f"  [permission] {event.title}: {event.option}", "dim")
+            words = _DECIDED.get(event.option, event.option) + (f": {event.reason}" if event.reason else "")
+            self.out.line(
+                f"  [permission] {event.title}: {words}", "dim" if event.option.startswith("allow") else "fail"
+            )
 
 
 def _next_task(state: State) -> Task | None:

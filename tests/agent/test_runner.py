@@ -231,14 +231,14 @@ def test_stop_reasons_other_than_end_turn_are_reported(tmp_path: Path) -> None:
     run(go)
 
 
-def test_permission_requests_are_approved_preferring_allow_always(tmp_path: Path) -> None:
+def test_permission_requests_are_approved_once_by_default(tmp_path: Path) -> None:
     h = Harness(tmp_path, "--mode", "permission")
 
     async def go() -> None:
         result = await h.turn()
         await h.runner.close()
-        assert h.of(PermissionEvent) == [PermissionEvent("touch permission.txt", "allow_always")]
-        assert result.text == "permission: allow-always", "the agent received the allow_always option id"
+        assert h.of(PermissionEvent) == [PermissionEvent("touch permission.txt", "allow_once", "default policy")]
+        assert result.text == "permission: allow-once", "the agent received the allow_once option id"
         assert result.tool_calls == 1
         assert h.of(ToolCallEvent)[-1].final
 

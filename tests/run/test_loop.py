@@ -278,8 +278,8 @@ def test_output_lines(spec_repo: Path) -> None:
         re.fullmatch(r"=== #2 ok \| \d+\.\ds \| tasks 0/3 done \| tokens: 1,200 \| cost 0\.0123 USD", line)
         for line in lines
     ), out
-    assert "  [permission] touch permission.txt: allow_always" in lines  # approved, and logged
-    assert "  permission: allow-always" in lines
+    assert "  [permission] touch permission.txt: allowed once: default policy" in lines  # approved, and logged
+    assert "  permission: allow-once" in lines
     assert any(re.fullmatch(r"=== #4 ok \| \d+\.\ds \| tasks 1/3 done", line) for line in lines), out
     assert (
         lines[-1] == "stopped: 4 iteration(s) run (--iterations), 2 task(s) still open. History: git log iteratr/SPEC"
