@@ -10,7 +10,11 @@ with ``stream: true``. Two kinds of request arrive:
   the turn.
 
 Every agent-turn request is recorded (:attr:`ScriptedModelServer.turns`) so tests can assert on what the model
-received. The default script, :func:`diligent_agent`, drives iteratr's tool CLI the way a careful agent would:
+received, and every answered call with the usage reported for it (:attr:`ScriptedModelServer.served`). That usage
+varies per call, a function of the request's size and of the answer (:func:`usage_for`), so a count that took only
+one call of a turn, or one call times the number of calls, would not match the sum of what was served.
+
+The default script, :func:`diligent_agent`, drives iteratr's tool CLI the way a careful agent would:
 load the spec's tasks when planning, otherwise do one task per iteration and mark the session complete when no
 task is left.
 
@@ -174,6 +178,32 @@ def diligent_agent(turn: AgentTurn) -> Action:
     return Text(f"Stopping: unexpected step {last.command!r} with output {last.result[:200]!r}.")
 
 
+# --- usage ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    """One answered chat-completions call and the usage reported for it."""
+
+    prompt: str  # the last user message: iteratr's prompt for agent turns; for title calls, opencode's wrapping of it
+    title: bool  # a request without ``tools``: opencode asking for a session title
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def usage_for(body_bytes: int, action: Action) -> tuple[int, int]:
+    """(prompt, completion) tokens reported for one call: about four bytes a token, of the request and the answer.
+
+    Every call of a turn gets a different figure (each request carries the steps before it, so it grows).
+    """
+    answer = action.text if isinstance(action, Text) else action.command + action.description
+    return body_bytes // 4, 1 + len(answer.encode()) // 4
+
+
 # --- request parsing ------------------------------------------------------------------------------------------
 
 
@@ -219,6 +249,7 @@ class _State:
     script: Script
     turns: list[AgentTurn] = field(default_factory=list)
     title_requests: int = 0
+    served: list[Served] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
@@ -251,7 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
                 raise ValueError(f"request body of {length} bytes is over the {MAX_BODY_BYTES} limit")
-            body = json.loads(self.rfile.read(length) or b"{}")
+            raw = self.rfile.read(length) or b"{}"
+            body = json.loads(raw)
             action = self._decide(body)
         except Exception as exc:  # the test reads state.errors; opencode gets a 500 it will report
             with state.lock:
@@ -259,10 +291,19 @@ class _Handler(BaseHTTPRequestHandler):
                 state.changed.notify_all()
             self._send_json(500, {"error": {"message": f"scripted model failed: {exc}"}})
             return
+        prompt_tokens, completion_tokens = usage_for(len(raw), action)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        served = Served(parse_turn(body).prompt, not body.get("tools"), prompt_tokens, completion_tokens)
+        with state.lock:
+            state.served.append(served)
         if body.get("stream"):
-            self._stream(action)
+            self._stream(action, usage)
         else:
-            self._send_json(200, self._completion(action))
+            self._send_json(200, self._completion(action, usage))
 
     def _decide(self, body: dict[str, Any]) -> Action:
         state = self.server.state
@@ -292,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.counter += 1
             return f"{state.counter}"
 
-    def _completion(self, action: Action) -> dict[str, Any]:
+    def _completion(self, action: Action, usage: dict[str, int]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": None}
         if isinstance(action, Text):
             message["content"] = action.text
@@ -306,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [
                 {"index": 0, "message": message, "finish_reason": "stop" if isinstance(action, Text) else "tool_calls"}
             ],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+            "usage": usage,
         }
 
     def _tool_call(self, action: Bash) -> dict[str, Any]:
@@ -317,11 +358,11 @@ class _Handler(BaseHTTPRequestHandler):
             "function": {"name": "bash", "arguments": arguments},
         }
 
-    def _stream(self, action: Action) -> None:
+    def _stream(self, action: Action, usage: dict[str, int]) -> None:
         completion_id = f"chatcmpl-{self._next_id()}"
         created = int(time.time())
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, usage: bool = False) -> bytes:
+        def chunk(delta: dict[str, Any], finish: str | None = None, last: bool = False) -> bytes:
             payload: dict[str, Any] = {
                 "id": completion_id,
                 "object": "chat.completion.chunk",
@@ -329,18 +370,18 @@ class _Handler(BaseHTTPRequestHandler):
                 "model": MODEL_ID,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
-            if usage:
-                payload["usage"] = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+            if last:
+                payload["usage"] = usage
             return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
         events = [chunk({"role": "assistant", "content": ""})]
         if isinstance(action, Text):
             events.append(chunk({"content": action.text}))
-            events.append(chunk({}, "stop", usage=True))
+            events.append(chunk({}, "stop", last=True))
         else:
             call = self._tool_call(action)
             events.append(chunk({"tool_calls": [{"index": 0, **call}]}))
-            events.append(chunk({}, "tool_calls", usage=True))
+            events.append(chunk({}, "tool_calls", last=True))
         events.append(b"data: [DONE]\n\n")
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -427,6 +468,12 @@ class ScriptedModelServer:
         """Failures of the script or of request parsing (each also answered with HTTP 500)."""
         with self._state.lock:
             return list(self._state.errors)
+
+    @property
+    def served(self) -> list[Served]:
+        """Every answered call (agent turns and title requests) with the usage reported for it, in order."""
+        with self._state.lock:
+            return list(self._state.served)
 
     @property
     def title_requests(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -40,6 +41,8 @@ hooks:
 """
 MESSAGE = "Please also keep the zebra-42 convention in mind"
 BUILD_TIMEOUT = 240.0
+# An iteration's footer (its header, ``=== #N | task`` or ``=== #N planning``, has no outcome word).
+FOOTER_RE = re.compile(r"^=== #\d+ (ok|failed|timeout|interrupted) \| ")
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -194,3 +197,44 @@ def test_build_with_real_opencode_completes_spec_with_inbox_and_hooks(
     for header, prompt in main_prompts.items():
         number = header.rsplit("#", 1)[-1]
         assert f"HOOK-MARKER-{number}" in prompt, f"{header}: no hook output in prompt{info}"
+
+    assert_usage_is_what_the_model_served(events, build.result.stdout, model_server, info)
+
+
+def iteration_number(prompt: str) -> int:
+    """The iteration a prompt was rendered for: its first line ends with ``Iteration: #N``."""
+    return int(prompt.lstrip().splitlines()[0].rsplit("#", 1)[-1])
+
+
+def assert_usage_is_what_the_model_served(
+    events: list[dict[str, Any]], stdout: str, server: ScriptedModelServer, info: str
+) -> None:
+    """Each iteration's tokens are the sum over every model call of its turn, read from opencode's own record.
+
+    opencode 1.18.33's ACP response reports only the turn's last call, so these figures come from ``opencode
+    export`` (``source`` ``agent-record``). Which calls opencode's record counts (seen in its export: one assistant
+    message per agent-turn call, ``info.tokens`` their sum): every agent-turn call (a request with ``tools``);
+    never the session-title call (a request without ``tools``, one per session), whose usage opencode keeps out
+    of the session's record. The server's usage differs per call (``usage_for``), so a count of the last call
+    only, or of one call times the number of calls, or one that added the title call, fails here.
+    """
+    served: dict[int, list[int]] = {}
+    for call in server.served:
+        if not call.title:
+            served.setdefault(iteration_number(call.prompt), []).append(call.total_tokens)
+    ended = {int(e["data"]["n"]): e["data"] for e in events if e.get("type") == "iteration.ended"}
+    detail = f"\nserved per iteration: {served}\nended: {ended}\ntitle calls: {server.title_requests}{info}"
+    assert sorted(served) == sorted(ended), detail
+    # What makes the sums below tell: turns of several calls, each with its own figure, and title calls that
+    # were served (usage included) yet must not be counted.
+    assert any(len(set(calls)) > 1 for calls in served.values()), detail
+    assert any(call.title and call.total_tokens > 0 for call in server.served), detail
+    footers = [line for line in stdout.splitlines() if FOOTER_RE.match(line)]
+    for n, calls in served.items():
+        usage = ended[n].get("usage") or {}
+        assert usage.get("source") == "agent-record", f"#{n}: {usage}{detail}"
+        assert usage.get("total_tokens") == sum(calls), f"#{n}: {usage} vs served {calls}{detail}"
+        assert usage.get("input_tokens", 0) + usage.get("output_tokens", 0) == sum(calls), f"#{n}: {usage}{detail}"
+        footer = [line for line in footers if line.startswith(f"=== #{n} ")]
+        assert len(footer) == 1 and f"tokens: {sum(calls):,}" in footer[0], f"#{n}: {footer}{detail}"
+        assert "last call only" not in footer[0], f"#{n}: {footer}{detail}"
