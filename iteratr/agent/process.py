@@ -7,7 +7,8 @@ iteratr, which cancels politely. Each start is marked in the log, so that an err
 what this process (not an earlier one) wrote on stderr.
 
 Its stderr is a pipe that iteratr copies, in chunks, into ``agent.log`` (``agent.agent_log``), which is
-rotated with a bound: given the file itself, an agent could write past any bound.
+rotated with a bound: given the file itself, an agent could write past any bound. Copying it also lets iteratr
+mask secret-looking environment values on the way (``iteratr.secrets``).
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ class AgentProcess:
         while True:
             chunk = await stderr.read(STDERR_CHUNK)
             if not chunk:
+                self.log.flush()
                 return
-            self.log.write(chunk)
+            self.log.write(chunk, stream="stderr")  # secrets masked, even one split across two reads
 
     async def _end_pump(self) -> None:
         """Let the pump copy the agent's last words; a process it left behind may hold the pipe open: stop."""

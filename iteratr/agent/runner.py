@@ -240,6 +240,7 @@ class AgentRunner:
             return turn.result(str(response.stop_reason), response)
         finally:
             self._turn = None
+            self._process.log.flush()  # the text's tail held back in case it began a secret (agent_log)
             if not body.done():
                 body.cancel()
             with contextlib.suppress(BaseException):
@@ -304,7 +305,7 @@ class AgentRunner:
         """The listener gets every event; the agent's text also goes, whole, to the rotated agent.log, which is
         what the screen's cap points to."""
         if isinstance(event, AgentText):
-            self._process.log.write(event.text.encode("utf-8", errors="replace"))
+            self._process.log.write(event.text.encode("utf-8", errors="replace"), stream="text")
         self._on_event(event)
 
     # -- waiting and failing ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from iteratr import gitrepo
 from iteratr.errors import GitError
 from iteratr.run.integrity import check_log
+from iteratr.secrets import Masker
 from iteratr.session.store import Store, make_event
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class History:
         self.repo = repo
         self.out = printer
         self.last_ref = f"refs/iteratr/{session}/last"
+        self.mask = Masker()  # a problem may quote what the agent wrote (a line, a branch name)
 
     # -- iteratr's record ---------------------------------------------------------------------------
 
@@ -111,7 +113,7 @@ class History:
                 f.write(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in verdict.set_aside))
             aside = str(path.relative_to(self.repo.root))
         self.store.rewrite(repaired)
-        data: dict[str, object] = {"what": "log", "problems": verdict.problems}
+        data: dict[str, object] = {"what": "log", "problems": [self.mask(p) for p in verdict.problems]}
         if aside:
             data["set_aside"] = aside
         self.store.append(make_event("tamper", data, n))
@@ -197,7 +199,7 @@ class History:
 
     def record_branch(self, n: int, found: BranchRepair) -> None:
         if found.problems:
-            data: dict[str, object] = {"what": "branch", "problems": found.problems}
+            data: dict[str, object] = {"what": "branch", "problems": [self.mask(p) for p in found.problems]}
             if found.kept:
                 data["rewritten"] = found.kept
             self.store.append(make_event("tamper", data, n))

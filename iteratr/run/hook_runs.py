@@ -7,15 +7,21 @@ completed it (the agent or a user, during the run or between runs).
 
 The environment hooks run in is the agent's (``child_env``), so a hook and the agent's shell see
 the same ``ITERATR_*`` variables; the loop uses it to start the agent too.
+
+A hook's output and its ``hook.ran`` record have secret-looking environment values masked (``iteratr.secrets``):
+a test runner that prints its config, or a deploy script that echoes a token, must not put it in the prompt,
+the log or a commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from typing import TYPE_CHECKING
 
 from iteratr.run import hooks as hooks_mod
+from iteratr.secrets import Masker
 from iteratr.session.state import State, id_number
 from iteratr.session.store import Store, make_event
 
@@ -44,6 +50,7 @@ class HookRunner:
         self.store = store
         self.out = printer
         self.held: list[hooks_mod.HookResult] = []  # piped output waiting for the next prompt
+        self.mask = Masker()
 
     def take_held(self, *more: hooks_mod.HookResult) -> str:
         """The piped output for the prompt about to be sent (held, then ``more``); nothing stays held."""
@@ -64,6 +71,8 @@ class HookRunner:
         results = await asyncio.to_thread(
             hooks_mod.run_hooks, self.s.hooks, hook_type, variables, cwd=self.s.work_tree, env=env
         )
+        # Masked once, here: what is printed, held for a prompt and recorded all come from these results.
+        results = [dataclasses.replace(r, output=self.mask(r.output)) for r in results]
         events = []
         for r in results:
             status = "timed out" if r.timed_out else f"exit {r.exit_status}"
@@ -75,7 +84,7 @@ class HookRunner:
                     self.out.line(f"      {text}", "dim")
             data = {
                 "hook": hook_type,
-                "command": r.spec.command,
+                "command": self.mask(r.spec.command),
                 "exit_status": r.exit_status,
                 "timed_out": r.timed_out,
                 "duration": round(r.duration, 3),

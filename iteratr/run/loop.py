@@ -224,17 +224,20 @@ class BuildLoop:
         pre = await self.hooks.run("pre_iteration", n)
         self.inbox.take()
         state = self.store.load()
-        context = prompt.context(
-            session=self.s.session,
-            iteration=n,
-            spec=prompt.read_spec(self.s.spec_path),  # re-read every iteration: the user may refine it
-            state=state,
-            binary=self.s.binary,
-            extra=self.s.extra,
-            hooks=self.hooks.take_held(*pre),
-            failure=self._failure_text,
-            progress=self._stall_words(state),
-        )
+        context = prompt.masked(
+            prompt.context(
+                session=self.s.session,
+                iteration=n,
+                spec=prompt.read_spec(self.s.spec_path),  # re-read every iteration: the user may refine it
+                state=state,
+                binary=self.s.binary,
+                extra=self.s.extra,
+                hooks=self.hooks.take_held(*pre),
+                failure=self._failure_text,
+                progress=self._stall_words(state),
+            ),
+            self.record.mask,
+        )  # secrets from a hook's output or the agent's failure never reach the prompt
         text = self.s.templates[kind].render(context)
         attempt.run = self.run_id
         attempt.delivered = [m.id for m in state.pending_messages()]

@@ -15,7 +15,7 @@ prompt grows with the open work, never with the history (tests/run/test_prompt.p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -234,6 +234,16 @@ def context(
         "port": "",
         "progress": progress,
     }
+
+
+# What the user wrote reaches the agent as written: a message or spec naming a credential is the user's choice.
+USERS_OWN = frozenset({"spec", "messages", "extra", "binary", "session"})
+
+
+def masked(context: dict[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
+    """``context`` with secret-looking environment values masked in every section the agent or a hook wrote
+    (hook output, the last failure, tasks, notes, history): the prompt is written to the agent and its log."""
+    return {k: mask(v) if isinstance(v, str) and k not in USERS_OWN else v for k, v in context.items()}
 
 
 def stall_text(spent: int, limit: int, task: str | None) -> str:
