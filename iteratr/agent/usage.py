@@ -9,7 +9,8 @@ about tenfold.
 opencode keeps its own record of every session, and the ACP session id is opencode's: ``opencode export
 <sessionID>`` prints it as JSON, with ``info.tokens`` (input, output, reasoning, cache read/write) and
 ``info.cost`` summed over every call. Since iteratr opens one ACP session per iteration, that record is the
-turn's true total. It costs one opencode start (about 2 s), paid once per iteration, after the turn.
+turn's true total (every agent call; opencode's session-title call is not in it). It costs one opencode
+start (1.2-1.7 s wall, about 1.5 s CPU), paid once per iteration, after the turn.
 
 Every result says where its figures came from (``source``), so the footer never shows a partial count as
 the whole: ``turn`` (the agent's own per-turn total), ``agent-record`` (from the agent's session record),
