@@ -24,6 +24,7 @@ Modes:
   spin         plans, then sets the first open task in_progress and writes a summary, forever
   forge        plans, then appends a ``session.completed`` line to events.jsonl by hand, tasks open
   and the misbehaving modes of ``iteratr.agent.misbehave`` (damaged history, escaping processes, floods)
+  and the permission-asking modes of ``iteratr.agent.asking`` (an edit, a command, a fetch: done only if allowed)
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import Any, cast
 import acp
 from acp import schema as s
 
-from iteratr.agent import misbehave
+from iteratr.agent import asking, misbehave
 
 MODES = [
     "follow",
@@ -66,6 +67,7 @@ MODES = [
     "spin",
     "forge",
     *misbehave.MODES,
+    *asking.MODES,
 ]
 BIG = 1024 * 1024
 DONE_STATES = {"completed", "cancelled", "blocked"}
@@ -127,6 +129,8 @@ class ScriptedAgent:
         mode = self._next_mode()
         if mode in misbehave.MODES:
             stop_reason = cast(s.StopReason, await misbehave.run(self, mode, session_id, text))
+        elif mode in asking.MODES:
+            stop_reason = cast(s.StopReason, await asking.run(self, mode, session_id, text))
         else:
             stop_reason = await getattr(self, "_" + mode.replace("-", "_"))(session_id, text)
         usage = None
