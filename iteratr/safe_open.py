@@ -92,6 +92,20 @@ def open_parent(data_dir: str | os.PathLike[str], rel: str | os.PathLike[str], *
     return fd
 
 
+def refuse_link(data_dir: str | os.PathLike[str], rel: str | os.PathLike[str]) -> None:
+    """Refuse (``SymlinkError``) if ``data_dir/rel`` itself is a link: one ``lstat``, for refusing before a step
+    that comes first (the store checks ``tasks.yaml`` before it appends the event the view is rendered from).
+    The directories on the way are not walked, so only after a sibling was opened through them; the file's
+    own open or write still refuses, this only makes the refusal come earlier."""
+    shown = os.path.join(os.fspath(data_dir), os.fspath(rel))
+    try:
+        linked = stat.S_ISLNK(os.lstat(shown).st_mode)
+    except OSError:
+        return  # missing (or unreadable): the write that follows says so, if it matters
+    if linked:
+        raise _refuse(shown)
+
+
 def open_fd(data_dir: str | os.PathLike[str], rel: str | os.PathLike[str], flags: int, mode: int = 0o600) -> int:
     """``os.open(data_dir/rel, flags | O_NOFOLLOW)`` with no link followed on the way; a raw descriptor."""
     name = _parts(rel)[-1]

@@ -59,10 +59,14 @@ def secret(tmp_path: Path) -> Path:
 def test_the_tool_never_writes_through_a_committed_link(repo: Path, tmp_path: Path, secret: Path, name: str) -> None:
     clone = committed_clone(repo, tmp_path, {name: secret})
     before = secret.read_bytes()
+    log = clone / ".iteratr" / S / "events.jsonl"
+    log_before = None if log.is_symlink() else log.read_bytes()
     out = tool(clone, "task-add", "--content", "more", expect=2)
     assert name.rsplit("/", 1)[-1] in out and "symbolic link" in out and out.count("\n") == 1
     if name.endswith("events.jsonl"):
         assert "TOPSECRET" not in tool(clone, "task-list", expect=2)  # not read either
+    else:  # refused before the event is appended: the command that failed left no trace in the log
+        assert log.read_bytes() == log_before
     assert secret.read_bytes() == before  # neither truncated, appended to, nor replaced
 
 

@@ -328,6 +328,9 @@ class Store:
             new = decide(state)
             if not new:
                 return state, []
+            # The view is rendered after the event is durable, and its write refuses a link; refuse before the
+            # append, so a refused command leaves the log as it was (the session dir was just walked, above).
+            safe_open.refuse_link(self.data_dir, self._tasks_rel)
             self._repair_torn_tail(f, size)
             import json
 
