@@ -61,6 +61,21 @@ def _outside_work_tree(value: object, work_tree: Path) -> bool:
     return not target.is_relative_to(work_tree.resolve())
 
 
+def _allows_anything(value: object, work_tree: Path) -> bool:
+    """A repository's ``permissions`` that allow anything could undo the user's own ``deny`` (the project file
+    outranks the global one). Only a policy that allows nothing (mode deny, no allow rules) is harmless."""
+    from iteratr.agent.permissions import parse_policy
+    from iteratr.errors import ConfigError as BadPolicy
+
+    if value is None or value == "":
+        return False
+    try:
+        policy = parse_policy(value)
+    except BadPolicy:
+        return False  # the config loader refuses it with file and line
+    return policy.mode != "deny" or any(rule.allow for rule in policy.rules)
+
+
 @dataclass(frozen=True)
 class TrustKey:
     name: str
@@ -74,6 +89,7 @@ TRUST_KEYS: dict[str, TrustKey] = {
         TrustKey("agent", "runs a command", _is_set),
         TrustKey("log_file", "writes a file anywhere on disk", _is_set),
         TrustKey("template", "reads a file outside the work tree into the prompt", _outside_work_tree),
+        TrustKey("permissions", "lets the agent's requests through, overriding your own policy", _allows_anything),
     )
 }
 

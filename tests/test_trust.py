@@ -109,6 +109,12 @@ def test_override_trusts_for_the_run_without_recording(cloned: Path) -> None:
         ("template: ~/secrets.md\n", True),
         ("template: link/x.md\n", True),  # a symlinked directory that leads outside
         ("log_file: run.log\n", True),
+        # A repository may tighten the agent's permissions, never loosen yours: the project file outranks them.
+        ("permissions: deny\n", False),
+        ("permissions:\n  mode: deny\n  rules: ['deny execute \"git push*\"']\n", False),
+        ("permissions: allow\n", True),
+        ("permissions: ['deny execute \"rm *\"']\n", True),  # a bare rule list is mode allow
+        ("permissions:\n  mode: deny\n  rules: ['allow execute \"ls*\"']\n", True),
     ],
 )
 def test_which_config_values_need_trust(tmp_path: Path, config: str, needs: bool) -> None:
