@@ -1,0 +1,1 @@
+"""Benchmarks (bench/README.md); a package so the test suite can import the trial logic it shares."""
