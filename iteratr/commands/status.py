@@ -99,6 +99,26 @@ def _read_log(repo: Repo, name: str, data_rel: Path) -> tuple[str, Path | None, 
     return "branch", None, repo.blob(f"refs/heads/{branch}", rel), f"{branch}:{rel}"
 
 
+def read_events(repo: Repo, name: str, data_rel: Path) -> tuple[str, Path | None, list[dict[str, Any]]]:
+    """The session's events from the freshest copy (see the module docstring): (source, session dir or None, events).
+
+    Shared with ``iteratr report``, so both read a session the same way, from a checkout or from its branch.
+    """
+    source, session_dir, blob, label = _read_log(repo, name, data_rel)
+    return source, session_dir, _parse(blob or b"", label)
+
+
+def require_session(repo: Repo, name: str) -> None:
+    """UsageError (exit 2, one line) unless ``name`` is valid and has its branch ``iteratr/NAME``."""
+    paths.validate_session_name(name)
+    known = repo.sessions()
+    if name not in known:
+        raise UsageError(
+            f"no session {name!r} in this repository (no branch {paths.branch_name(name)}); "
+            + (f"sessions: {', '.join(known)}" if known else "none exists yet (`iteratr build` starts one)")
+        )
+
+
 def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
     """Everything status shows about session ``name``, as JSON-ready data."""
     branch = paths.branch_name(name)
@@ -346,13 +366,7 @@ def run(
     repo = Repo(cwd)
     data_rel = paths.data_dir_in_tree(cfg.data_dir, repo.root, cwd)
     if name is not None:
-        paths.validate_session_name(name)
-        known = repo.sessions()
-        if name not in known:
-            raise UsageError(
-                f"no session {name!r} in this repository (no branch {paths.branch_name(name)}); "
-                + (f"sessions: {', '.join(known)}" if known else "none exists yet (`iteratr build` starts one)")
-            )
+        require_session(repo, name)
     if not watch:
         out.text(_view(repo, name, data_rel, as_json))
         return 0
