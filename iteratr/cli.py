@@ -156,6 +156,19 @@ def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool) -
     return statuscmd.run(name=name, data_dir=data_dir, as_json=as_json, watch=watch)
 
 
+@root.command()
+@click.option("-n", "--name", help="Session name (default: $ITERATR_SESSION, or the only session).")
+@click.option("--data-dir", help="Data directory (default: .iteratr).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write here (default: .iteratr/NAME/report.html)."
+)
+def report(name: str | None, data_dir: str | None, output: str | None) -> int:
+    """Write a session's report: one self-contained HTML page with its timeline, burn-down, tasks and notes."""
+    from iteratr.commands import report as report_cmd
+
+    return report_cmd.run(name=name, data_dir=data_dir, output=output)
+
+
 @root.command("gen-template")
 @click.option("-o", "--output", default=".iteratr.template", show_default=True, type=click.Path(dir_okay=False))
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing file.")

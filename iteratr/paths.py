@@ -21,6 +21,7 @@ TASKS_FILE = "tasks.yaml"
 INBOX_FILE = "inbox.md"
 AGENT_LOG = "agent.log"
 CACHE_DIR = "cache"
+REPORT_FILE = "report.html"  # `iteratr report`'s default output, git-ignored below
 
 # Written into <data_dir>/.gitignore: runtime files that never belong in a commit.
 DATA_DIR_GITIGNORE = """\
@@ -32,6 +33,7 @@ DATA_DIR_GITIGNORE = """\
 */*.lock
 */cache/
 */rejected/
+*/report.html
 **/*.iteratr-tmp
 worktrees/
 # Itself too: a checkout that only hosts --worktree sessions shows no trace of iteratr. On a session
