@@ -234,12 +234,21 @@ class LineTransport:
 # The agent log
 
 
+# The loggers whose records are about the agent's side of the pipe, the only ones agent.log takes: the ACP SDK's
+# (it logs to the root logger) and this module's own (a line on stdout that is not JSON, an oversized message).
+AGENT_SIDE_LOGGERS = frozenset({"root", __name__})
+
+
 class SdkLog(logging.Handler):
-    """Sends log records (the SDK logs to the root logger) to the agent log, not the terminal.
+    """Sends the SDK's log records (it logs to the root logger) to the agent log, not the terminal.
 
     A command that is not an ACP agent prints text on stdout; each such line is logged. Those become
     one short line each here, and are counted for the error message. They go through ``AgentLog``, so
     they land in the current file whatever rotated it.
+
+    Only records about the agent's side (``AGENT_SIDE_LOGGERS``) are taken: the handler sits on the root
+    logger, so without the filter every iteratr line (its warnings, the screen's copy of the agent's text,
+    the inbox watcher's chatter) would be written here a second time, next to the --log-file that has them.
     """
 
     def __init__(self, path: Path) -> None:
@@ -248,6 +257,7 @@ class SdkLog(logging.Handler):
         super().__init__()
         self.log = AgentLog(path)
         self.setFormatter(logging.Formatter("iteratr: %(levelname)s: %(message)s"))
+        self.addFilter(lambda record: record.name in AGENT_SIDE_LOGGERS)
         self.not_json = 0
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -165,9 +165,14 @@ async def watch(
     taking files count too (a late writer appending to a taken file). Cancelling the task also
     sets ``stop`` (watchfiles does that).
     """
+    import logging
     from contextlib import aclosing
 
     from watchfiles import Change, awatch
+
+    # watchfiles logs every filtered-out batch at debug ("all changes filtered out": agent.log, events.jsonl, ...):
+    # most of a debug --log-file would be that. Its warnings still get through.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
     def wanted(change: Change, path: str) -> bool:
         name = os.path.basename(path)

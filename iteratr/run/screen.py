@@ -80,7 +80,9 @@ class Screen:
             self.out.line(f"    stuck: {said}" if said else "    (no stuck note)", "dim")
 
     def agent_event(self, event: object) -> None:
-        if log.isEnabledFor(logging.DEBUG):  # the --log-file gets every event; the screen a readable digest
+        # The --log-file gets every event; the screen a readable digest. Not the agent's text: the Printer
+        # already logs each of its lines ("agent: ..."), and the log holds each message once.
+        if log.isEnabledFor(logging.DEBUG) and not isinstance(event, AgentText):
             log.debug("agent event: %.500r", event)
         if isinstance(event, AgentText):
             self.out.agent_text(event.text)
