@@ -54,6 +54,12 @@ def check_tool(top: Path, result: CliResult) -> None:
     assert "TAS-1 [P2] remaining: First task" in result.stdout
 
 
+def check_report(top: Path, result: CliResult) -> None:
+    page = top / ".iteratr" / "SPEC" / "report.html"
+    assert Path(result.stdout.strip()) == page
+    assert "First task" in page.read_text()
+
+
 def check_build(top: Path, result: CliResult) -> None:
     assert "session SPEC | branch iteratr/SPEC (resumed)" in result.stdout
     assert "stopped: the session is complete (1 tasks)" in result.stdout
@@ -67,6 +73,7 @@ COMMANDS: dict[str, tuple[list[str], int, Callable[[Path, CliResult], None]]] = 
     "status": (["status", "-n", "SPEC"], 0, check_status),
     "say": (["say", "-n", "SPEC", "from deep down"], 0, check_say),
     "tool": (["tool", "task-list", "-n", "SPEC"], 0, check_tool),
+    "report": (["report", "-n", "SPEC"], 0, check_report),
     "build": (["build", "--headless", "-s", "../../specs/SPEC.md", "-n", "SPEC", "-i", "1"], 0, check_build),
 }
 
