@@ -36,6 +36,10 @@ def exit_status_help() -> str:
 @click.version_option(__version__, "-V", "--version", message=version_line())
 def root() -> None:
     """Run an ACP coding agent in a loop until a spec is done, one git commit per iteration."""
+    from iteratr import config_env
+
+    for warning in config_env.unknown():  # a typo in a variable would otherwise be ignored without a word
+        click.echo(f"iteratr: warning: {warning}", err=True)
 
 
 @root.command()
