@@ -218,6 +218,21 @@ KEYS: dict[str, Key] = {
             lambda x: v.whole(x, 0),
             Option(("--session-max-tokens",), "Stop (exit 3) once the session, over all runs, used N tokens.", "N"),
         ),
+        Key(
+            "timestamps",
+            bool,
+            False,
+            "prefix every printed line of a build with the time (the log file always has it)",
+            v.boolean,
+            Option(("--timestamps",), "Prefix every printed line with the time (HH:MM:SS).", kind="switch"),
+        ),
+        Key(
+            "keep_prompts",
+            int,
+            20,
+            "prompts kept in the session's runtime dir (prompts/<n>.md, never committed); 0 = none",
+            lambda x: v.whole(x, 0),
+        ),
     )
 }
 
@@ -286,6 +301,8 @@ class Config:
     max_time: float = field(init=False)
     session_max_cost: str = field(init=False)
     session_max_tokens: int = field(init=False)
+    timestamps: bool = field(init=False)
+    keep_prompts: int = field(init=False)
 
     def __post_init__(self) -> None:
         for name, key in KEYS.items():

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from typing import TextIO
 
 from iteratr.secrets import Masker
@@ -61,8 +62,9 @@ def is_interactive() -> bool:
 
 
 class Printer:
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, timestamps: bool = False) -> None:
         self.stream = stream or sys.stdout
+        self.timestamps = timestamps  # each line begins with the local time, HH:MM:SS (config ``timestamps``)
         self.colour = use_colour(self.stream)
         self.closed = False  # the stream's reader went away (a closed pipe): nothing more is written to it
         self.mask = Masker()  # secret-looking environment values never reach the screen (iteratr.secrets)
@@ -83,10 +85,12 @@ class Printer:
         self._write(text, style)
         log.log(level, text)
 
-    def _write(self, text: str, style: str | None = None) -> None:
+    def _write(self, text: str, style: str | None = None, *, stamp: bool = True) -> None:
         if self.closed:
             return
         text = self.mask(text)
+        if stamp and self.timestamps:
+            text = f"{time.strftime('%H:%M:%S')} {text}"
         try:
             try:
                 self.stream.write(self._style(text, style) + "\n")
@@ -119,7 +123,7 @@ class Printer:
     def text(self, text: str) -> None:
         """Output as it is (JSON, a table, several lines): no style, not logged, one flushed write."""
         self._end_partial()
-        self._write(text)
+        self._write(text, stamp=False)
 
     def warn(self, text: str) -> None:
         self.line(f"warning: {text}", "warn", logging.WARNING)

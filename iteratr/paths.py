@@ -33,6 +33,7 @@ DATA_DIR_GITIGNORE = """\
 */*.lock
 */cache/
 */rejected/
+*/prompts/
 */report.html
 **/*.iteratr-tmp
 worktrees/

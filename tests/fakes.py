@@ -133,12 +133,12 @@ class FakeAgent:
         self.launch.on_event(AgentText(text))
         return text
 
-    def tool(self, title: str, status: str = "completed") -> None:
+    def tool(self, title: str, status: str = "completed", exit_status: int | None = None, output: str = "") -> None:
         self._tool_ids += 1
         self._turn_tools += 1
         call = f"call-{self._tool_ids}"
         self.launch.on_event(ToolCallEvent(call, title, "execute", "in_progress", False))
-        self.launch.on_event(ToolCallEvent(call, title, "execute", status, True))
+        self.launch.on_event(ToolCallEvent(call, title, "execute", status, True, exit_status, output))
 
     def result(self, text: str = "", stop_reason: str = "end_turn", usage: Usage | None = None) -> TurnResult:
         return TurnResult(stop_reason, text, self._turn_tools, usage, self.model, f"fake-{len(self.script.prompts)}")
@@ -223,6 +223,11 @@ class FakeAgent:
         self.tool("ls -la")
         self.tool("false", "failed")
         return self.result(self.say("all done\n"))
+
+    async def _failing_tool(self, prompt: str) -> TurnResult:
+        """A command that printed 8 lines and exited 3, reported "completed" as opencode reports it."""
+        self.tool("sh run-tests.sh", "completed", 3, "".join(f"test {i} failed\n" for i in range(1, 9)))
+        return self.result(self.say("the tests failed\n"))
 
     async def _permission(self, prompt: str) -> TurnResult:
         self.launch.on_event(PermissionEvent("touch permission.txt", "allow_once", "default policy"))

@@ -123,6 +123,8 @@ LAYER_VALUES: dict[str, tuple[str, str, str, object, object]] = {
     "max_time": ("1m", "2h", "30", 45, 45),
     "session_max_cost": ("1 EUR", "2", "3", "4", "4"),
     "session_max_tokens": ("10", "20", "30", 40, 40),
+    "timestamps": ("true", "false", "on", "off", False),
+    "keep_prompts": ("1", "2", "3", 4, 4),
 }
 
 

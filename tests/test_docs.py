@@ -106,6 +106,8 @@ ENV_SAMPLES: dict[str, tuple[str, object]] = {
     "max_time": ("90m", 5400),
     "session_max_cost": ("20 EUR", "20 EUR"),
     "session_max_tokens": ("1000000", 1000000),
+    "timestamps": ("on", True),
+    "keep_prompts": ("5", 5),
 }
 
 

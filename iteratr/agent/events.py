@@ -70,6 +70,14 @@ class ToolCallEvent:
     kind: str | None
     status: str | None
     final: bool
+    exit_status: int | None = None  # the command's exit status, where the agent reports one (rawOutput)
+    output: str = ""  # the end of what the call printed, as the agent reported it (kept short: OUTPUT_KEPT)
+
+    @property
+    def succeeded(self) -> bool:
+        """Ended well: status completed and, when the agent reports an exit status, 0. An agent may say
+        "completed" of a command that exited 1 (opencode does): the exit status decides then."""
+        return self.status == "completed" and not self.exit_status
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ Modes:
   disciplined  like follow, but never calls ``session-complete`` (iteratr is to see the end itself)
   spin         plans, then sets the first open task in_progress and writes a summary, forever
   forge        plans, then appends a ``session.completed`` line to events.jsonl by hand, tasks open
+  failing-tool runs a command that prints 8 lines and exits 3, reported "completed" with rawOutput exit 3
   and the misbehaving modes of ``iteratr.agent.misbehave`` (damaged history, escaping processes, floods)
   and the permission-asking modes of ``iteratr.agent.asking`` (an edit, a command, a fetch: done only if allowed)
 """
@@ -66,6 +67,7 @@ MODES = [
     "disciplined",
     "spin",
     "forge",
+    "failing-tool",
     *misbehave.MODES,
     *asking.MODES,
 ]
@@ -183,9 +185,16 @@ class ScriptedAgent:
             await self._finish_tool(session_id, tool_id, status, output)
         return tool_id
 
-    async def _finish_tool(self, session_id: str, tool_id: str, status: s.ToolCallStatus, output: str) -> None:
+    async def _finish_tool(
+        self, session_id: str, tool_id: str, status: s.ToolCallStatus, output: str, exit_status: int | None = None
+    ) -> None:
+        """End a tool call. With an exit status, as opencode's bash tool does: rawOutput {"output", "metadata":
+        {"exit"}}, and status "completed" whatever the command's exit (the client must read the exit status)."""
         content = [acp.tool_content(acp.text_block(output))] if output else None
-        await self._client.session_update(session_id, acp.update_tool_call(tool_id, status=status, content=content))
+        raw = {"output": output, "metadata": {"exit": exit_status}} if exit_status is not None else None
+        await self._client.session_update(
+            session_id, acp.update_tool_call(tool_id, status=status, content=content, raw_output=raw)
+        )
 
     # -- modes ------------------------------------------------------------------------------------------
 
@@ -257,6 +266,18 @@ class ScriptedAgent:
         await self._tool_call(sid, "ls -la", "completed", "total 0")
         await self._tool_call(sid, "false", "failed", "exit 1")
         await self._say(sid, "all done\n")
+        return "end_turn"
+
+    async def _failing_tool(self, sid: str, text: str) -> str:
+        """Runs a command that prints 8 lines and exits 3, reported as opencode reports it ("completed", exit 3)."""
+        script = "for i in 1 2 3 4 5 6 7 8; do echo test $i failed; done; exit 3"
+        tool_id = await self._tool_call(sid, "sh run-tests.sh", "in_progress")
+        proc = await asyncio.create_subprocess_exec(
+            "sh", "-c", script, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        out, _ = await proc.communicate()
+        await self._finish_tool(sid, tool_id, "completed", out.decode(errors="replace"), proc.returncode)
+        await self._say(sid, "the tests failed\n")
         return "end_turn"
 
     async def _commit(self, sid: str, text: str) -> str:
@@ -382,8 +403,8 @@ class ScriptedAgent:
             stderr=subprocess.PIPE,
         )
         out, err = await proc.communicate()
-        output = (out or err).decode(errors="replace")
-        await self._finish_tool(sid, tool_id, "completed" if proc.returncode == 0 else "failed", output)
+        output = (out + err).decode(errors="replace")
+        await self._finish_tool(sid, tool_id, "completed", output, proc.returncode)
         if proc.returncode != 0:
             await self._say(sid, f"`{title}` failed: {err.decode(errors='replace').strip()}\n")
             return False, None

@@ -31,6 +31,16 @@ class AgentLaunch:
     work_tree: Path | None = None  # the policy's "outside the work tree"; None: cwd
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What ``iteratr build`` learnt of the agent before it touched git: its answer to ``initialize``, the model
+    in effect (None: the agent reported none), and whether that agent is still running, for the run to use."""
+
+    info: AgentInfo
+    model: str | None
+    running: bool = True
+
+
 class Agent(Protocol):
     """One agent for a whole run; a fresh session (context) per turn.
 

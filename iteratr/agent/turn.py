@@ -40,6 +40,41 @@ def _text_of(content: Any) -> str:
     return content.text if getattr(content, "type", None) == "text" else ""
 
 
+OUTPUT_KEPT = 4096  # characters of a tool call's output kept for the screen (its end: where errors are)
+# Where agents put a command's exit status in a tool call's ``rawOutput`` (ACP leaves its shape to the agent):
+# opencode's bash tool sends {"output": ..., "metadata": {"exit": N}}; others use exitCode, exit_code, returncode.
+_EXIT_KEYS = ("exit", "exitCode", "exit_code", "exitStatus", "returncode", "status_code")
+_OUTPUT_KEYS = ("output", "stdout", "stderr", "error", "result")
+
+
+def _exit_of(raw: dict[str, Any]) -> int | None:
+    for where in (raw, raw.get("metadata")):
+        if isinstance(where, dict):
+            for key in _EXIT_KEYS:
+                value = where.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+    return None
+
+
+def tool_result(raw_output: Any, content: list[Any] | None) -> tuple[int | None, str]:
+    """(exit status or None, the end of the output) from what a tool call update reports: the exit status
+    from ``rawOutput`` (see ``_EXIT_KEYS``), the output from its text, else from the update's text content."""
+    exit_status: int | None = None
+    texts: list[str] = []
+    if isinstance(raw_output, dict):
+        exit_status = _exit_of(raw_output)
+        texts = [raw_output[k] for k in _OUTPUT_KEYS if isinstance(raw_output.get(k), str) and raw_output[k].strip()]
+    elif isinstance(raw_output, str):
+        texts = [raw_output]
+    if not texts:
+        for item in content or []:
+            text = _text_of(getattr(item, "content", None))
+            if text:
+                texts.append(text)
+    return exit_status, "\n".join(texts)[-OUTPUT_KEPT:]
+
+
 @dataclass
 class Turn:
     body: asyncio.Future[PromptResponse | None] | None = None
@@ -49,6 +84,7 @@ class Turn:
     text: list[str] = field(default_factory=list)  # the first TEXT_KEPT characters: 50 MB of text is not kept
     text_size: int = 0
     tools: dict[str, tuple[str, str | None, str | None]] = field(default_factory=dict)  # id: title, kind, status
+    tool_results: dict[str, tuple[int | None, str]] = field(default_factory=dict)  # id: exit status, output's end
     cost: float | None = None
     currency: str | None = None
     model: str | None = None
@@ -88,9 +124,13 @@ class Turn:
             title = update.title or old[0] or update.tool_call_id
             new = (title, update.kind or old[1], update.status or old[2])
             self.tools[update.tool_call_id] = new
+            seen = tool_result(update.raw_output, update.content)
+            if seen != (None, ""):
+                self.tool_results[update.tool_call_id] = seen
             if (new[0], new[2]) != (old[0], old[2]):  # content-only progress is not news
                 final = new[2] in ("completed", "failed")
-                emit(ToolCallEvent(update.tool_call_id, title, new[1], new[2], final))
+                exit_status, output = self.tool_results.get(update.tool_call_id, (None, "")) if final else (None, "")
+                emit(ToolCallEvent(update.tool_call_id, title, new[1], new[2], final, exit_status, output))
         elif isinstance(update, s.AgentPlanUpdate):
             emit(PlanEvent([entry.content for entry in update.entries]))
         elif isinstance(update, s.UsageUpdate):

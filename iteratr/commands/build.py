@@ -107,6 +107,7 @@ class BuildRequest:
     max_time: float | None = None
     session_max_cost: str | None = None
     session_max_tokens: int | None = None
+    timestamps: bool | None = None
 
     def config_flags(self) -> dict[str, object]:
         """The flags that set config keys, for ``config.load_config``."""
@@ -145,7 +146,7 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
 
     cwd = Path.cwd()
     cfg = load_config(request, cwd)  # read only: nothing it names runs or is written before the trust check
-    out = Printer()
+    out = Printer(timestamps=cfg.timestamps)  # the --log-file has a time on every line whatever this says
     top = paths.work_tree_top(cwd)
     override = trust.override_from(request.trust)
     hooks_checked = trust.read_hooks(top)  # these bytes are checked, and these bytes are loaded

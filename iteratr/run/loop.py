@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from iteratr.errors import (
@@ -37,6 +38,7 @@ from iteratr.run import hooks as hooks_mod
 from iteratr.run.attempt import Attempt, check_planning, classify, classify_error
 from iteratr.run.hook_runs import HookRunner, child_env
 from iteratr.run.inbox_pump import InboxPump
+from iteratr.run.prompt_archive import PromptArchive
 from iteratr.run.record import Recorder
 from iteratr.run.screen import Screen
 from iteratr.run.settings import Settings
@@ -46,11 +48,25 @@ from iteratr.session.store import Store, make_event, utc_now
 
 if TYPE_CHECKING:
     from iteratr.agent.events import TurnResult
-    from iteratr.agent.seam import Agent, AgentFactory
+    from iteratr.agent.seam import Agent, AgentFactory, Checked
     from iteratr.gitrepo import GitRepo
     from iteratr.output import Printer
 
 MAX_BACKOFF = 300.0
+log = logging.getLogger("iteratr.run")
+TASK_CHANGES = ("task.added", "task.status", "task.depends", "task.priority")
+
+
+def acted_since(state: State, events: Iterable[dict[str, Any]]) -> bool:
+    """Whether someone changed the tasks after the last iteration ended (between runs, by hand)."""
+    last = max((n for n, it in state.iterations.items() if it.outcome is not None), default=None)
+    seen_end = False
+    for event in events:
+        if event["type"] == "iteration.ended" and (event.get("data") or {}).get("n") == last:
+            seen_end = True
+        elif seen_end and event["type"] in TASK_CHANGES:
+            return True
+    return False
 
 
 class BuildLoop:
@@ -61,6 +77,7 @@ class BuildLoop:
         repo: GitRepo,
         printer: Printer,
         agent_factory: AgentFactory | None = None,
+        checked: Checked | None = None,
     ) -> None:
         from iteratr.agent.seam import acp_agent
 
@@ -70,13 +87,17 @@ class BuildLoop:
         self.make_agent = agent_factory or acp_agent
         self.agent: Agent | None = None
         self.record = Recorder(settings, store, repo, printer)
+        self.prompts = PromptArchive(store.dir, settings.keep_prompts)
         self.inbox = InboxPump(store, printer)
         self.hooks = HookRunner(settings, store, printer)
         self.screen = Screen(printer, settings.branch)
         self.interrupts = Interrupts(printer, lambda: self.agent)
         self.repo = repo
         self._failure_text = ""  # the last failure, for the retry's prompt
-        self._model_reported = False
+        self.checked = checked  # the agent as started and checked before git was touched (commands.build)
+        self._model_reported = checked is not None  # the header named it
+        if checked is not None:
+            self.screen.model = checked.model
         self.run_id = utc_now()  # iterations of this run carry it: per-run totals come from the log
         self._clock = time.monotonic()  # max_time counts from here
         self._measured = False  # the first turn showed the agent measures every budget set
@@ -93,8 +114,7 @@ class BuildLoop:
                 state = self.store.load()
                 if state.complete:
                     self.out.line(f"session {self.s.session} is already complete; nothing to do", "ok")
-                    self.screen.final("the session is complete")
-                    return EXIT_OK
+                    return self._final(EXIT_OK, "the session is complete")
                 stop = self._needs_person(state, at_start=True)
                 if stop is not None:
                     return stop
@@ -193,14 +213,7 @@ class BuildLoop:
 
     def _acted_since(self, state: State) -> bool:
         """Whether someone changed the tasks after the last iteration ended (between runs, by hand)."""
-        last = max((n for n, it in state.iterations.items() if it.outcome is not None), default=None)
-        seen_end = False
-        for event in self.store.events():
-            if event["type"] == "iteration.ended" and (event.get("data") or {}).get("n") == last:
-                seen_end = True
-            elif seen_end and event["type"] in ("task.added", "task.status", "task.depends", "task.priority"):
-                return True
-        return False
+        return acted_since(state, self.store.events())
 
     def _unmeasured(self, attempt: Attempt) -> str | None:
         """After the first turn that ended well: a budget the agent does not measure stops the run (exit 2)."""
@@ -212,8 +225,15 @@ class BuildLoop:
         return guards.unmeasured_budget(self.s.budgets, first)
 
     def _final(self, code: int, reason: str) -> int:
-        """The ``stopped:`` line, with this run's totals from the log, and the exit status."""
-        self.screen.final(reason, guards.run_totals(self.store.load(), self.run_id))
+        """The ``stopped:`` line, with this run's totals from the log (iterations by outcome, tokens, cost) and its
+        wall time, and the exit status."""
+        state = self.store.load()
+        outcomes: dict[str, int] = {}
+        for it in sorted(state.iterations.values(), key=lambda it: it.n):
+            if it.run == self.run_id and it.outcome is not None:
+                outcomes[it.outcome] = outcomes.get(it.outcome, 0) + 1
+        wall = time.monotonic() - self._clock
+        self.screen.final(reason, guards.run_totals(state, self.run_id), outcomes, wall)
         return code
 
     async def _one_iteration(self, state: State, kind: str) -> Attempt:
@@ -239,6 +259,8 @@ class BuildLoop:
             self.record.mask,
         )  # secrets from a hook's output or the agent's failure never reach the prompt
         text = self.s.templates[kind].render(context)
+        self.prompts.keep(n, text)  # .iteratr/S/prompts/<n>.md: what the agent was told (`status --prompt`)
+        log.debug("prompt of iteration #%d (%d characters):\n%s", n, len(text), text)
         attempt.run = self.run_id
         attempt.delivered = [m.id for m in state.pending_messages()]
         before = self.record.started(n, kind, [])  # delivered only once the prompt is sent (in _turn)
@@ -291,9 +313,11 @@ class BuildLoop:
             classify_error(attempt, exc)
         else:
             classify(attempt, result)
-            if result.model and not self._model_reported:
-                self.screen.model(result.model, chosen=bool(self.s.model))
+            if not self._model_reported:
+                self.screen.model_reported(result.model, chosen=bool(self.s.model))
                 self._model_reported = True
+            elif result.model:
+                self.screen.model = result.model
         finally:
             self.interrupts.turn_running = False
             self.out.flush_agent()
@@ -332,6 +356,9 @@ class BuildLoop:
         from iteratr.agent.seam import AgentLaunch
 
         log = self.store.dir / "agent.log"
+        running = self.checked is not None and self.checked.running  # started before git was touched: used
+        if not running:
+            self.out.line("starting the agent…", "dim")
         self.agent = self.make_agent(
             AgentLaunch(
                 argv=self.s.agent_argv,
@@ -340,12 +367,12 @@ class BuildLoop:
                 stderr_log=log,
                 on_event=self.screen.agent_event,
                 model=self.s.model or None,
-            )
-        )
-        info = await self.agent.start()
                 permissions=self.s.permissions,
                 work_tree=self.s.work_tree,
-        self.out.line(f"agent: {info.name} {info.version} (log: {log})")
+            )
+        )
+        info = await self.agent.start()  # a no-op for the agent started before
+        self.out.line(f"agent log: {log}" if running else f"agent: {info.name} {info.version} (log: {log})")
 
     async def _end_session(self) -> None:
         """Run session_end, then commit what it recorded. Never raises: the run is over."""

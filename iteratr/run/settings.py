@@ -47,6 +47,7 @@ class Settings:
     stall_limit: int = 3
     budgets: Budgets = field(default_factory=Budgets)
     max_file_size: int = 50 << 20  # bytes; 0 = no limit (config key ``max_file_size``)
+    keep_prompts: int = 20  # the last prompts kept in .iteratr/S/prompts/ (config key ``keep_prompts``); 0 = none
 
     @classmethod
     def resolve(
@@ -83,6 +84,7 @@ class Settings:
             branch=paths.branch_name(session),
             permissions=permissions_mod.parse_policy(cfg.permissions),
             max_file_size=cfg.max_file_size,
+            keep_prompts=cfg.keep_prompts,
             stall_limit=cfg.stall_limit,
             budgets=budgets_of(cfg),
         )

@@ -4,14 +4,15 @@ every decision is reported (a PermissionEvent with its reason, and the log at in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from acp import schema as s
 
 from iteratr.agent import permissions as perm
-from iteratr.agent.events import PermissionEvent
+from iteratr.agent.events import PermissionEvent, ToolCallEvent
 from iteratr.agent.turn import Turn, answer_permission
 
 TREE = Path("/work/tree")
@@ -131,3 +132,30 @@ def test_every_decision_is_logged_at_info(caplog: pytest.LogCaptureFixture) -> N
         "'deny execute \"git push*\"' ('git push origin main')",
         "permission execute 'ls': allowed execute 'ls' by mode allow",
     ]
+
+
+def test_a_tool_calls_exit_status_and_output_come_from_its_raw_output_or_content() -> None:
+    """opencode says "completed" of a command that exited 1, with {"output", "metadata": {"exit"}} in rawOutput."""
+    import acp
+
+    turn, events = Turn(), list[ToolCallEvent]()
+    emit = cast("Callable[[object], None]", events.append)
+    turn.on_update(acp.start_tool_call("c1", "pytest -q", kind="execute", status="in_progress"), emit)
+    raw = {"output": "1 failed, 2 passed\n", "metadata": {"exit": 1, "description": "run the tests"}}
+    turn.on_update(acp.update_tool_call("c1", status="completed", raw_output=raw), emit)
+    final = events[-1]
+    assert final.final
+    assert (final.status, final.exit_status, final.output, final.succeeded) == (
+        "completed",
+        1,
+        "1 failed, 2 passed\n",
+        False,
+    )
+    # No rawOutput: the text content is the output, and the status alone decides.
+    turn.on_update(acp.start_tool_call("c2", "read x", kind="read", status="in_progress"), emit)
+    content = [acp.tool_content(acp.text_block("no such file"))]
+    turn.on_update(acp.update_tool_call("c2", status="failed", content=content), emit)
+    assert (events[-1].exit_status, events[-1].output, events[-1].succeeded) == (None, "no such file", False)
+    turn.on_update(acp.start_tool_call("c3", "ls", status="in_progress"), emit)
+    turn.on_update(acp.update_tool_call("c3", status="completed", raw_output={"exitCode": 0}), emit)
+    assert (events[-1].exit_status, events[-1].succeeded) == (0, True)

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -270,21 +271,41 @@ def test_output_lines(spec_repo: Path) -> None:
     assert "=== #0 planning" in lines
     assert "=== #1 | TAS-1: First task" in lines  # header: number and the task up next
     assert "  all done" in lines  # agent text, joined into lines
-    assert "  [tool] ls -la -> completed" in lines  # one line per tool call, with its final status
+    assert "  [tool] ls -la -> ok" in lines  # one line per tool call, with whether it succeeded
     assert "  [tool] false -> failed" in lines
     assert sum(1 for line in lines if "[tool] ls -la" in line) == 1
-    assert any(re.fullmatch(r"=== #1 ok \| \d+\.\ds \| tasks 0/3 done", line) for line in lines), out
+    clock = r"\d\d:\d\d:\d\d"  # each footer carries the clock time it ended
+    assert any(re.fullmatch(rf"=== #1 ok \| {clock} \| \d+\.\ds \| tasks 0/3 done", line) for line in lines), out
     assert any(
-        re.fullmatch(r"=== #2 ok \| \d+\.\ds \| tasks 0/3 done \| tokens: 1,200 \| cost 0\.0123 USD", line)
+        re.fullmatch(rf"=== #2 ok \| {clock} \| \d+\.\ds \| tasks 0/3 done \| tokens: 1,200 \| cost 0\.0123 USD", line)
         for line in lines
     ), out
     assert "  [permission] touch permission.txt: allowed once: default policy" in lines  # approved, and logged
     assert "  permission: allow-once" in lines
-    assert any(re.fullmatch(r"=== #4 ok \| \d+\.\ds \| tasks 1/3 done", line) for line in lines), out
-    assert (
-        lines[-1] == "stopped: 4 iteration(s) run (--iterations), 2 task(s) still open. History: git log iteratr/SPEC"
-        " (this run: 5 iteration(s), 1,200 tokens, cost 0.0123 USD)"
-    )
+    assert any(re.fullmatch(rf"=== #4 ok \| {clock} \| \d+\.\ds \| tasks 1/3 done", line) for line in lines), out
+    assert re.fullmatch(  # the run's totals: iterations by outcome, tokens, cost and wall time
+        r"stopped: 4 iteration\(s\) run \(--iterations\), 2 task\(s\) still open\. History: git log iteratr/SPEC"
+        r" \(this run: 5 iteration\(s\), 1,200 tokens, cost 0\.0123 USD; by outcome: 5 ok; wall time \d+\.\ds\)",
+        lines[-1],
+    ), lines[-1]
+
+
+def test_a_failing_tool_call_shows_its_exit_status_and_the_end_of_its_output(spec_repo: Path) -> None:
+    # As opencode reports a failing command: status "completed", exit status 3 in its rawOutput.
+    out = run_loop(spec_repo, Script("follow", "failing-tool", "ok"), iterations=2, expect=3).output
+    lines = out.splitlines()
+    at = lines.index("  [tool] sh run-tests.sh -> failed (exit 3)")
+    assert lines[at + 1 : at + 6] == [f"      | test {i} failed" for i in range(4, 9)]  # its last 5 lines
+    assert "  [tool] iteratr tool task-batch-add -> ok" in lines
+    assert "stopped:" in lines[-1] and "by outcome: 3 ok" in lines[-1]
+
+
+def test_a_failed_tool_calls_output_is_capped() -> None:
+    from iteratr.run.screen import output_tail
+
+    tail = output_tail("\n".join("x" * 100 for _ in range(20)))
+    assert len(tail) <= 5 and sum(len(line) for line in tail) <= 301
+    assert output_tail("a\n\n  \nb\n") == ["a", "b"]
 
 
 def test_a_retry_says_so_in_its_headline(spec_repo: Path) -> None:
@@ -323,3 +344,26 @@ def test_printer_colour_rules(monkeypatch: pytest.MonkeyPatch, tty: bool, env: d
     Printer(stream).line("=== #1 ok", "ok")
     assert ("\x1b[" in stream.getvalue()) is coloured
     assert "=== #1 ok" in stream.getvalue()
+
+
+def test_timestamps_prefix_every_printed_line_and_prompts_are_kept_bounded(spec_repo: Path) -> None:
+    from iteratr.output import Printer
+    from iteratr.run import prompt_archive
+
+    stream = io.StringIO()
+    printer = Printer(stream, timestamps=True)
+    printer.line("hello")
+    printer.agent_text("agent says\n")
+    printer.flush_agent()
+    assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in stream.getvalue().splitlines()), stream.getvalue()
+
+    run = run_loop(spec_repo, Script("follow"), keep_prompts=2, expect=0)
+    prompts = run.session_dir / "prompts"
+    assert prompt_archive.numbers(run.session_dir) == [2, 3]  # the last 2 of #0..#3
+    assert oct((prompts / "3.md").stat().st_mode & 0o777) == "0o600"
+    assert prompt_archive.show(run.session_dir) == (3, run.script.prompts[-1])
+    assert prompt_archive.show(run.session_dir, 2)[1] == run.script.prompts[-2]
+    git_files = subprocess.run(
+        ["git", "log", "--all", "--name-only", "--format="], cwd=spec_repo, capture_output=True, text=True, check=True
+    ).stdout
+    assert "prompts/" not in git_files  # never committed
