@@ -38,7 +38,7 @@ def run(
     paths.check_data_dir(raw_data, top, cfg.data_dir)  # outside the work tree, its top, .git: exit 2
     local_data = raw_data.resolve()
     sessions = find_sessions(local_data, repo[0] if repo else None)
-    session = _choose(name, sessions, local_data)
+    session = _choose(name, sessions, local_data, repo[1] if repo else None)
     make_session_dir(sessions[session])  # a session known only by its branch
     path = inbox.append(sessions[session], text)
     shown = paths.shown(path, cwd)
@@ -101,7 +101,9 @@ def find_sessions(local_data: Path, root: Path | None) -> dict[str, Path]:
     return found
 
 
-def _choose(name: str | None, sessions: dict[str, Path], local_data: Path) -> str:
+def _choose(name: str | None, sessions: dict[str, Path], local_data: Path, common_dir: Path | None) -> str:
+    """The session meant: ``--name``, else ``$ITERATR_SESSION``, else the only session, else the only one a
+    build is running for (it holds its run lock), else a usage error listing them."""
     listed = ", ".join(sorted(sessions)) or "none"
     if name:
         paths.validate_session_name(name)
@@ -110,11 +112,14 @@ def _choose(name: str | None, sessions: dict[str, Path], local_data: Path) -> st
         return name
     env_name = os.environ.get("ITERATR_SESSION")
     if env_name:
-        return _choose(env_name, sessions, local_data)
+        return _choose(env_name, sessions, local_data, common_dir)
     if len(sessions) == 1:
         return next(iter(sessions))
     if not sessions:
         raise UsageError(f"no session found in {local_data} or on an iteratr/* branch: start one with `iteratr build`")
+    running = [s for s in sorted(sessions) if common_dir is not None and _build_running(common_dir, s)]
+    if len(running) == 1:
+        return running[0]
     raise UsageError(f"several sessions ({listed}): choose one with --name")
 
 
@@ -133,4 +138,5 @@ def _relative(path: Path, root: Path) -> Path | None:
 def _build_running(common_dir: Path, session: str) -> bool:
     from iteratr.run.runlock import is_held, lock_path
 
-    return is_held(lock_path(common_dir, session))
+    path = lock_path(common_dir, session)
+    return path.exists() and is_held(path)  # asking must not leave a lock file for every session

@@ -13,6 +13,11 @@ Every open goes through ``iteratr.safe_open``: an ``inbox.md`` (or taking file, 
 symlink, say one committed pointing at ``~/.aws/credentials``, is refused with exit 2 naming it, and
 nothing is read from it or written through it. A message moved aside to ``rejected/`` leaves no other
 copy: its taking file is deleted as soon as the move is recorded (``release``), without the grace period.
+
+Each ``iteratr say`` is its own message, even when several arrive while no build runs and are taken in one
+rename: ``append`` starts each with the comment ``SAY_MARK``, and a take splits a range at every mark, one
+``Taken`` per piece (the marks are comments, so they never reach the agent). Text saved by hand has no mark:
+it joins the message it follows, as one save of the file always did.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ INBOX_HEADER = (
     '<!-- Or run: iteratr say "your message". Comments and blank lines are not sent. -->\n'
 )
 MAX_MESSAGE_BYTES = 64 * 1024
+SAY_MARK = "<!-- iteratr say: a message begins -->"  # where ``append`` starts a message (see the module doc)
+_SAY_MARK_B = SAY_MARK.encode()
 SETTLE = 0.5  # seconds a file must be untouched before a half-written tail is taken as it is
 TAKING_PREFIX = "inbox.taking-"
 REJECTED_DIR = "rejected"
@@ -105,9 +112,7 @@ def take(session_dir: Path, consumed: Mapping[str, int]) -> list[Taken]:
     _create_with_header(session_dir)
     taken = []
     for name in _taking_names(session_dir):
-        item = _take_from(session_dir, name, consumed.get(name, 0))
-        if item is not None:
-            taken.append(item)
+        taken += _take_from(session_dir, name, consumed.get(name, 0))
     return taken
 
 
@@ -129,8 +134,9 @@ def release(session_dir: Path, consumed: Mapping[str, int], *, grace: float = 2.
 
 
 def append(session_dir: Path, text: str) -> Path:
-    """Append a message as one write (for ``iteratr say``), separated from earlier text by a blank line."""
-    body = text.strip("\r\n").rstrip()
+    """Append a message as one write (for ``iteratr say``), separated from earlier text by a blank line and
+    started by ``SAY_MARK``, so that a take keeps it apart from the messages around it."""
+    body = text.replace(SAY_MARK, "").strip("\r\n").rstrip()  # a mark inside the text must not split it
     if not clean(body):
         raise UsageError("empty message: give the text as arguments or on stdin (comments alone are not sent)")
     size = len(body.encode("utf-8", "replace"))
@@ -142,7 +148,7 @@ def append(session_dir: Path, text: str) -> Path:
         end = os.fstat(fd).st_size
         # Cosmetic only (racy by nature): a blank line between messages, even after an unterminated line.
         prefix = "" if end == 0 else "\n" if os.pread(fd, 1, end - 1) == b"\n" else "\n\n"
-        data = (prefix + body + "\n").encode("utf-8", "replace")
+        data = (prefix + SAY_MARK + "\n" + body + "\n").encode("utf-8", "replace")
         while data:
             data = data[os.write(fd, data) :]
         os.fsync(fd)
@@ -262,16 +268,38 @@ def _read_from(session_dir: Path, name: str, offset: int, limit: int) -> tuple[i
         return offset, data, os.fstat(f.fileno()).st_mtime
 
 
-def _take_from(session_dir: Path, name: str, offset: int) -> Taken | None:
+def _take_from(session_dir: Path, name: str, offset: int) -> list[Taken]:
     try:
         start, data, mtime = _read_from(session_dir, name, offset, _RAW_CAP)
     except FileNotFoundError:
-        return None
+        return []
     if len(data) > _RAW_CAP:
         rejected = _rejected_path(session_dir, name, start)
-        return Taken(name, start, _copy_aside(session_dir, name, start, rejected), "", None, rejected)
+        return [Taken(name, start, _copy_aside(session_dir, name, start, rejected), "", None, rejected)]
     if time.time() - mtime < SETTLE:
         data = data[: _complete_prefix(data)]
+    taken = []
+    begin = 0  # a piece with no text (the header, blank lines) joins the next: ranges stay contiguous
+    for end in _cuts(data):
+        item = _piece(session_dir, name, start + begin, data[begin:end])
+        if item is not None:
+            taken.append(item)
+            begin = end
+    return taken
+
+
+def _cuts(data: bytes) -> list[int]:
+    """Where each message in ``data`` ends: before every ``SAY_MARK`` but one at its start, and at its end."""
+    cuts = []
+    at = data.find(_SAY_MARK_B, 1)
+    while at != -1:
+        cuts.append(at)
+        at = data.find(_SAY_MARK_B, at + 1)
+    return [*cuts, len(data)]
+
+
+def _piece(session_dir: Path, name: str, start: int, data: bytes) -> Taken | None:
+    """One message, bytes ``[start, start + len(data))`` of the taking file ``name``; None if it holds no text."""
     if not data:
         return None
     try:

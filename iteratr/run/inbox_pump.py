@@ -20,6 +20,28 @@ from iteratr.session.store import Store, make_event
 if TYPE_CHECKING:
     from iteratr.output import Printer
 
+# How much of a message its ``>>>`` line shows: the whole of a short one; a long one is cut with "…" (the
+# whole text is in the event log and reaches the agent as written).
+SHOWN_LINES = 5
+SHOWN_CHARS = 500
+
+
+def shown_message(text: str) -> list[str]:
+    """The lines a message is printed as under its ``>>>`` line: at most ``SHOWN_LINES`` lines and
+    ``SHOWN_CHARS`` characters, the last ending in "…" where something was left out."""
+    whole = text.strip()
+    lines = whole.splitlines()[:SHOWN_LINES]
+    kept: list[str] = []
+    room = SHOWN_CHARS
+    for line in lines:
+        kept.append(line[:room])
+        room -= len(kept[-1])
+        if room <= 0:
+            break
+    if "\n".join(kept) != whole:
+        kept[-1] = kept[-1].rstrip() + " …"
+    return kept
+
 
 class InboxPump:
     def __init__(self, store: Store, printer: Printer) -> None:
@@ -88,6 +110,8 @@ class InboxPump:
         after, made = self.store.transact(decide)
         for event in made:
             if event["type"] == "user.message":
-                first_line = event["data"]["text"].strip().splitlines()[0]
-                self.out.line(f">>> message from the user ({event['data']['id']}): {first_line}", "user")
+                first, *rest = shown_message(event["data"]["text"])
+                self.out.line(f">>> message from the user ({event['data']['id']}): {first}", "user")
+                for line in rest:
+                    self.out.line(f"    {line}", "user")
         inbox.release(self.session_dir, after.inbox_consumed)

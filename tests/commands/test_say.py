@@ -14,7 +14,7 @@ import pytest
 from iteratr.commands import say as saycmd
 from iteratr.errors import EXIT_USAGE, UsageError
 from iteratr.output import Printer
-from iteratr.run.inbox import INBOX_HEADER, MAX_MESSAGE_BYTES, ensure_inbox
+from iteratr.run.inbox import INBOX_HEADER, MAX_MESSAGE_BYTES, SAY_MARK, ensure_inbox
 from iteratr.run.runlock import RunLock, lock_path
 from tests.conftest import git, run_cli
 
@@ -42,7 +42,7 @@ def said(session_dir: Path) -> str:
     """What was appended to the inbox after its header."""
     text = (session_dir / "inbox.md").read_text()
     assert text.startswith(INBOX_HEADER)
-    return text[len(INBOX_HEADER) :]
+    return text[len(INBOX_HEADER) :].replace(SAY_MARK + "\n", "")  # each say's mark: tests/run/test_inbox_says.py
 
 
 @pytest.fixture
@@ -88,6 +88,25 @@ def test_without_a_name_several_sessions_need_one_and_iteratr_session_picks_it(
     monkeypatch.setenv("ITERATR_SESSION", "beta")
     assert "session beta" in say(name=None, data_dir=None, text="hello beta")
     assert said(beta) == "\nhello beta\n"
+
+
+def test_without_a_name_the_one_running_session_is_picked(here: Path) -> None:
+    make_session(here / ".iteratr", "alpha")
+    beta = make_session(here / ".iteratr", "beta")
+    common = Path(git(here, "rev-parse", "--absolute-git-dir"))
+    with pytest.raises(UsageError, match=r"several sessions \(alpha, beta\): choose one with --name"):
+        say(name=None, data_dir=None, text="none runs: which?")
+    assert not lock_path(common, "alpha").exists(), "asking leaves no lock file behind"
+    locks = [RunLock(lock_path(common, "beta"), "beta", here).acquire()]
+    try:
+        assert say(name=None, data_dir=None, text="to the running one").startswith("message for session beta ")
+        assert said(beta) == "\nto the running one\n"
+        locks.append(RunLock(lock_path(common, "alpha"), "alpha", here).acquire())
+        with pytest.raises(UsageError, match=r"several sessions \(alpha, beta\): choose one with --name"):
+            say(name=None, data_dir=None, text="two run: which?")
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 def test_no_session_at_all_and_a_bad_name_are_usage_errors(here: Path) -> None:

@@ -14,7 +14,17 @@ import pytest
 
 from iteratr.errors import UsageError
 from iteratr.run import inbox
-from iteratr.run.inbox import INBOX_HEADER, MAX_MESSAGE_BYTES, Taken, append, ensure_inbox, has_text, release, take
+from iteratr.run.inbox import (
+    INBOX_HEADER,
+    MAX_MESSAGE_BYTES,
+    SAY_MARK,
+    Taken,
+    append,
+    ensure_inbox,
+    has_text,
+    release,
+    take,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -347,12 +357,15 @@ def test_an_unclosed_comment_is_held_back_then_counts_as_a_comment(sdir: Path) -
 def test_append_creates_the_inbox_with_its_header_and_separates_messages(tmp_path: Path) -> None:
     path = append(tmp_path, "first message\n\n")
     assert path == tmp_path / "inbox.md"
-    assert path.read_text() == INBOX_HEADER + "\nfirst message\n"
+    assert path.read_text() == INBOX_HEADER + "\n" + SAY_MARK + "\nfirst message\n"
     with path.open("a") as f:
         f.write("typed without newline")
     append(tmp_path, "second\nwith two lines")
-    assert path.read_text().endswith("first message\ntyped without newline\n\nsecond\nwith two lines\n")
-    assert [t.text for t in take(tmp_path, {})] == ["first message\ntyped without newline\n\nsecond\nwith two lines"]
+    assert path.read_text().endswith(
+        "first message\ntyped without newline\n\n" + SAY_MARK + "\nsecond\nwith two lines\n"
+    )
+    # Each say is its own message; text typed by hand joins the message it follows.
+    assert [t.text for t in take(tmp_path, {})] == ["first message\ntyped without newline", "second\nwith two lines"]
 
 
 def test_append_rejects_empty_and_oversized_messages(sdir: Path) -> None:
