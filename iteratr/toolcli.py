@@ -56,6 +56,8 @@ COMMON = [
     ("--json", "", "print JSON"),
 ]
 STATUS_HELP = "remaining, in_progress, completed, blocked, cancelled"
+# The commands that only read: they also find a session that exists only on its branch (iteratr.session.branch_log).
+READS = ("task-list", "task-next", "note-list")
 TYPE_HELP = "learning, stuck, tip, decision"
 
 
@@ -191,6 +193,8 @@ def _run(argv: list[str]) -> int:
     from iteratr.session.store import Store
 
     store = Store(paths.data_dir_from(opts.get("--data-dir")), session)
+    if name not in READS and not store.exists():
+        _refuse_write_elsewhere(store)
     result, text = dispatch(name, store, opts)
     if opts["--json"]:
         import json  # only here: a text answer from an up-to-date snapshot needs no JSON at all
@@ -241,7 +245,7 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[]
         note_type = o.get("--type")
         if note_type is not None and note_type not in ("learning", "stuck", "tip", "decision"):
             raise UsageError(f"invalid note type {note_type!r}: use one of {TYPE_HELP}")
-    state = store.load()  # the rest only read
+    state = _read_state(store)  # the rest only read
     if name == "task-list":
         tasks = [t.to_dict() for t in state.tasks.values()]
         return tasks, lambda: render_task_list(tasks)
@@ -258,6 +262,40 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[]
             lambda: "\n".join(f"{n['id']} #{n['iteration']} {n['type']}: {n['content']}" for n in notes) or "no notes",
         )
     raise AssertionError(name)
+
+
+def _read_state(store: Any) -> Any:
+    """The session's state: from its files here, else (a session known only by its branch) as ``status`` reads it."""
+    if store.exists():
+        return store.load()
+    from iteratr.session import branch_log
+
+    found = branch_log.read(store.data_dir, store.name)
+    if found is None:
+        store.require()  # the usual error, naming the sessions there are
+        raise AssertionError("require() raises for a session that does not exist")
+    from pathlib import Path
+
+    from iteratr.session.reducer import replay
+    from iteratr.session.store import _parse_lines
+
+    where, blob = found
+    return replay(_parse_lines(blob[: blob.rfind(b"\n") + 1], 1, Path(where))[0])
+
+
+def _refuse_write_elsewhere(store: Any) -> None:
+    """A write needs the session's files on disk here. A new session is created by its first write, as ever; but one
+    that exists on its branch is refused, not started again beside it (two logs of one session)."""
+    from iteratr.session import branch_log
+
+    found = branch_log.read(store.data_dir, store.name)
+    if found is None:
+        return
+    raise UsageError(
+        f"session {store.name!r} has no files in {store.data_dir}: it is on its branch ({found[0]}), "
+        f"which only the read commands ({', '.join(READS)}) read; to change it, run this where its branch "
+        "is checked out (its build's work tree)"
+    )
 
 
 def _completion_line(name: str, rec: dict[str, Any]) -> str:

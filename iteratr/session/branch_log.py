@@ -1,0 +1,41 @@
+"""A session's event log where the local data dir has none: in the worktree that has its branch, or on the branch.
+
+``iteratr tool``'s read commands use it for a session that exists only on its branch ``iteratr/S`` (run from
+``main`` after the build switched back, or while it runs in a ``--worktree``), reading it as ``iteratr
+status`` does: the live file of the worktree that has the branch checked out, else the branch's last commit.
+
+Only the fallback imports this, and it asks git through ``iteratr.gitrepo``'s plain functions (the git
+binary, never GitPython): the tool path's normal case, a session on disk, never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from iteratr import paths
+
+
+def read(data_dir: Path, name: str, cwd: Path | None = None) -> tuple[str, bytes] | None:
+    """``(where, the log's bytes)`` of session ``name`` under the data dir ``data_dir``, or None (no repository,
+    a data dir outside it, or no such branch or log)."""
+    from iteratr import gitrepo
+
+    here = Path.cwd() if cwd is None else cwd
+    found = gitrepo.toplevel(here)
+    if found is None:
+        return None
+    root = found[0]
+    try:
+        rel = Path(os.path.realpath(data_dir)).relative_to(os.path.realpath(root))
+    except ValueError:
+        return None
+    branch = paths.branch_name(name)
+    where = gitrepo.worktrees(root).get(branch)
+    if where is not None:
+        log = where / rel / name / paths.EVENTS_FILE
+        if log.is_file():
+            return str(log), log.read_bytes()
+    path = (rel / name / paths.EVENTS_FILE).as_posix()
+    blob = gitrepo.blob(root, f"refs/heads/{branch}", path)
+    return (f"{branch}:{path}", blob) if blob is not None else None
