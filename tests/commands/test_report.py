@@ -133,11 +133,10 @@ def test_from_a_subdirectory_and_without_a_name_when_one_session_exists(repo: Pa
 def test_on_the_session_branch_its_own_gitignore_keeps_the_report_out(repo: Path) -> None:
     commit_known_session(repo)
     git(repo, "switch", "-q", "iteratr/SPEC")
-    (repo / ".git" / "info" / "exclude").write_text("")  # only the branch's .gitignore is left to do it
 
     run_report(repo)
-    # what a build's commit would take: everything git does not ignore
-    git(repo, "add", "--all")
+    (repo / ".git" / "info" / "exclude").write_text("")  # only the branch's .gitignore is left to do it
+    git(repo, "add", "--all")  # what a build's commit takes: everything git does not ignore
 
     assert (repo / ".iteratr" / "SPEC" / "report.html").is_file()
     assert "report.html" not in git(repo, "diff", "--cached", "--name-only")
