@@ -68,7 +68,10 @@ def check_content(content: object, what: str = "content") -> str:
         content.encode("utf-8")
     except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line arrive as lone surrogates
         raise UsageError(f"{what} is not valid UTF-8 text: pass it in UTF-8") from None
-    return content.strip()
+    # The log is committed and pushed: a key the agent pastes into a note must not travel with it.
+    from iteratr.secrets import Masker
+
+    return Masker()(content.strip())
 
 
 def normalise_id(raw: str, prefix: str = "TAS") -> str:

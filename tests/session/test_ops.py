@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from iteratr.session import tasks_view
+from iteratr.session import ops, tasks_view
 from iteratr.session.reducer import replay
 from iteratr.session.store import SNAPSHOT_FILE as SNAPSHOT
 from iteratr.session.store import Store, make_event, snapshot_path
@@ -700,3 +700,14 @@ def test_a_hand_edited_log_is_reflected_at_once(tmp_path: Path) -> None:
     assert len(edited) == len(raw)
     log.write_bytes(edited)
     assert tj(tmp_path, "task-list")[0]["content"].startswith("TASK 00 ")
+
+
+def test_secret_environment_values_never_reach_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_API_KEY", "sk-test-0123456789")
+    store = Store(tmp_path / ".iteratr", "S")
+    store.create()
+    ops.task_add(store, [{"content": "call the API with sk-test-0123456789"}])
+    ops.note_add(store, "the key is sk-test-0123456789", "tip")
+    log = store.events_path.read_text()
+    assert "sk-test-0123456789" not in log
+    assert log.count("***") == 2
