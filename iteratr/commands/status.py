@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from iteratr import gitrepo, paths
+from iteratr.commands import status_detail
 from iteratr.errors import GitError, IteratrError, UsageError
 from iteratr.output import Printer
 from iteratr.run import guards
@@ -152,6 +153,8 @@ def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
         "tasks": state.counts(),
         "task_total": len(state.tasks),
         "in_progress": in_progress.to_dict() if in_progress else None,
+        "task_list": status_detail.task_list(state, events),
+        "spent": status_detail.totals(state),
         "recent": [_iteration_json(it) for it in iterations[-RECENT_ITERATIONS:]],
         "notes": [n.to_dict() for n in state.notes],
         "pending_messages": [m.to_dict() for m in pending],
@@ -196,6 +199,8 @@ def _iteration_json(it: Iteration) -> dict[str, Any]:
         "started": it.started_ts,
         "ended": it.ended_ts,
         "duration": it.duration,
+        "tokens": it.tokens,
+        "cost": it.cost,
         "summary": it.summary,
         "error": it.error,
     }
@@ -232,7 +237,7 @@ def _progress(data: dict[str, Any]) -> str:
     return f"{done}/{data['task_total']} tasks done" if data["task_total"] else "not planned yet"
 
 
-def _iteration_line(it: dict[str, Any], running: bool, now: float) -> str:
+def _iteration_line(it: dict[str, Any], running: bool, now: float, currency: str | None = None) -> str:
     head = f"#{it['n']}" + (f" {it['kind']}" if it["kind"] != "main" else "")
     outcome = it["outcome"]
     if outcome is None:
@@ -241,6 +246,7 @@ def _iteration_line(it: dict[str, Any], running: bool, now: float) -> str:
         return f"{head} unfinished, started {_ago(it['started'], now)}: its run is gone (the next build records it)"
     label = {"timeout": "TIMED OUT", "failed": "FAILED", "interrupted": "interrupted"}.get(outcome, outcome)
     line = f"{head} {label}, started {_ago(it['started'], now)}, took {duration_text(it['duration'])}"
+    line += status_detail.usage_words(it, currency)
     detail = _first_line(it["summary"]) if outcome == "ok" else _first_line(it["error"])
     if outcome != "ok" and it["summary"]:
         detail += f" (summary: {_first_line(it['summary'])})"
@@ -269,14 +275,15 @@ def render(data: dict[str, Any], now: float | None = None) -> list[str]:
     counts = data["tasks"]
     shown = ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in TASK_STATUSES if counts.get(s))
     lines.append(f"tasks: {shown} ({data['task_total']} in all)" if data["task_total"] else "tasks: none yet")
+    lines += status_detail.task_lines(data["task_list"])
     task = data["in_progress"]
     if task:
         lines.append(f"in progress: {task['id']}: {_first_line(task['content'])}")
     if data["recent"]:
         lines.append("recent iterations:")
-        lines += [f"  {_iteration_line(it, data['running'], now)}" for it in data["recent"]]
+        lines += [f"  {_iteration_line(it, data['running'], now, data['currency'])}" for it in data["recent"]]
     lines += _notes_lines(data["notes"])
-    lines += _message_lines(data["pending_messages"], data["inbox_has_text"], now)
+    lines += _message_lines(data["pending_messages"], data["inbox_has_text"], now, data["running"])
     if data["tokens"] or data["cost"] is not None:
         usage = [f"{data['tokens']:,} tokens"] if data["tokens"] else []
         if data["cost"] is not None:
@@ -284,9 +291,7 @@ def render(data: dict[str, Any], now: float | None = None) -> list[str]:
         if data["totals"]["partial"]:
             usage.append("some turns: last call only, as the agent reports")
         lines.append("usage: " + ", ".join(usage))
-    if data["runs"]:
-        last = data["runs"][-1]
-        lines.append(f"last run ({clock(last['run'])}): {last['words']}; {len(data['runs'])} run(s) in all")
+    lines += status_detail.totals_lines(data)
     failure = data["last_failure"]
     if failure:
         lines.append(f"last failure: {_iteration_line(failure, False, now)}")
@@ -303,7 +308,7 @@ def _notes_lines(notes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _message_lines(messages: list[dict[str, Any]], inbox_text: bool, now: float) -> list[str]:
+def _message_lines(messages: list[dict[str, Any]], inbox_text: bool, now: float, running: bool) -> list[str]:
     """Messages taken but not yet in a prompt, and text still sitting in inbox.md."""
     if not messages and not inbox_text:
         return []
@@ -311,7 +316,7 @@ def _message_lines(messages: list[dict[str, Any]], inbox_text: bool, now: float)
     for m in messages[-MESSAGES_SHOWN:]:
         lines.append(f"  {m['id']} ({_ago(m['ts'], now)}): {_first_line(m['text'])}")
     if inbox_text:
-        lines.append("  inbox.md holds text not taken yet (a running build takes it within a second)")
+        lines.append(f"  inbox.md holds text not taken yet ({status_detail.inbox_taker(running)})")
     return lines
 
 
