@@ -275,7 +275,7 @@ def render(data: dict[str, Any], now: float | None = None) -> list[str]:
     counts = data["tasks"]
     shown = ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in TASK_STATUSES if counts.get(s))
     lines.append(f"tasks: {shown} ({data['task_total']} in all)" if data["task_total"] else "tasks: none yet")
-    lines += status_detail.task_lines(data["task_list"])
+    lines += status_detail.task_lines(data["task_list"], data["session"])
     task = data["in_progress"]
     if task:
         lines.append(f"in progress: {task['id']}: {_first_line(task['content'])}")

@@ -84,14 +84,15 @@ def iterations_text(numbers: list[int]) -> str:
     return ", ".join(parts)
 
 
-def task_lines(tasks: list[dict[str, Any]]) -> list[str]:
+def task_lines(tasks: list[dict[str, Any]], session: str) -> list[str]:
     """One line per task under the counts: ``> `` marks the one in progress; closed ones only the latest few."""
     open_ = [t for t in tasks if t["status"] not in CLOSED_STATUSES]
     closed = [t for t in tasks if t["status"] in CLOSED_STATUSES]
     shown = closed[-CLOSED_SHOWN:]
     lines = [_task_line(t) for t in [*open_, *shown]]
     if len(closed) > len(shown):
-        lines.append(f"    … {len(closed) - len(shown)} earlier closed task(s): iteratr tool task-list -n S")
+        more = len(closed) - len(shown)
+        lines.append(f"    … {more} earlier closed task(s): iteratr tool task-list --name {session}")
     return lines
 
 

@@ -105,6 +105,14 @@ def test_inbox_text_is_taken_by_a_running_build_only_when_one_holds_the_lock(ses
         lock.release()
 
 
+def test_only_the_last_closed_tasks_are_listed() -> None:
+    tasks = [{"id": f"TAS-{i}", "content": f"t{i}", "status": "completed", "iterations": [i]} for i in range(1, 13)]
+    lines = status_detail.task_lines([{**tasks[0], "id": "TAS-13", "status": "remaining"}, *tasks], "S")
+    assert lines[0] == "    TAS-13 remaining: t1 (#1)"
+    assert lines[1] == "    TAS-3 completed: t3 (#3)" and len(lines) == 1 + status_detail.CLOSED_SHOWN + 1
+    assert lines[-1] == "    … 2 earlier closed task(s): iteratr tool task-list --name S"
+
+
 def test_iterations_text_joins_runs_of_numbers() -> None:
     assert status_detail.iterations_text([1, 2, 3, 5, 7, 8]) == "#1-3, #5, #7-8"
     assert status_detail.iterations_text([]) == ""
