@@ -627,7 +627,7 @@ def test_write_failure_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: py
     # Fault injection: the rename that would publish the new file fails (disk full, EXDEV, ...).
     path = write(tmp_path / "iteratr.yml", COMMENTED)
 
-    def failing_replace(src: object, dst: object) -> None:
+    def failing_replace(src: object, dst: object, **_dir_fds: object) -> None:
         assert Path(str(src)).read_text().startswith("# My iteratr settings")  # the new text was complete
         raise OSError(28, "No space left on device")
 
