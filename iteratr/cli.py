@@ -153,10 +153,27 @@ def say(name: str | None, data_dir: str | None, text: tuple[str, ...]) -> int:
 @click.option("--data-dir", help="Data directory (default: .iteratr).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--watch", is_flag=True, help="Redraw every 2 seconds until Ctrl+C, which ends it with exit status 0.")
-def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool) -> int:
+@click.option(
+    "--prompt",
+    "prompt_n",
+    type=int,
+    is_flag=False,
+    flag_value=-1,
+    default=None,
+    metavar="[N]",
+    help="Print the prompt sent in iteration N (default: the last one kept).",
+)
+def status(name: str | None, data_dir: str | None, as_json: bool, watch: bool, prompt_n: int | None) -> int:
     """Show a session: branch, lock, iterations, tasks, summaries, notes, messages, cost."""
     from iteratr.commands import status as statuscmd
 
+    if prompt_n is not None:  # what the agent was told (iteratr.run.prompt_archive)
+        from iteratr.output import Printer
+        from iteratr.run import prompt_archive
+
+        n = None if prompt_n < 0 else prompt_n
+        Printer().text(prompt_archive.print_prompt(name=name, data_dir=data_dir, n=n))
+        return 0
     return statuscmd.run(name=name, data_dir=data_dir, as_json=as_json, watch=watch)
 
 

@@ -108,6 +108,20 @@ class AgentProcess:
         assert proc.stderr is not None
         self._stderr_pump = asyncio.ensure_future(self._pump(proc.stderr))
 
+    def move_log(self, path: Path) -> None:
+        """Append from now on to ``path``, and move there what the old log holds (a build's start-up log, written
+        before the session's directory may exist); the old file is removed."""
+        old = self.stderr_log
+        self.log.flush()
+        new = AgentLog(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            new.write(old.read_bytes())
+            old.unlink()
+        self.stderr_log, self.log = Path(path), new
+        with contextlib.suppress(OSError):
+            self._log_offset = path.stat().st_size
+
     async def _pump(self, stderr: asyncio.StreamReader) -> None:
         """Copy the agent's stderr into the rotated log, one bounded chunk at a time, until EOF."""
         while True:

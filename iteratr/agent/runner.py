@@ -186,6 +186,30 @@ class AgentRunner:
         except Exception as exc:
             raise AgentStartError(await self.failure_message("did not open a session", exc, timeout)) from None
 
+    async def check_model(self, timeout: float) -> str | None:
+        """Before a run: open a session, set the model asked for (ModelError if the agent refuses it), and
+        return the model in effect as the agent reports it (its default when none was asked), or None."""
+        setup = await self.open_session(timeout)
+        current = setup.current
+        if self._model is not None and self._model != current:
+            assert self._acp is not None
+            try:
+                current = await self.call(self._acp.set_model(setup, self._model), timeout)
+            except ModelError:
+                raise
+            except Exception as exc:
+                raise AgentStartError(await self.failure_message("did not set the model", exc, timeout)) from None
+        self._current_model = current
+        return current
+
+    def adopt(self, *, stderr_log: Path, on_event: Callable[[object], None]) -> None:
+        """Hand a started agent to the run: its stderr now goes to the session's agent.log (what it wrote so far
+        is moved there), and its events to the run's listener."""
+        self._on_event = on_event
+        self._process.move_log(stderr_log)
+        if self._acp is not None:
+            self._acp.sdk_log.log = self._process.log
+
     # -- turns --------------------------------------------------------------------------------------------
 
     async def run_turn(self, prompt: str, *, iteration_timeout: float | None, idle_timeout: float | None) -> TurnResult:

@@ -20,12 +20,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iteratr import __version__, config, paths, safe_open
-from iteratr.errors import UsageError
+from iteratr.errors import EXIT_OK, UsageError
 from iteratr.output import Printer, is_interactive
 from iteratr.run import prompt
+
+if TYPE_CHECKING:
+    from iteratr.gitrepo import GitRepo
+    from iteratr.run import agent_start
+    from iteratr.run.agent_start import Known
 
 DEFAULT_SPEC = Path("specs") / "SPEC.md"
 LOG_MAX_BYTES = 5 * 1024 * 1024
@@ -175,33 +180,126 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
     hooks_mod.load_hooks(repo.root, hooks_checked)  # refuse a bad hooks file before the branch is touched
     data_rel = paths.data_dir_in_tree(cfg.data_dir, repo.root, cwd)
 
-    from iteratr import session_branch as session_git
-    from iteratr.run import inbox
-    from iteratr.run.loop import BuildLoop
     from iteratr.run.runlock import RunLock, describe, lock_path
-    from iteratr.run.settings import Settings
-    from iteratr.session.store import Store
 
-    # The lock comes before the branch is touched: a --reset or a switch must never pull the branch
-    # or the session's files from under a run going on in another checkout.
+    # The lock comes first: a second build of the session exits 4 at once, having started nothing, and a
+    # --reset or a switch must never pull the branch or the session's files from under a run in another checkout.
     lock = RunLock(lock_path(repo.common_dir(), name), name, repo.root).acquire()
     try:
         if lock.stale:
             out.warn(f"took over the lock left by a run that is gone ({describe(lock.stale)})")
+        prepared = _Prepared(request, cfg, out, repo, name, data_rel, spec_path, templates, hooks_checked, override)
+        done = prepared.nothing_to_do()
+        return done if done is not None else asyncio.run(prepared.run())
+    finally:
+        lock.release()
+
+
+@dataclass
+class _Prepared:
+    """A build whose checks passed, under the session's lock: start and check the agent, then (only then) put the
+    session on its branch and run the loop (``iteratr.run.agent_start`` says why in that order)."""
+
+    request: BuildRequest
+    cfg: config.Config
+    out: Printer
+    repo: GitRepo
+    name: str
+    data_rel: Path
+    spec_path: Path
+    templates: dict[str, prompt.Template]
+    hooks_checked: bytes | None
+    override: bool
+    known: Known | None = None
+
+    def nothing_to_do(self) -> int | None:
+        """Exit 0, touching nothing, when the session is complete and not checked out: no switch just to stop."""
+        from iteratr.run import agent_start
+        from iteratr.run.screen import Screen
+
+        self.known = None if self.request.reset else agent_start.known_session(self.repo, self.name, self.data_rel)
+        inbox_dir = self.repo.root / self.data_rel / self.name
+        if self.known is None or not agent_start.nothing_to_do(self.known, inbox_dir):
+            return None
+        self.out.line(f"session {self.name} is already complete; nothing to do", "ok")
+        Screen(self.out, paths.branch_name(self.name)).final("the session is complete")
+        return EXIT_OK
+
+    async def run(self) -> int:
+        from iteratr.run import agent_start
+
+        started = None
+        if self.known is None or agent_start.agent_needed(self.known, self.cfg.stall_limit):
+            started = await self._start_agent()
+        try:
+            return await self._run_loop(started)
+        finally:
+            if started is not None:
+                await started.close()  # unless the loop took it over (and closed it)
+
+    async def _start_agent(self) -> agent_start.Started:
+        """Start the agent, complete initialize and check the model, in this checkout, with nothing written to it."""
+        from iteratr.agent.permissions import parse_policy
+        from iteratr.run import agent_start
+        from iteratr.run.hook_runs import child_env
+        from iteratr.run.screen import model_words
+        from iteratr.run.settings import Settings
+
+        cfg, out = self.cfg, self.out
+        out.line("starting the agent…", "dim")
+        here = self.repo.root
+        planned = Settings.resolve(  # the session's settings as they will be if it runs in this checkout
+            cfg,
+            session=self.name,
+            work_tree=here,
+            data_dir=here / self.data_rel,
+            spec_path=self.spec_path,
+            extra="",
+            templates=self.templates,
+            hooks=None,
+            binary=binary_argv(),
+        )
+        iteration = self.known.state.next_iteration if self.known is not None else 0
+        started = await agent_start.start(
+            cfg.agent_argv,
+            cwd=here,
+            env=child_env(planned, iteration),
+            stderr_log=agent_start.start_log(self.repo, self.name),
+            model=cfg.model or None,
+            permissions=parse_policy(cfg.permissions),
+        )
+        out.line(f"agent: {started.info.name} {started.info.version}")
+        await agent_start.check_model(started)  # a refused model: exit 2, with nothing touched
+        out.line(f"model: {model_words(started.model, chosen=bool(cfg.model))}")
+        return started
+
+    async def _run_loop(self, started: agent_start.Started | None) -> int:
+        from iteratr import session_branch as session_git
+        from iteratr import trust
+        from iteratr.agent.seam import Checked
+        from iteratr.gitrepo import GitRepo
+        from iteratr.run import hooks as hooks_mod
+        from iteratr.run import inbox
+        from iteratr.run.loop import BuildLoop
+        from iteratr.run.screen import model_words
+        from iteratr.run.settings import Settings
+        from iteratr.session.store import Store
+
+        repo, name, out, cfg, override = self.repo, self.name, self.out, self.cfg, self.override
         if repo.current_branch() is None:  # e.g. the agent detached HEAD, and the run was killed before it ended
             out.warn(session_git.reattach(repo, name))
         work_tree, how = session_git.prepare(
-            repo, name, data_rel=data_rel, worktree=request.worktree, reset=request.reset
+            repo, name, data_rel=self.data_rel, worktree=self.request.worktree, reset=self.request.reset
         )
         wt_repo = repo if work_tree == repo.root else GitRepo.open(work_tree)
         # The session's branch may carry another hooks file than the one checked: it must be trusted too.
         # (A "resumed" branch may have just been switched to: read it again, and load the bytes compared.)
         hooks_here = trust.read_hooks(work_tree)
-        trust.require_same_hooks(work_tree, hooks_here, hooks_checked, override=override)
+        trust.require_same_hooks(work_tree, hooks_here, self.hooks_checked, override=override)
         hooks = hooks_mod.load_hooks(work_tree, hooks_here) if hooks_here is not None else None
-        if hooks is None and work_tree != repo.root and hooks_checked is not None:
-            hooks = hooks_mod.load_hooks(repo.root, hooks_checked)
-        data_dir = work_tree / data_rel
+        if hooks is None and work_tree != repo.root and self.hooks_checked is not None:
+            hooks = hooks_mod.load_hooks(repo.root, self.hooks_checked)
+        data_dir = work_tree / self.data_rel
         store = Store(data_dir, name)
         store.create()
         inbox_path = inbox.ensure_inbox(store.dir)
@@ -212,27 +310,34 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
             session=name,
             work_tree=work_tree,
             data_dir=data_dir,
-            spec_path=spec_path,
-            extra=request.extra or "",
-            templates=templates,
+            spec_path=self.spec_path,
+            extra=self.request.extra or "",
+            templates=self.templates,
             hooks=hooks,
             binary=binary_argv(),
         )
+        checked, factory = None, None
+        if started is not None:
+            # The agent runs in this checkout: the run takes it over. A session in a worktree gets its own agent.
+            reuse = started.cwd == work_tree
+            if not reuse:
+                await started.close()
+            checked = Checked(started.info, started.model, running=reuse)
+            factory = started.factory if reuse else None
         branch = settings.branch
         out.line(f"iteratr {__version__} | session {name} | branch {branch} ({how}) | work tree {work_tree}", "head")
         limit = str(cfg.iterations) if cfg.iterations else "no limit"
+        model = model_words(checked.model, chosen=bool(cfg.model)) if checked else cfg.model or "the agent default"
         out.line(
-            f"spec: {paths.shown(spec_path, cwd)} | agent: {cfg.agent} | model: {cfg.model or 'the agent default'}"
+            f"spec: {paths.shown(self.spec_path, Path.cwd())} | agent: {cfg.agent} | model: {model}"
             f" | iterations: {limit}"
         )
         out.line(f'inbox: {inbox_path} (save text there, or run: iteratr say -n {name} "...")')
         out.line(hooks.summary() if hooks else "hooks: none")
-        started = time.monotonic()
-        code = asyncio.run(BuildLoop(settings, store, wt_repo, out).run())
-        logging.getLogger("iteratr.run").info("run ended with exit %s after %.1fs", code, time.monotonic() - started)
+        clock = time.monotonic()
+        code = await BuildLoop(settings, store, wt_repo, out, agent_factory=factory, checked=checked).run()
+        logging.getLogger("iteratr.run").info("run ended with exit %s after %.1fs", code, time.monotonic() - clock)
         return code
-    finally:
-        lock.release()
 
 
 def _require_agent_binary(argv: list[str]) -> None:

@@ -75,3 +75,23 @@ def session_dir_for(work_trees: list[Path], data_rel: Path, name: str) -> Path:
     paths.validate_session_name(name)
     candidates = [top / data_rel / name for top in work_trees]
     return next((d for d in candidates if numbers(d)), candidates[-1])
+
+
+def print_prompt(*, name: str | None, data_dir: str | None, n: int | None, cwd: Path | None = None) -> str:
+    """``iteratr status -n S --prompt [N]``: the text of iteration N's kept prompt (the last one without N), found
+    in the session's worktree if it runs in one, else in this checkout (runtime files stay across switches)."""
+    from iteratr import config, gitrepo
+
+    if name is None:
+        raise UsageError("--prompt needs the session: iteratr status -n NAME --prompt [N]")
+    cwd = Path.cwd() if cwd is None else cwd
+    cfg = config.load_config(cwd=cwd, flags={"data_dir": data_dir} if data_dir else None)
+    found = gitrepo.toplevel(cwd)
+    top = found[0] if found is not None else paths.work_tree_top(cwd)
+    data_rel = paths.data_dir_in_tree(cfg.data_dir, top, cwd)
+    trees = [top]
+    if found is not None:
+        where = gitrepo.worktrees(top).get(paths.branch_name(name))
+        trees = [where, top] if where is not None and where != top else [top]
+    number, text = show(session_dir_for(trees, data_rel, name), n)
+    return f"# prompt of iteration #{number} of session {name}\n{text}"
