@@ -43,7 +43,7 @@ class Screen:
 
     def headline(self, state: State, attempt: Attempt, *, retry: bool) -> None:
         if attempt.kind == "planning":
-            self.out.header(f"#{attempt.n} planning")
+            self.out.header(f"#{attempt.n} planning{' (retry)' if retry else ''}")
             return
         task = state.in_progress() or _next_task(state)
         what = f" | {task.id}: {task.content}" if task else ""

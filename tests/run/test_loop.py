@@ -367,3 +367,11 @@ def test_timestamps_prefix_every_printed_line_and_prompts_are_kept_bounded(spec_
         ["git", "log", "--all", "--name-only", "--format="], cwd=spec_repo, capture_output=True, text=True, check=True
     ).stdout
     assert "prompts/" not in git_files  # never committed
+
+
+def test_a_failed_turn_names_its_model_and_a_planning_retry_says_so(spec_repo: Path) -> None:
+    run = run_loop(spec_repo, Script("empty", "follow", models=["model-a"]), iterations=1, expect=3)
+    lines = run.output.splitlines()
+    assert "=== #0 planning" in lines and "=== #1 planning (retry)" in lines
+    at = next(i for i, line in enumerate(lines) if line.startswith("=== #0 failed"))
+    assert lines[at + 1].endswith("(model model-a)"), lines[at + 1]  # which model failed
