@@ -171,7 +171,7 @@ def test_a_cost_budget_stops_before_the_next_iteration(repo: Path) -> None:
     run = run_loop(four_task_repo(repo), Script(costly()), budgets=Budgets(max_cost=0.02), expect=EXIT_INCOMPLETE)
     assert run.started() == [0, 1]  # 0.0123, then 0.0246 >= 0.02: #2 never starts
     assert "stopped: budget max_cost (0.02) reached: this run spent 0.0246 USD" in run.output
-    assert "(this run: 2 iteration(s), 2,400 tokens, cost 0.0246 USD)" in run.output
+    assert "(this run: 2 iteration(s), 2,400 tokens, cost 0.0246 USD; by outcome: 2 ok; wall time " in run.output
 
 
 def test_a_token_budget_stops_before_the_next_iteration(repo: Path) -> None:
