@@ -98,4 +98,3 @@ class LockedError(IteratrError):
     """Another run holds this session's lock."""
 
     exit_code = EXIT_LOCKED
-

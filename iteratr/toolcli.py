@@ -56,7 +56,7 @@ COMMON = [
     ("--json", "", "print JSON"),
 ]
 STATUS_HELP = "remaining, in_progress, completed, blocked, cancelled"
-# The commands that only read: they also find a session that exists only on its branch (iteratr.session.branch_log).
+# The commands that only read: they also find a session that exists only on its branch (iteratr.branch_log).
 READS = ("task-list", "task-next", "note-list")
 TYPE_HELP = "learning, stuck, tip, decision"
 
@@ -268,7 +268,7 @@ def _read_state(store: Any) -> Any:
     """The session's state: from its files here, else (a session known only by its branch) as ``status`` reads it."""
     if store.exists():
         return store.load()
-    from iteratr.session import branch_log
+    from iteratr import branch_log
 
     found = branch_log.read(store.data_dir, store.name)
     if found is None:
@@ -286,7 +286,7 @@ def _read_state(store: Any) -> Any:
 def _refuse_write_elsewhere(store: Any) -> None:
     """A write needs the session's files on disk here. A new session is created by its first write, as ever; but one
     that exists on its branch is refused, not started again beside it (two logs of one session)."""
-    from iteratr.session import branch_log
+    from iteratr import branch_log
 
     found = branch_log.read(store.data_dir, store.name)
     if found is None:

@@ -83,8 +83,9 @@ def run(*, keep: bool, out: Printer | None = None) -> int:
         # even when running from a checkout rather than an install. Only the demo's agent sees this.
         package_parent = str(Path(__file__).resolve().parents[2])
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
+        # trust: the demo's repository and its hooks file were written just now by iteratr itself.
         request = buildcmd.BuildRequest(
-            spec="specs/greeter.md", agent=agent, headless=True, iterations=10, name="greeter"
+            spec="specs/greeter.md", agent=agent, headless=True, iterations=10, name="greeter", trust=True
         )
         code = buildcmd.run(request)
         out.text("\ngit log --oneline iteratr/greeter:")

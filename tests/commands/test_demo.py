@@ -6,7 +6,15 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import FAST_ENV, run_cli
+
+
+@pytest.fixture(autouse=True)
+def _as_a_new_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README runs the demo with nothing set: no ITERATR_TRUST (which conftest sets for other tests)."""
+    monkeypatch.delenv("ITERATR_TRUST", raising=False)
 
 
 def test_demo_runs_a_whole_session_and_shows_its_history(tmp_path: Path) -> None:
