@@ -260,7 +260,10 @@ class BuildLoop:
         )  # secrets from a hook's output or the agent's failure never reach the prompt
         text = self.s.templates[kind].render(context)
         self.prompts.keep(n, text)  # .iteratr/S/prompts/<n>.md: what the agent was told (`status --prompt`)
-        log.debug("prompt of iteration #%d (%d characters):\n%s", n, len(text), text)
+        if log.isEnabledFor(logging.DEBUG):  # one record per line: every line of the log file keeps its time
+            log.debug("prompt of iteration #%d (%d characters):", n, len(text))
+            for line in text.splitlines():
+                log.debug("prompt #%d | %s", n, line)
         attempt.run = self.run_id
         attempt.delivered = [m.id for m in state.pending_messages()]
         before = self.record.started(n, kind, [])  # delivered only once the prompt is sent (in _turn)
