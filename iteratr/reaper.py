@@ -137,6 +137,33 @@ def _alive(pid: int) -> bool:
     return state[state.rfind(")") + 2 :][:1] not in ("Z", "X", "")
 
 
+def session_of(pid: int) -> int | None:
+    """The session id of ``pid`` (``setsid`` gives a process a new one), or None if it is gone."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # state ppid pgrp session ...
+    return int(fields[3]) if len(fields) > 3 else None
+
+
+def escaped_below(root: int) -> list[int]:
+    """Descendants of ``root`` that left its session (``setsid``), and theirs: still below the agent when the
+    turn ends (their parent shell has not exited yet), but out of reach of a kill of the agent's group."""
+    table = _parents()
+    home = session_of(root)
+    if home is None:
+        return []
+    found: list[int] = []
+    for pid in descendants(root, table):
+        if pid in found:
+            continue
+        if session_of(pid) not in (home, None):
+            found.append(pid)
+            found.extend(p for p in descendants(pid, table) if p not in found)
+    return found
+
+
 def children() -> set[int]:
     """This process's live children."""
     me = os.getpid()
@@ -154,11 +181,14 @@ class TurnReaper:
         self.warn = warn
         self.active = become_subreaper()
         self._before: set[int] = set()
+        self._at_start = children() if self.active else set()
 
     def close(self) -> None:
-        """The run is over: stop being a subreaper, so that a process running the loop in-process (a test
-        session, a long-lived host) does not collect everyone's orphans as zombies from now on."""
+        """The run is over (the agent is closed): stop what escaped since the last turn's end (a process whose
+        parent shell exited only when the agent did), then stop being a subreaper, so that a process running
+        the loop in-process (a test session, a long-lived host) does not collect everyone's orphans from now on."""
         if self.active:
+            self._stop(orphans(self._at_start))
             become_subreaper(False)
             self.active = False
 
@@ -172,6 +202,11 @@ class TurnReaper:
         pid = getattr(agent, "pid", None)
         keep = self._before | ({pid} if isinstance(pid, int) else set())
         escaped = orphans(keep)
+        if isinstance(pid, int):  # escaped with setsid, but its parent shell still runs below the agent
+            escaped += [p for p in escaped_below(pid) if p not in escaped]
+        return self._stop(escaped)
+
+    def _stop(self, escaped: list[int]) -> int:
         stopped = stop_processes(escaped)
         if stopped:
             self.warn(
