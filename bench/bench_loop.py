@@ -69,6 +69,8 @@ def environment(home: Path) -> dict[str, str]:
             "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
             "PYTHONPATH": str(REPO_ROOT),
             "ITERATR_RETRY_DELAY": "0",
+            # The instant agent makes no progress on purpose: the loop's own cost is what is measured.
+            "ITERATR_STALL_LIMIT": "0",
         }
     )
     return env
