@@ -181,21 +181,15 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is left in the group.
+def live_processes() -> dict[int, tuple[int, int, int]] | None:
+    """``pid -> (ppid, process group, session)`` of every live (non-zombie) process; None without ``/proc``.
 
-    ``killpg(pgid, 0)`` also counts zombies, and reparented grandchildren stay zombies forever under an init
-    that does not reap (common in containers), so on Linux read the members' states from /proc.
+    The one reader of ``/proc/*/stat``: ``group_alive`` here and ``iteratr.reaper`` use it.
     """
     proc_dir = Path("/proc")
     if not (proc_dir / "self" / "stat").exists():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return None
+    table: dict[int, tuple[int, int, int]] = {}
     for entry in os.scandir(proc_dir):
         if not entry.name.isdigit():
             continue
@@ -203,7 +197,25 @@ def group_alive(pgid: int) -> bool:
             stat = Path(entry.path, "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # state ppid pgrp ...; comm may contain spaces
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+        fields = stat[stat.rfind(")") + 2 :].split()  # state ppid pgrp session ...; comm may contain spaces
+        if len(fields) > 3 and fields[0] not in ("Z", "X"):
+            table[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[3]))
+    return table
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in the group.
+
+    ``killpg(pgid, 0)`` also counts zombies, and reparented grandchildren stay zombies forever under an init
+    that does not reap (common in containers), so on Linux read the members' states from /proc.
+    """
+    table = live_processes()
+    if table is None:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
             return True
-    return False
+        return True
+    return any(pgrp == pgid for _ppid, pgrp, _sid in table.values())

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from iteratr import procs
+
 PR_SET_CHILD_SUBREAPER = 36
 PROC = Path("/proc")
 
@@ -53,18 +55,7 @@ def is_subreaper() -> bool:
 
 def _parents() -> dict[int, int]:
     """pid -> ppid of every live (non-zombie) process."""
-    table: dict[int, int] = {}
-    for entry in os.scandir(PROC):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # state ppid ...; comm may contain spaces
-        if len(fields) > 1 and fields[0] not in ("Z", "X"):
-            table[int(entry.name)] = int(fields[1])
-    return table
+    return {pid: ppid for pid, (ppid, _pgrp, _sid) in (procs.live_processes() or {}).items()}
 
 
 def descendants(root: int, table: dict[int, int] | None = None) -> list[int]:
@@ -137,30 +128,19 @@ def _alive(pid: int) -> bool:
     return state[state.rfind(")") + 2 :][:1] not in ("Z", "X", "")
 
 
-def session_of(pid: int) -> int | None:
-    """The session id of ``pid`` (``setsid`` gives a process a new one), or None if it is gone."""
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()  # state ppid pgrp session ...
-    return int(fields[3]) if len(fields) > 3 else None
-
-
 def escaped_below(root: int) -> list[int]:
     """Descendants of ``root`` that left its session (``setsid``), and theirs: still below the agent when the
     turn ends (their parent shell has not exited yet), but out of reach of a kill of the agent's group."""
-    table = _parents()
-    home = session_of(root)
-    if home is None:
+    table = procs.live_processes() or {}
+    if root not in table:
         return []
+    home = table[root][2]
+    parents = {pid: ppid for pid, (ppid, _pgrp, _sid) in table.items()}
     found: list[int] = []
-    for pid in descendants(root, table):
-        if pid in found:
-            continue
-        if session_of(pid) not in (home, None):
+    for pid in descendants(root, parents):
+        if pid not in found and table.get(pid, (0, 0, home))[2] != home:
             found.append(pid)
-            found.extend(p for p in descendants(pid, table) if p not in found)
+            found.extend(p for p in descendants(pid, parents) if p not in found)
     return found
 
 
