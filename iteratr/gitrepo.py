@@ -227,22 +227,6 @@ class GitRepo:
             self._identity_args = [] if has_email else ["-c", f"user.name={name}", "-c", f"user.email={email}"]
         return self._identity_args
 
-    def commit_all(self, message: str, *, everything: bool, force_paths: list[Path]) -> str:
-        """Stage the session files (forced, whatever .gitignore says) and, if ``everything``, all the
-        work tree admits; commit; return the new commit's short sha.
-
-        ``--no-verify``: a failing pre-commit hook must not make an iteration's record disappear.
-        """
-        if everything:
-            self.run("add", "--all")
-        rel = [str(p.relative_to(self.root)) for p in force_paths if p.exists()]
-        if rel:
-            self.run("add", "--force", "--", *rel)
-        # --cleanup=whitespace: a line of an agent's summary starting with "#" is text, not a comment.
-        options = ["--quiet", "--no-verify", "--allow-empty", "--cleanup=whitespace", "-F", "-"]
-        self.run(*self._identity(), "commit", *options, input=message.encode())
-        return self.run("rev-parse", "--short", "HEAD")
-
     # -- plumbing for iteratr's own record of its commits (iteratr.run.history) -------------------
 
     def rev(self, ref: str) -> str | None:
@@ -311,7 +295,11 @@ class GitRepo:
             )
 
     def commit_staged(self, message: str) -> str:
-        """Commit the index as it is; return the new commit's full sha. ``--no-verify`` as ``commit_all``."""
+        """Commit the index as it is; return the new commit's full sha.
+
+        ``--no-verify``: a failing pre-commit hook must not make an iteration's record disappear.
+        ``--cleanup=whitespace``: a line of an agent's summary starting with "#" is text, not a comment.
+        """
         options = ["--quiet", "--no-verify", "--allow-empty", "--cleanup=whitespace", "-F", "-"]
         self.run(*self._identity(), "commit", *options, input=message.encode())
         return self.run("rev-parse", "HEAD")
@@ -351,6 +339,10 @@ class GitRepo:
             return self.run("rev-parse", "--verify", "--quiet", f"{commit}^")
         except GitError:
             return None
+
+    def attach_head(self, branch: str) -> None:
+        """Point HEAD at ``branch`` without touching the index or the work tree (a detached HEAD re-attached)."""
+        self.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
 
     def changed(self, rel_paths: list[str]) -> bool:
         """Whether any of these paths differs from HEAD (staged, unstaged or untracked)."""

@@ -92,7 +92,7 @@ def reattach(repo: GitRepo, name: str) -> str:
     if head is None or last is None or not repo.is_ancestor(last, head) or (tip and not repo.is_ancestor(tip, head)):
         raise GitError("HEAD is detached", hint="check out a branch first, e.g. `git switch -`")
     repo.update_ref(f"refs/heads/{branch}", head)
-    repo.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
+    repo.attach_head(branch)
     came = f"; {branch} moved up to it, keeping the commits made there" if head != tip else ""
     return f"HEAD was left detached at {head[:9]}, on top of iteratr's last commit: back on {branch}{came}"
 

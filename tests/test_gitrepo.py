@@ -20,6 +20,18 @@ def session_files(repo: Path) -> list[Path]:
     return [data / "S" / "events.jsonl", data / "S" / "tasks.yaml", data / ".gitignore"]
 
 
+def commit_all(g: GitRepo, message: str, *, everything: bool, force_paths: list[Path]) -> str:
+    """Stage as the recorder does (the session files forced, and all the work tree admits if ``everything``),
+    commit through GitRepo, and return the short sha."""
+    if everything:
+        g.run("add", "--all")
+    rel = [str(p.relative_to(g.root)) for p in force_paths if p.exists()]
+    if rel:
+        g.run("add", "--force", "--", *rel)
+    g.commit_staged(message)
+    return g.run("rev-parse", "--short", "HEAD")
+
+
 def committed_files(repo: Path, ref: str = "HEAD") -> set[str]:
     return set(git(repo, "show", "--format=", "--name-only", ref).splitlines())
 
@@ -32,10 +44,10 @@ def test_commit_everything_or_only_the_session_files(repo: Path) -> None:
     (repo / "ignored.txt").write_text("never\n")
     g = GitRepo.open(repo)
 
-    g.commit_all("only session files\n", everything=False, force_paths=files)
+    commit_all(g, "only session files\n", everything=False, force_paths=files)
     assert committed_files(repo) == {".iteratr/.gitignore", ".iteratr/S/events.jsonl"}  # tasks.yaml absent: skipped
 
-    sha = g.commit_all("everything\n", everything=True, force_paths=files)
+    sha = commit_all(g, "everything\n", everything=True, force_paths=files)
     assert git(repo, "rev-parse", "--short", "HEAD") == sha
     assert committed_files(repo) == {"work.txt", "README.md", ".gitignore"}
     assert "ignored.txt" not in git(repo, "ls-files")
@@ -45,7 +57,7 @@ def test_commit_everything_or_only_the_session_files(repo: Path) -> None:
 def test_session_files_are_committed_even_when_gitignored(repo: Path) -> None:
     files = session_files(repo)
     (repo / ".gitignore").write_text(".iteratr/\n")  # a user ignoring the data dir wholesale
-    GitRepo.open(repo).commit_all("session\n", everything=True, force_paths=files)
+    commit_all(GitRepo.open(repo), "session\n", everything=True, force_paths=files)
     assert ".iteratr/S/events.jsonl" in committed_files(repo)
 
 
@@ -55,7 +67,7 @@ def test_message_is_kept_verbatim_and_hooks_are_skipped(repo: Path) -> None:
     hook.chmod(0o755)
     git(repo, "config", "commit.cleanup", "strip")  # a user setting that would drop "#" lines
     message = "iteratr(S): #3 done\n\nSummary:\n# Heading the agent wrote\n- ünïcode\n\nIteratr-Iteration: 3\n"
-    GitRepo.open(repo).commit_all(message, everything=True, force_paths=[])
+    commit_all(GitRepo.open(repo), message, everything=True, force_paths=[])
     assert git(repo, "log", "-1", "--format=%B") == message.strip()
 
 
@@ -66,24 +78,24 @@ def test_commit_without_any_identity_falls_back(repo: Path, monkeypatch: pytest.
     empty.write_text("[user]\n\tuseConfigOnly = true\n")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
     (repo / "x.txt").write_text("x\n")
-    GitRepo.open(repo).commit_all("cron commit\n", everything=True, force_paths=[])
+    commit_all(GitRepo.open(repo), "cron commit\n", everything=True, force_paths=[])
     assert git(repo, "log", "-1", "--format=%an <%ae>") == "iteratr <iteratr@localhost>"
 
 
 def test_commit_uses_the_users_identity(repo: Path) -> None:
-    GitRepo.open(repo).commit_all("mine\n", everything=True, force_paths=[])
+    commit_all(GitRepo.open(repo), "mine\n", everything=True, force_paths=[])
     assert git(repo, "log", "-1", "--format=%ae") == "author@example.com"
 
 
 def test_last_committed_iteration(repo: Path) -> None:
     g = GitRepo.open(repo)
     assert g.last_committed_iteration("S") is None
-    g.commit_all("iteratr(S): #0 x\n\nIteratr-Session: S\nIteratr-Iteration: 0\n", everything=True, force_paths=[])
+    commit_all(g, "iteratr(S): #0 x\n\nIteratr-Session: S\nIteratr-Iteration: 0\n", everything=True, force_paths=[])
     assert g.last_committed_iteration("S") == 0
-    g.commit_all("iteratr(S): #1 x\n\nIteratr-Session: S\nIteratr-Iteration: 1\n", everything=True, force_paths=[])
-    g.commit_all("iteratr(S): end of run\n\nIteratr-Session: S\n", everything=True, force_paths=[])
-    g.commit_all("the agent's own\n", everything=True, force_paths=[])
-    g.commit_all("iteratr(T): #7 x\n\nIteratr-Session: T\nIteratr-Iteration: 7\n", everything=True, force_paths=[])
+    commit_all(g, "iteratr(S): #1 x\n\nIteratr-Session: S\nIteratr-Iteration: 1\n", everything=True, force_paths=[])
+    commit_all(g, "iteratr(S): end of run\n\nIteratr-Session: S\n", everything=True, force_paths=[])
+    commit_all(g, "the agent's own\n", everything=True, force_paths=[])
+    commit_all(g, "iteratr(T): #7 x\n\nIteratr-Session: T\nIteratr-Iteration: 7\n", everything=True, force_paths=[])
     assert g.last_committed_iteration("S") == 1
     assert g.last_committed_iteration("T") == 7
     assert g.last_committed_iteration("S2") is None
@@ -164,8 +176,8 @@ def test_branch_methods_session_branch_uses(repo: Path, tmp_path: Path) -> None:
     assert g.parent(first) is None  # the root commit
     (repo / "x.txt").write_text("x\n")
     assert g.changed(["x.txt"]) and not g.changed(["README.md"])
-    g.commit_all("one\n\nIteratr-Session: S\n", everything=True, force_paths=[])
-    g.commit_all("two\n\nIteratr-Session: S\n", everything=True, force_paths=[])
+    commit_all(g, "one\n\nIteratr-Session: S\n", everything=True, force_paths=[])
+    commit_all(g, "two\n\nIteratr-Session: S\n", everything=True, force_paths=[])
     found = g.first_commit("HEAD", "Iteratr-Session: S")
     assert found is not None and g.parent(found) == first
     assert g.first_commit("HEAD", "Iteratr-Session: other") is None

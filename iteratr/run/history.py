@@ -162,7 +162,7 @@ class History:
         grew_from = (self.repo.merge_base(last, head) if head else None) or parent
         touched = set(self.repo.changed_paths(against=grew_from)) if head else set()
         self.repo.update_ref(f"refs/heads/{self.branch}", parent)
-        self.repo.run("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
+        self.repo.attach_head(self.branch)
         self.repo.run("read-tree", parent)  # the index is the restored branch's; the work tree is untouched
         if head is not None and head != parent:
             self._bring_back(head, parent, touched)
@@ -195,7 +195,7 @@ class History:
         try:
             self.repo.switch(self.branch)
         except GitError:
-            self.repo.run("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
+            self.repo.attach_head(self.branch)
 
     def record_branch(self, n: int, found: BranchRepair) -> None:
         if found.problems:

@@ -154,7 +154,7 @@ class Recorder:
         try:
             files = [p for p in (self.store.events_path, self.store.tasks_path) if p.exists()]
             rel = [str(p.relative_to(self.repo.root)) for p in files]
-            if not rel or not self.repo.run("status", "--porcelain", "--", *rel).strip():
+            if not rel or not self.repo.changed(rel):
                 return
             self.settle_locks()
             found = self.history.restore_branch(None)  # never onto a branch the agent moved to
