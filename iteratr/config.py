@@ -461,23 +461,3 @@ def write_config_file(path: Path, updates: Mapping[str, object], *, force: bool 
         except InvalidValue as exc:
             raise ConfigError(f"cannot write {path}: {name}: {_show(value)} {exc}") from None
     config_file.update(Path(path), checked, force=force)
-
-
-# --- `iteratr config` ----------------------------------------------------------------------------------
-
-
-def render_value(value: object) -> str:
-    """A value as ``iteratr config`` and the README show it: true, "", 1800."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value == "":
-        return '""'
-    return str(value)
-
-
-def render_text(cfg: Config) -> str:
-    """One aligned line per key: name, value, source. No trailing newline."""
-    rows = [(name, render_value(r.value), r.source) for name, r in cfg.values.items()]
-    width_key = max(len(row[0]) for row in rows)
-    width_value = max(len(row[1]) for row in rows)
-    return "\n".join(f"{k:<{width_key}}  {v:<{width_value}}  {s}" for k, v, s in rows)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from iteratr import config as config_mod
+from iteratr.commands.config import render_text
 from iteratr.config import (
     KEYS,
     Config,
@@ -20,7 +21,6 @@ from iteratr.config import (
     load_config,
     project_config_path,
     read_config_file,
-    render_text,
     write_config_file,
 )
 from iteratr.errors import EXIT_USAGE, ConfigError, UsageError

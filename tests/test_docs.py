@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from iteratr import cli, config, toolcli
+from iteratr.commands import config as config_cmd
 from iteratr.errors import EXIT_STATUSES, ExitStatus
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
@@ -119,7 +120,7 @@ def test_env_samples_cover_every_key() -> None:
 def test_config_key_is_in_the_readme_with_its_default(key: config.Key) -> None:
     row = CONFIG_TABLE.get(key.name)
     assert row is not None, f"README ## Configuration has no row for `{key.name}`"
-    assert row[1] == f"`{config.render_value(key.default)}`"
+    assert row[1] == f"`{config_cmd.render_value(key.default)}`"
 
 
 @pytest.mark.parametrize("key", config.KEYS.values(), ids=lambda k: k.name)
