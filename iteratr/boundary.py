@@ -26,7 +26,7 @@ def _log_traceback() -> Path | None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
-            from iteratr.session.store import utc_now
+            from iteratr.session.events import utc_now
 
             f.write(f"--- {utc_now()} iteratr {' '.join(sys.argv[1:])}\n")
             traceback.print_exc(file=f)

@@ -276,11 +276,11 @@ def _read_state(store: Any) -> Any:
         raise AssertionError("require() raises for a session that does not exist")
     from pathlib import Path
 
+    from iteratr.session.events import parse_lines
     from iteratr.session.reducer import replay
-    from iteratr.session.store import _parse_lines
 
     where, blob = found
-    return replay(_parse_lines(blob[: blob.rfind(b"\n") + 1], 1, Path(where))[0])
+    return replay(parse_lines(blob[: blob.rfind(b"\n") + 1], 1, Path(where))[0])
 
 
 def _refuse_write_elsewhere(store: Any) -> None:

@@ -39,7 +39,8 @@ from iteratr.agent.events import (
 from iteratr.agent.seam import AgentLaunch
 from iteratr.errors import UsageError
 from iteratr.session import ops
-from iteratr.session.store import Store, make_event
+from iteratr.session.events import make_event
+from iteratr.session.store import Store
 
 BIG = 1024 * 1024
 DONE_STATES = {"completed", "cancelled", "blocked"}

@@ -21,8 +21,8 @@ from iteratr.commands import report_html
 from iteratr.commands.status import Repo, read_events, require_session
 from iteratr.errors import UsageError
 from iteratr.output import Printer
+from iteratr.session.events import utc_now
 from iteratr.session.reducer import replay
-from iteratr.session.store import utc_now
 
 
 def run(

@@ -71,11 +71,11 @@ class Repo:
 
 
 def _parse(blob: bytes, label: str) -> list[dict[str, Any]]:
-    from iteratr.session.store import _parse_lines
+    from iteratr.session.events import parse_lines
 
     # A line still being written by a live run is not torn: leave it for the next refresh, silently.
     whole = blob[: blob.rfind(b"\n") + 1]
-    return _parse_lines(whole, 1, Path(label))[0]
+    return parse_lines(whole, 1, Path(label))[0]
 
 
 def _lock_state(repo: Repo, name: str) -> tuple[bool, dict[str, Any] | None]:

@@ -30,7 +30,8 @@ from iteratr import gitrepo
 from iteratr.errors import GitError
 from iteratr.run.integrity import check_log
 from iteratr.secrets import Masker
-from iteratr.session.store import Store, make_event
+from iteratr.session.events import make_event
+from iteratr.session.store import Store
 
 if TYPE_CHECKING:
     from iteratr.gitrepo import GitRepo

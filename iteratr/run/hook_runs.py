@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 from iteratr.run import hooks as hooks_mod
 from iteratr.secrets import Masker
+from iteratr.session.events import make_event
 from iteratr.session.state import State, id_number
-from iteratr.session.store import Store, make_event
+from iteratr.session.store import Store
 
 if TYPE_CHECKING:
     from iteratr.output import Printer

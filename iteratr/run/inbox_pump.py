@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from iteratr.run import inbox
+from iteratr.session.events import make_event
 from iteratr.session.state import Event, State
-from iteratr.session.store import Store, make_event
+from iteratr.session.store import Store
 
 if TYPE_CHECKING:
     from iteratr.output import Printer

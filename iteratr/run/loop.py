@@ -43,8 +43,9 @@ from iteratr.run.record import Recorder
 from iteratr.run.screen import Screen
 from iteratr.run.settings import Settings
 from iteratr.run.signals import Interrupts
+from iteratr.session.events import make_event, utc_now
 from iteratr.session.state import State
-from iteratr.session.store import Store, make_event, utc_now
+from iteratr.session.store import Store
 
 if TYPE_CHECKING:
     from iteratr.agent.events import TurnResult

@@ -19,8 +19,9 @@ from iteratr.run import prompt, untracked
 from iteratr.run.attempt import Attempt
 from iteratr.run.history import History
 from iteratr.secrets import Masker
+from iteratr.session.events import make_event
 from iteratr.session.state import State, id_number
-from iteratr.session.store import Store, make_event
+from iteratr.session.store import Store
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from iteratr.errors import LockedError
-from iteratr.session.store import utc_now
+from iteratr.session.events import utc_now
 
 
 def lock_path(common_dir: Path, session: str) -> Path:

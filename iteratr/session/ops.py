@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from iteratr.errors import UsageError
+from iteratr.session.events import make_event
 from iteratr.session.state import (
     NOTE_TYPES,
     PRIORITY_DEFAULT,
@@ -22,7 +23,7 @@ from iteratr.session.state import (
     id_number,
     would_cycle,
 )
-from iteratr.session.store import Store, make_event
+from iteratr.session.store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing

@@ -11,7 +11,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from iteratr.session.store import Store, make_event
+from iteratr.session.events import make_event
+from iteratr.session.store import Store
 from tests.conftest import git
 
 HOSTILE = "<script>alert(1)</script>"

@@ -22,7 +22,7 @@ def status_json(cwd: Path, *args: str) -> dict[str, Any]:
 
 def committed_session(repo: Path, name: str = "SPEC") -> None:
     """A session as a build leaves it, made by hand: its log committed on iteratr/NAME, main checked out."""
-    from iteratr.session.store import make_event
+    from iteratr.session.events import make_event
 
     events = [
         make_event("iteration.started", {"n": 0, "kind": "planning"}, 0),

@@ -15,7 +15,7 @@ from iteratr.commands import status_detail
 from iteratr.output import Printer
 from iteratr.run.inbox import ensure_inbox
 from iteratr.run.runlock import RunLock, lock_path
-from iteratr.session.store import make_event
+from iteratr.session.events import make_event
 from tests.conftest import git
 
 RUN_1, RUN_2 = "2026-01-01T10:00:00+00:00", "2026-01-01T12:00:00+00:00"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from iteratr.run import guards
+from iteratr.session.events import make_event
 from iteratr.session.reducer import replay
 from iteratr.session.state import State
-from iteratr.session.store import make_event
 
 
 def state_of(*tasks: tuple[str, str], messages: int = 0, notes: tuple[tuple[str, str], ...] = ()) -> State:

@@ -19,8 +19,9 @@ from iteratr.run.attempt import EMPTY_TURN, PLANNED_NOTHING, Attempt, check_plan
 from iteratr.run.record import UNFINISHED, Recorder, commit_message
 from iteratr.run.settings import Settings
 from iteratr.session import ops
+from iteratr.session.events import make_event
 from iteratr.session.state import State
-from iteratr.session.store import Store, make_event
+from iteratr.session.store import Store
 from tests.conftest import ITERATR_CMD, git
 
 

@@ -12,9 +12,10 @@ import pytest
 from ruamel.yaml import YAML
 
 from iteratr.session import ops, tasks_view
+from iteratr.session.events import make_event
 from iteratr.session.reducer import replay
 from iteratr.session.store import SNAPSHOT_FILE as SNAPSHOT
-from iteratr.session.store import Store, make_event, snapshot_path
+from iteratr.session.store import Store, snapshot_path
 from tests.conftest import ITERATR_CMD, CliResult, git, run_cli
 
 S = "S"

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from iteratr.errors import StoreError, UsageError
+from iteratr.session.events import make_event
 from iteratr.session.reducer import replay
 from iteratr.session.state import State
-from iteratr.session.store import Store, make_event
+from iteratr.session.store import Store
 
 
 def store_at(tmp_path: Path, name: str = "S") -> Store:

@@ -19,9 +19,10 @@ from ruamel.yaml import YAML
 from iteratr.errors import UsageError
 from iteratr.session import ops as tools
 from iteratr.session import tasks_view
+from iteratr.session.events import make_event
 from iteratr.session.reducer import replay
 from iteratr.session.state import NOTE_TYPES, TASK_STATUSES, State
-from iteratr.session.store import Store, make_event
+from iteratr.session.store import Store
 
 NAME = "S"
 
