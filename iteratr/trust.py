@@ -32,7 +32,7 @@ from typing import Any
 
 from iteratr.boundary import crash_log_path
 from iteratr.config import CONFIG_NAME, global_config_path
-from iteratr.errors import ConfigError, UsageError
+from iteratr.errors import ConfigError, IteratrError, UsageError
 from iteratr.fsutil import atomic_write
 
 HOOKS_NAME = ".iteratr.hooks.yml"
@@ -76,6 +76,20 @@ def _allows_anything(value: object, work_tree: Path) -> bool:
     return policy.mode != "deny" or any(rule.allow for rule in policy.rules)
 
 
+def _not_a_remote_of_yours(value: object, work_tree: Path) -> bool:
+    """``push`` to a URL or path sends the session (and the user's credentials) wherever the repository says;
+    a remote the user configured in this clone (``.git/config`` is never cloned) is the user's own choice."""
+    if not isinstance(value, str) or not value:
+        return False
+    from iteratr import gitrepo
+
+    try:
+        remotes = gitrepo.run_git(work_tree, "remote").out.split()
+    except IteratrError:
+        return True
+    return value not in remotes
+
+
 @dataclass(frozen=True)
 class TrustKey:
     name: str
@@ -90,6 +104,7 @@ TRUST_KEYS: dict[str, TrustKey] = {
         TrustKey("log_file", "writes a file anywhere on disk", _is_set),
         TrustKey("template", "reads a file outside the work tree into the prompt", _outside_work_tree),
         TrustKey("permissions", "lets the agent's requests through, overriding your own policy", _allows_anything),
+        TrustKey("push", "pushes the session to a place that is not one of your remotes", _not_a_remote_of_yours),
     )
 }
 

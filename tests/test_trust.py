@@ -113,6 +113,8 @@ def test_override_trusts_for_the_run_without_recording(cloned: Path) -> None:
         ("permissions: deny\n", False),
         ("permissions:\n  mode: deny\n  rules: ['deny execute \"git push*\"']\n", False),
         ("permissions: allow\n", True),
+        ("push: /tmp/somewhere-else.git\n", True),  # not a remote of this clone: anyone's URL or path
+        ("push: ''\n", False),
         ("permissions: ['deny execute \"rm *\"']\n", True),  # a bare rule list is mode allow
         ("permissions:\n  mode: deny\n  rules: ['allow execute \"ls*\"']\n", True),
     ],
@@ -130,13 +132,23 @@ def test_the_global_config_used_as_the_project_file_needs_no_trust(tmp_path: Pat
     assert trust.check(home_cfg) == []
 
 
+def test_push_to_a_remote_of_your_own_needs_no_trust(repo: Path) -> None:
+    (repo / "iteratr.yml").write_text("push: origin\n")
+    (found,) = trust.check(repo)  # no remote called origin here: "origin" could be anything later
+    assert (
+        found.message() == "iteratr.yml sets push, which pushes the session to a place that is not one of your remotes"
+    )
+    git(repo, "remote", "add", "origin", str(repo.parent / "mine.git"))
+    assert trust.check(repo) == []
+
+
 def test_the_registry_makes_a_new_key_one_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "iteratr.yml").write_text("push: origin\n")
+    (tmp_path / "iteratr.yml").write_text("model: x/y\n")
     assert trust.check(tmp_path) == []
-    key = trust.TrustKey("push", "sends your work to a remote", lambda v, _: bool(v))
-    monkeypatch.setitem(trust.TRUST_KEYS, "push", key)
+    key = trust.TrustKey("model", "picks a model that costs money", lambda v, _: bool(v))
+    monkeypatch.setitem(trust.TRUST_KEYS, "model", key)
     (found,) = trust.check(tmp_path)
-    assert found.message() == "iteratr.yml sets push, which sends your work to a remote"
+    assert found.message() == "iteratr.yml sets model, which picks a model that costs money"
 
 
 def test_describe_shows_each_hook_and_each_key(cloned: Path) -> None:
