@@ -99,28 +99,24 @@ def build(**params: Any) -> int:
     editing .iteratr/NAME/inbox.md or with `iteratr say`.
     """
     from iteratr.commands import build as build_cmd
+    from iteratr.commands.questions import confirm
+    from iteratr.output import Printer
 
     request = build_cmd.BuildRequest(**params)
     if build_cmd.wants_wizard(request, Path.cwd()):
+        from iteratr import paths, trust
+        from iteratr.commands import trust as trust_cmd
         from iteratr.commands import wizard
+
+        # The wizard asks the agent for its models: a repository's own `agent:` must be trusted first.
+        top = paths.work_tree_top(Path.cwd())
+        trust_cmd.gate(top, printer=Printer(), ask=confirm, override=trust.override_from(request.trust))
 
         asked = wizard.ask_build(request)
         if asked is None:  # cancelled: the wizard said so, and nothing was written
             return EXIT_INTERRUPTED
         request = asked
-    return build_cmd.run(request, ask=_confirm)
-
-
-def _confirm(question: str) -> bool:
-    """A yes/no question on the terminal (questionary, imported only when a question is asked); no by default."""
-    import questionary
-
-    from iteratr.commands.questions import Cancelled, ask
-
-    try:
-        return bool(ask(questionary.confirm(question, default=False)))
-    except Cancelled:
-        return False
+    return build_cmd.run(request, ask=confirm)
 
 
 @root.command()
@@ -236,10 +232,11 @@ def trust(yes: bool, list_only: bool, revoke: bool) -> int:
     """Show what this repository's hooks and iteratr.yml would run, and trust them (recorded by content)."""
     from iteratr import paths
     from iteratr.commands import trust as trust_cmd
+    from iteratr.commands.questions import confirm
     from iteratr.output import Printer, is_interactive
 
     top = paths.work_tree_top(Path.cwd())
-    ask = _confirm if is_interactive() else None
+    ask = confirm if is_interactive() else None
     return trust_cmd.run(top, printer=Printer(), ask=ask, yes=yes, list_only=list_only, revoke=revoke)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from iteratr import __version__, cli, config
 from iteratr.commands import build as build_cmd
-from iteratr.commands import wizard
+from iteratr.commands import questions, wizard
 from iteratr.errors import EXIT_INTERRUPTED, EXIT_USAGE
 from iteratr.run import prompt
 from iteratr.run.settings import Settings
@@ -235,3 +235,38 @@ def test_setup_without_a_terminal_refuses_in_process(repo: Path, monkeypatch: py
     monkeypatch.chdir(repo)
     assert cli.run(["setup", "--project"]) == EXIT_USAGE
     assert not (repo / "iteratr.yml").exists()
+
+
+def test_the_wizard_never_starts_an_untrusted_repositorys_agent(
+    requests: list[build_cmd.BuildRequest], monkeypatch: pytest.MonkeyPatch, repo: Path
+) -> None:
+    # The wizard lists models by starting the agent: a cloned iteratr.yml's `agent:` must be trusted first.
+    monkeypatch.delenv("ITERATR_TRUST", raising=False)
+    (repo / "iteratr.yml").write_text("agent: sh -c 'touch PWNED'\n")
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(build_cmd, "wants_wizard", lambda request, cwd: True)
+    asked: list[str] = []
+
+    def no(question: str) -> bool:
+        asked.append(question)
+        return False
+
+    monkeypatch.setattr(questions, "confirm", no)
+    monkeypatch.setattr(wizard, "ask_build", lambda request: pytest.fail("the wizard ran before the trust gate"))
+    assert cli.run(["build"]) == EXIT_USAGE
+    assert asked and "iteratr.yml" in " ".join(asked)
+    assert requests == [] and not (repo / "PWNED").exists()
+
+
+def test_setup_never_starts_an_untrusted_repositorys_agent(monkeypatch: pytest.MonkeyPatch, repo: Path) -> None:
+    from iteratr.commands import setup
+    from iteratr.trust import UntrustedError
+
+    monkeypatch.delenv("ITERATR_TRUST", raising=False)
+    (repo / "iteratr.yml").write_text("agent: sh -c 'touch PWNED'\n")
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(questions, "confirm", lambda question: False)
+    monkeypatch.setattr(questions, "ask_model", lambda *a: pytest.fail("the agent was asked before the trust gate"))
+    with pytest.raises(UntrustedError):
+        setup.run(project=False, force=False, interactive=True)
+    assert not (repo / "PWNED").exists()

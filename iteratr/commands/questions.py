@@ -107,3 +107,13 @@ def match_models(text: str, offered: list[str]) -> list[str]:
         return containing
     fuzzy = re.compile(".*?".join(re.escape(ch) for ch in lower))
     return [m for m in offered if fuzzy.search(m.lower())]
+
+
+def confirm(question: str) -> bool:
+    """A yes/no question on the terminal (questionary, imported only when a question is asked); no by default."""
+    import questionary
+
+    try:
+        return bool(ask(questionary.confirm(question, default=False)))
+    except Cancelled:
+        return False

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from iteratr import config
+from iteratr import config, paths, trust
 from iteratr.commands import questions
+from iteratr.commands import trust as trust_cmd
 from iteratr.errors import ConfigError, UsageError
 from iteratr.output import Printer, is_interactive
 
@@ -47,6 +48,10 @@ def _setup(target: Path, project: bool, force: bool, out: Printer) -> int:
         out.line(f"writing {target}" + (" afresh (--force)" if force and target.exists() else ""))
 
     default_model = existing.get("model", cfg.model)
+    # Listing the models starts the agent: a repository's own `agent:` (iteratr.yml) must be trusted first.
+    trust_cmd.gate(
+        paths.work_tree_top(Path.cwd()), printer=out, ask=questions.confirm, override=trust.override_from(False)
+    )
     model = questions.ask_model(cfg.agent_argv, str(default_model or ""), out.line)
     auto_commit = questions.ask(
         questionary.confirm(
