@@ -60,6 +60,10 @@ def check_report(top: Path, result: CliResult) -> None:
     assert "First task" in page.read_text()
 
 
+def check_trust(top: Path, result: CliResult) -> None:
+    assert "iteratr.yml" in result.stdout and "agent" in result.stdout  # the top's file, which sets agent
+
+
 def check_build(top: Path, result: CliResult) -> None:
     assert "session SPEC | branch iteratr/SPEC (resumed)" in result.stdout
     assert "stopped: the session is complete (1 tasks)" in result.stdout
@@ -74,7 +78,8 @@ COMMANDS: dict[str, tuple[list[str], int, Callable[[Path, CliResult], None]]] = 
     "say": (["say", "-n", "SPEC", "from deep down"], 0, check_say),
     "tool": (["tool", "task-list", "-n", "SPEC"], 0, check_tool),
     "report": (["report", "-n", "SPEC"], 0, check_report),
-    "build": (["build", "--headless", "-s", "../../specs/SPEC.md", "-n", "SPEC", "-i", "1"], 0, check_build),
+    "build": (["build", "--headless", "-i", "1"], 0, check_build),  # specs/SPEC.md is found at the top
+    "trust": (["trust", "--list"], 0, check_trust),
 }
 
 

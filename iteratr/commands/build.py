@@ -33,6 +33,15 @@ if TYPE_CHECKING:
     from iteratr.run.agent_start import Known
 
 DEFAULT_SPEC = Path("specs") / "SPEC.md"
+
+
+def default_spec(cwd: Path) -> Path | None:
+    """``specs/SPEC.md`` where the command runs, else at the top of the work tree (a build from ``src/`` finds
+    the project's spec as every other command finds its session), else None."""
+    for base in (cwd, paths.work_tree_top(cwd)):
+        if (base / DEFAULT_SPEC).exists():
+            return base / DEFAULT_SPEC
+    return None
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
 
@@ -135,7 +144,7 @@ def load_config(request: BuildRequest, cwd: Path) -> config.Config:
 
 def wants_wizard(request: BuildRequest, cwd: Path) -> bool:
     """No spec given, no default spec, and a person at a terminal who may be asked (not --headless)."""
-    if request.spec is not None or (cwd / DEFAULT_SPEC).exists():
+    if request.spec is not None or default_spec(cwd) is not None:
         return False
     return is_interactive() and not load_config(request, cwd).headless
 
@@ -160,12 +169,13 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
     trust.require_same_hooks(top, hooks_checked, trust.read_hooks(top), override=override)
     setup_logging(cfg.log_file, cfg.log_level_number, top if (top / ".git").exists() else None)
 
-    if request.spec is None and not (cwd / DEFAULT_SPEC).exists():
+    found = default_spec(cwd)
+    if request.spec is None and found is None:
         raise UsageError(
             f"no spec: {DEFAULT_SPEC} does not exist; pass --spec PATH"
             + (" (the wizard is off with --headless)" if cfg.headless else " (the wizard needs a terminal)")
         )
-    spec_path = (cwd / (request.spec or DEFAULT_SPEC)).resolve()
+    spec_path = (cwd / request.spec).resolve() if request.spec is not None else Path(str(found)).resolve()
     prompt.read_spec(spec_path)
     name = paths.validate_session_name(request.name) if request.name else paths.session_name_from_spec(spec_path)
     template_path = Path(cfg.template).expanduser().resolve() if cfg.template else None
