@@ -232,3 +232,13 @@ def test_session_files_never_widen_the_umask_and_lock_and_logs_are_private(
         assert mode & umask == 0, f"{path.name}: {oct(mode)} under umask {oct(umask)}"
     for private in (log, session / "agent.log", spec_repo / ".git" / "iteratr" / "locks" / "SPEC.lock"):
         assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+
+
+def test_a_data_dir_with_a_gitignore_of_its_own_is_refused_and_the_file_kept(repo: Path) -> None:
+    # --data-dir src would have replaced src/.gitignore, so that src/.env was no longer ignored.
+    (repo / "src").mkdir()
+    (repo / "src" / ".gitignore").write_text(".env\n")
+    result = run_cli("tool", "task-add", "--name", S, "--data-dir", "src", "--content", "x", cwd=repo, expect=2)
+    assert "has a .gitignore iteratr did not write" in result.stderr
+    assert (repo / "src" / ".gitignore").read_text() == ".env\n"
+    assert not (repo / "src" / S).exists()

@@ -374,8 +374,15 @@ def write_data_gitignore(data_dir: Path) -> None:
     """``<data_dir>/.gitignore`` with iteratr's content, unless it has it; never through a link (exit 2)."""
     want = paths.DATA_DIR_GITIGNORE.encode()
     try:
-        if safe_open.read_bytes(data_dir, ".gitignore", len(want) + 1) == want:
-            return
+        have = safe_open.read_bytes(data_dir, ".gitignore", len(want) + 1)
     except FileNotFoundError:
-        pass
+        have = None
+    if have == want:
+        return
+    if have is not None and not have.startswith(want.split(b"\n", 1)[0]):
+        # Someone else's .gitignore (``--data-dir src``): replacing it would un-ignore what they ignore (.env).
+        raise UsageError(
+            f"data dir {data_dir} has a .gitignore iteratr did not write: use a directory of iteratr's own "
+            "(default .iteratr), so that file stays as it is"
+        )
     safe_open.atomic_write(data_dir, ".gitignore", want, 0o644)
