@@ -39,7 +39,8 @@ EXIT_STATUSES = (
         EXIT_USAGE,
         "EXIT_USAGE",
         "bad usage, config, spec, template, id or session name: nothing was written. "
-        "Also a model the agent refuses, found before git is touched (refused mid-run: committed as failed first)",
+        "Also a model the agent refuses, found before git is touched (refused mid-run: committed as failed first), "
+        "and a budget the agent turns out not to measure (no cost or token figures after its first turn)",
     ),
     ExitStatus(EXIT_INCOMPLETE, "EXIT_INCOMPLETE", "stopped by --iterations or a budget with work left"),
     ExitStatus(EXIT_LOCKED, "EXIT_LOCKED", "the session is locked by another run"),

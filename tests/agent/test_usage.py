@@ -155,3 +155,19 @@ def test_cancel_and_kill_reach_the_inner_agent(tmp_path: Path) -> None:
     asyncio.run(agent.cancel())
     agent.kill_now()
     assert inner.calls == ["cancel", "kill_now"]
+
+
+WIRE = Path(__file__).parent / "data" / "opencode-1.18.33-acp-wire.log"
+
+
+def test_the_recorded_wire_shows_what_opencode_reports() -> None:
+    """The recording behind the README's "Honest usage" (opencode 1.18.33, ACP over stdio, a turn of two model
+    calls of 110 tokens each, prices configured): no usage_update, and a response usage of the last call only."""
+    received = [json.loads(line[3:]) for line in WIRE.read_text().splitlines() if line.startswith("<< ")]
+    kinds = {m["params"]["update"]["sessionUpdate"] for m in received if m.get("method") == "session/update"}
+    assert "usage_update" not in kinds and "tool_call" in kinds
+    (answer,) = [m["result"] for m in received if "stopReason" in m.get("result", {})]
+    assert answer["usage"] == {"inputTokens": 100, "outputTokens": 10, "totalTokens": 110}
+    assert "cost" not in json.dumps(answer)
+    recorded = usage.from_opencode_export(RECORDED.read_text())  # the same session, exported
+    assert recorded is not None and recorded.total_tokens == 220
