@@ -7,7 +7,8 @@ own reference to its last commit, ``refs/iteratr/S/last``: outside ``refs/heads`
 iteratr commit, and every iteration's end is checked against it before the commit:
 
 - **the log** must extend the log of that commit (``iteratr.run.integrity``): on tampering it is put back,
-  the valid events the turn appended are kept, the rest is set aside beside the log
+  the valid events the turn appended through iteratr's store (``iteratr.session.journal``) are kept, the rest
+  (a line written in by hand, ``echo ... >> events.jsonl``) is set aside beside the log
   (``events.set-aside.log``, git-ignored), and a ``tamper`` event says what was found;
 - **the branch** must contain that commit, and the checkout must be on it. If not, the branch is put back so
   that it holds every iteratr commit again; the agent's work-tree changes become this iteration's commit;
@@ -30,6 +31,7 @@ from iteratr import gitrepo
 from iteratr.errors import GitError
 from iteratr.run.integrity import check_log
 from iteratr.secrets import Masker
+from iteratr.session import journal
 from iteratr.session.events import make_event
 from iteratr.session.store import Store
 
@@ -71,6 +73,8 @@ class History:
         """After each iteratr commit: the record moves to it."""
         self.repo.update_ref(self.last_ref, sha)
         self.store.own_lines.clear()
+        if self.store.journal_path is not None:  # the staged log is committed: its digests are done with
+            journal.committed(self.store.journal_path)
 
     def last(self) -> str | None:
         return self.repo.rev(self.last_ref)
@@ -93,7 +97,10 @@ class History:
             return []
         appended = (current or b"")[len(committed) :] if current and current.startswith(committed) else current or b""
         allowed = frozenset(appended.splitlines(keepends=True)) if trust_loop_lines else frozenset(self.store.own_lines)
-        verdict = check_log(committed, current, allowed_loop_lines=allowed)
+        path = self.store.journal_path
+        verdict = check_log(
+            committed, current, allowed_loop_lines=allowed, journaled=journal.digests(path) if path else None
+        )
         if not verdict.tampered:
             return []
         repaired = verdict.repaired

@@ -9,6 +9,11 @@ is not already among them, in the order they appear. Lines that are not valid ev
 was broken, lines of the committed log the agent edited) are set aside in a file beside the log, so nothing
 is silently dropped, and the caller records a ``tamper`` event saying what it found.
 
+A valid event the turn appended is the agent's own only if it was written through iteratr's store (``iteratr
+tool``, ``iteratr say``, a hook's tool call): the store journals a digest of every line it writes, outside the
+repository (``iteratr.session.journal``). A line with no digest there was written into the log by hand
+(``echo ... >> events.jsonl``) and is set aside. Without a journal (outside git) any valid event passes.
+
 Pure functions over bytes: the recorder feeds them the committed and current contents and writes the result.
 """
 
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+
+from iteratr.session.journal import digest
 
 # Event types only iteratr's own loop writes. An agent may append task and note events through `iteratr tool`,
 # but a line of one of these types that appeared during a turn was written by hand.
@@ -38,13 +45,20 @@ class LogCheck:
 
 
 def check_log(
-    committed: bytes, current: bytes | None, *, allowed_loop_lines: frozenset[bytes] = frozenset()
+    committed: bytes,
+    current: bytes | None,
+    *,
+    allowed_loop_lines: frozenset[bytes] = frozenset(),
+    journaled: dict[bytes, int] | None = None,
 ) -> LogCheck:
     """Compare the log on disk (``current``; None if the file is gone) with what iteratr last committed.
 
     ``allowed_loop_lines`` are lines of loop-only types that iteratr itself appended during the turn (a
     ``hook.ran`` from a pre-iteration hook, the ``iteration.started``): they are not the agent's.
+    ``journaled``: the store's journal (digest -> times written since the commit); each appended event must
+    have its digest there, once per copy. None: no journal (outside git), so any valid event passes.
     """
+    unspent = dict(journaled) if journaled is not None else None
     if current is None:
         return LogCheck(committed, ["the session log was deleted"]) if committed else LogCheck(b"")
     problems: list[str] = []
@@ -78,7 +92,7 @@ def check_log(
     for line in lines:
         if not line.strip():
             continue
-        verdict = _judge(line, allowed_loop_lines)
+        verdict = _judge(line, allowed_loop_lines, unspent)
         if verdict is None:
             kept.append(line)
         else:
@@ -126,8 +140,9 @@ def _added_id(line: bytes) -> tuple[str, str] | None:
     return None
 
 
-def _judge(line: bytes, allowed_loop_lines: frozenset[bytes]) -> str | None:
-    """None for a valid event the agent may have appended; else what is wrong with the line."""
+def _judge(line: bytes, allowed_loop_lines: frozenset[bytes], unspent: dict[bytes, int] | None) -> str | None:
+    """None for a valid event the agent may have appended; else what is wrong with the line. A journaled line
+    spends its digest in ``unspent``, so a copy of a line written once through the store is set aside."""
     try:
         event = json.loads(line)
     except ValueError:
@@ -136,6 +151,11 @@ def _judge(line: bytes, allowed_loop_lines: frozenset[bytes]) -> str | None:
         return "a line that is not an event was appended to the log"
     if event["type"] in LOOP_ONLY_TYPES and line not in allowed_loop_lines:
         return f"a {event['type']} event was written into the log by hand"
+    if unspent is not None and event["type"] not in LOOP_ONLY_TYPES:
+        key = digest(line)
+        if unspent.get(key, 0) <= 0:
+            return "a line written into the log by hand, not through iteratr tool"
+        unspent[key] -= 1
     # A hand-written session.completed is kept: completion is derived from the tasks (iteratr.run.guards),
     # so it changes nothing, and `iteratr tool session-complete` writes the same line legitimately.
     return None

@@ -19,6 +19,7 @@ from iteratr.run import prompt, untracked
 from iteratr.run.attempt import Attempt
 from iteratr.run.history import History
 from iteratr.secrets import Masker
+from iteratr.session import journal
 from iteratr.session.events import make_event
 from iteratr.session.state import State, id_number
 from iteratr.session.store import Store
@@ -112,6 +113,8 @@ class Recorder:
             rel = [str(p.relative_to(self.repo.root)) for p in files if p.exists()]
             if rel:
                 self.repo.run("add", "--force", "--", *rel)
+            if self.store.journal_path is not None:  # what the journal vouches for is staged now
+                journal.seal(self.store.journal_path)
         sha = self.repo.commit_staged(message)
         self.history.committed(sha)
         return sha

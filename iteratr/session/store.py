@@ -48,6 +48,7 @@ from pathlib import Path
 from iteratr import paths, safe_open
 from iteratr.errors import StoreError, UsageError
 from iteratr.fsutil import atomic_write
+from iteratr.session import journal
 from iteratr.session.events import parse_lines
 from iteratr.session.reducer import apply
 from iteratr.session.state import Event, State
@@ -77,6 +78,13 @@ class Store:
         self._snapshot_path = snapshot_path(data_dir, name)
         self._snapshot_rel = f"{name}/{paths.CACHE_DIR}/{SNAPSHOT_FILE}"
         self._snapshot_in_data_dir = self._snapshot_path == Path(os.path.abspath(data_dir)) / self._snapshot_rel
+        # Digests of the lines this store writes, beside the snapshot where git never goes (iteratr.session.journal);
+        # None outside git (or with an unreadable .git): no place the repository cannot plant one.
+        self.journal_path = (
+            None
+            if self._snapshot_path is None or self._snapshot_in_data_dir
+            else self._snapshot_path.with_name(journal.JOURNAL_FILE)
+        )
         # The tasks.yaml cache (see iteratr.tasks_view.render), one marshalled entry per part of the file:
         # reads never decode it, and a write re-encodes only the parts that changed.
         self._view_blobs: dict[str, bytes] = {}
@@ -257,6 +265,8 @@ class Store:
             payload = b"".join(lines)
             start = f.seek(0, os.SEEK_END)
             try:
+                if self.journal_path is not None:  # first the digests: a line without one counts as written by hand
+                    journal.record(self.journal_path, lines)
                 # One write of whole lines: a reader never sees half an event, except after a crash mid-write.
                 written = os.write(f.fileno(), payload)
                 if written != len(payload):
