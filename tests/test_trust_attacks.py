@@ -184,7 +184,7 @@ def test_a_placeholder_in_a_nested_shell_is_refused_with_file_and_line(spec_repo
     err = build(spec_repo, "--trust", "--agent", fake_agent("follow"), expect=EXIT_USAGE)
     (line,) = err.strip().splitlines()
     assert ".iteratr.hooks.yml:8: on_task_complete entry 1: {{task_content}} is inside" in line
-    assert "where its value would run as code" in line and '"$ITERATR_TASK_CONTENT"' in line
+    assert "where its value could run as code" in line and '"$ITERATR_TASK_CONTENT"' in line
     assert not marker.exists() and git(spec_repo, "branch", "--list", "iteratr/*") == ""
 
 

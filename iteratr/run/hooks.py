@@ -12,8 +12,9 @@ user wrote the placeholder bare or inside "double quotes". (Pasting ``shlex.quot
 inside the user's own double quotes its single quotes are literal and ``$(...)`` runs.) Inside 'single
 quotes' a placeholder is a config error: such quotes usually hold a script for another shell
 (``sh -c '...'``), where the value would become code; that script should use ``"$ITERATR_TASK_ID"`` itself.
-A placeholder in a string that a second shell or interpreter runs (``sh -c "..."``, ``eval``, ``ssh host
-"..."``, ...: the rule is ``iteratr.run.hooks_shell``'s) is refused too, with the file and line.
+Beyond that, a placeholder is accepted only where its value stays data (an argument of a simple command whose
+program is not a shell, interpreter, wrapper or remote runner, and a few narrower positions); anywhere else it
+is refused with the file and line. The exact rule is ``iteratr.run.hooks_shell``'s, and the README states it.
 
 Each command runs under ``/bin/sh -c``, started by ``iteratr.procs`` in its own session and process group,
 stdin from /dev/null, stdout and stderr combined into an unlinked temp file, so a background child holding
@@ -273,7 +274,7 @@ def _entry(
     # A block scalar (command: |) starts on the line after its indicator, where ruamel puts the value.
     first_line = command_line + (1 if type(command).__name__ in ("LiteralScalarString", "FoldedScalarString") else 0)
     for nested in hooks_shell.nested_placeholders(command):
-        problem = f"{where}: {{{{{nested.name}}}}} is inside {nested.why}, where its value would run as code"
+        problem = f"{where}: {{{{{nested.name}}}}} is inside {nested.why}, where its value could run as code"
         accepted = (
             f"pass it as an argument (sh -c '... \"$1\"' _ {{{{{nested.name}}}}}) "
             f'or use "${env_name(nested.name)}" in the script'
