@@ -12,6 +12,7 @@ Modes:
   big-file       follows, then leaves a 100 MB sparse file big.bin
   escape         follows, then ``setsid nohup sleep 600 &`` and a double-forked sleep
   detach-hang    follows, then detaches HEAD and waits (to be killed there)
+  forge-line     follows, then ``echo '{..."task.status"..."completed"...}' >> events.jsonl`` for every task
   flood          streams FLOOD bytes of text in lines (64 KiB chunks), and some stderr
   flood-line     streams FLOOD bytes of text as one line, in 64 KiB chunks
   flood-message  sends FLOOD bytes of text as one protocol message (over iteratr's limit)
@@ -22,6 +23,7 @@ FLOOD is ``$FAKE_AGENT_FLOOD_BYTES``, 50 MB by default. ``$FAKE_AGENT_SLEEP_TAG`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -49,6 +51,24 @@ def _truncate_log(cwd: Path) -> None:
     log = _session_dir(cwd) / "events.jsonl"
     if log.exists():
         log.write_bytes(b"")
+
+
+def _forge_line(cwd: Path) -> None:
+    """A well-formed completion of every task, written by hand, not through ``iteratr tool``."""
+    import json
+    import shlex
+
+    log = _session_dir(cwd) / "events.jsonl"
+    ids = []
+    for raw in log.read_bytes().splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(raw)
+            if event.get("type") == "task.added":
+                ids.append(event["data"]["id"])
+    for task in ids:
+        line = {"v": 1, "ts": "2026-01-01T00:00:00.000000Z", "type": "task.status", "iteration": 0}
+        text = json.dumps({**line, "data": {"id": task, "status": "completed"}})
+        subprocess.run(["sh", "-c", f"echo {shlex.quote(text)} >> {shlex.quote(str(log))}"], check=True)
 
 
 def _rm_session(cwd: Path) -> None:
@@ -89,6 +109,7 @@ AFTER_FOLLOW: dict[str, Callable[[Path], None]] = {
     "elsewhere": _elsewhere,
     "big-file": _big_file,
     "escape": _escape,
+    "forge-line": _forge_line,
 }
 MODES = [*AFTER_FOLLOW, "truncate-log", "detach-hang", "flood", "flood-line", "flood-message"]
 

@@ -191,6 +191,7 @@ ROWS = {
     "elsewhere": "the agent left the checkout on elsewhere; switching back to iteratr/SPEC",
     "big-file": "big.bin (100.0 MB) is over max_file_size (50.0 MB): not committed",
     "escape": "stopped 2 process(es) the agent left running past its turn",
+    "forge-line": "a line written into the log by hand, not through iteratr tool",
 }
 
 
@@ -218,6 +219,10 @@ def test_each_misbehaviour_is_caught_and_the_history_stays_whole(user_repo: Path
         assert not sleeps_tagged(tag)
     if mode == "big-file":
         assert not git(user_repo, "log", "--all", "--format=%H", "--", "big.bin")
+    if mode == "forge-line":  # the forged completions are set aside; #3 completes only what it works on
+        aside = (user_repo / ".iteratr" / "SPEC" / "events.set-aside.log").read_text()
+        assert '"completed"' in aside
+        assert any(e["type"] == "tamper" and e["iteration"] == 2 for e in read_events(user_repo, "SPEC"))
     if mode == "amend":  # a rewind keeps nothing aside: the rewound commits are the branch again
         assert git(user_repo, "for-each-ref", "--format=%(refname)", "refs/iteratr/SPEC/rewritten/")
     assert_whole(user_repo, out)
