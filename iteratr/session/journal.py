@@ -17,7 +17,7 @@ Outside git (no git dir above the data dir) there is no place the repository can
 journal and the turn's appended valid events are taken as before. Limits: an agent that edits this file
 under ``.git`` on purpose can still forge a line.
 
-Standard library only (``hashlib`` lazily): ``iteratr tool`` writes through here.
+Standard library only (CPython's SHA-256, imported lazily): ``iteratr tool`` writes through here.
 """
 
 from __future__ import annotations
@@ -31,10 +31,21 @@ STAGED_FILE = "journal.staged"
 
 
 def digest(line: bytes) -> bytes:
-    """The journal's entry for one exact log line (with its newline)."""
-    import hashlib
+    """The journal's entry for one exact log line (with its newline): SHA-256, so no line can be made to match."""
+    return _sha256_hex(line)[:16].encode()
 
-    return hashlib.sha256(line).hexdigest()[:16].encode()
+
+def _sha256_hex(data: bytes) -> str:
+    # hashlib loads OpenSSL (about 3 ms of a 45 ms tool call); CPython's own SHA-256 module gives the same digest.
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # Python 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # Python 3.11
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
+    hexdigest: str = sha256(data).hexdigest()
+    return hexdigest
 
 
 def record(path: Path, lines: list[bytes]) -> None:

@@ -6,6 +6,7 @@ derived from the tasks, so it forged the end of a session. Only lines whose dige
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,6 +25,10 @@ def line(type: str, it: int = 1, **data: object) -> bytes:
 
 
 COMMITTED = line("task.added", 0, id="TAS-1") + line("iteration.started", 1, n=1)
+
+
+def test_the_digest_is_sha256_whichever_module_computes_it() -> None:
+    assert journal.digest(b"x\n") == hashlib.sha256(b"x\n").hexdigest()[:16].encode()
 
 
 def test_only_journaled_lines_pass_and_each_digest_counts_once() -> None:
