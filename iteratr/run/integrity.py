@@ -156,8 +156,8 @@ def _judge(line: bytes, allowed_loop_lines: frozenset[bytes], unspent: dict[byte
         if unspent.get(key, 0) <= 0:
             return "a line written into the log by hand, not through iteratr tool"
         unspent[key] -= 1
-    # A hand-written session.completed is kept: completion is derived from the tasks (iteratr.run.guards),
-    # so it changes nothing, and `iteratr tool session-complete` writes the same line legitimately.
+    # Without a journal a hand-written session.completed is kept: completion is derived from the tasks
+    # (iteratr.run.guards), so it changes nothing, and `iteratr tool session-complete` writes the same line.
     return None
 
 

@@ -52,9 +52,11 @@ def test_a_spinning_agent_stops_with_exit_5(spec_repo: Path) -> None:
 def test_a_forged_completion_is_not_honoured_by_the_loop_or_status(spec_repo: Path, tmp_path: Path) -> None:
     agent = fake_agent("forge", "forge", "disciplined", state_file=tmp_path / "count")
     result = run_cli("build", "--headless", "--agent", agent, "-i", "1", cwd=spec_repo, env=FAST_ENV, expect=3)
-    # #1 forged session.completed with every task open: the run did not end as complete.
+    # #1 forged session.completed with every task open: the run did not end as complete, and the line, not written
+    # through iteratr tool (iteratr.session.journal), was set aside as tampering.
     assert "the session is complete" not in result.stdout
-    assert [e["type"] for e in read_events(spec_repo)].count("session.completed") == 1
+    assert "a line written into the log by hand, not through iteratr tool" in result.stdout + result.stderr
+    assert [e["type"] for e in read_events(spec_repo)].count("session.completed") == 0
     status = json.loads(run_cli("status", "-n", "SPEC", "--json", cwd=spec_repo, env=FAST_ENV).stdout)
     assert status["complete"] is False
     result = run_cli("build", "--headless", "--agent", agent, cwd=spec_repo, env=FAST_ENV, expect=EXIT_OK)

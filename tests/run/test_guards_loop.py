@@ -58,10 +58,12 @@ def test_an_agent_that_never_calls_session_complete_ends_the_run_at_once(spec_re
 
 def test_a_forged_completion_is_never_honoured(spec_repo: Path) -> None:
     run = run_loop(spec_repo, Script("forge", "forge", "disciplined"), stall_limit=3)
-    # #1 wrote session.completed by hand with every task open: the run went on, and finished the tasks.
+    # #1 wrote session.completed by hand with every task open: the run went on, and finished the tasks. The line
+    # was not written through iteratr tool (iteratr.session.journal), so it is set aside as tampering.
     assert run.started() == [0, 1, 2, 3, 4], run.output
-    forged, real = run.events("session.completed")
-    assert forged["data"] == {} and real["data"] == {"by": "iteratr"}
+    assert [e["data"] for e in run.events("session.completed")] == [{"by": "iteratr"}]
+    assert [e["iteration"] for e in run.events("tamper")] == [1]
+    assert "session.completed" in (run.session_dir / "events.set-aside.log").read_text()
     assert run.output.count("the session is complete") == 1
 
     # A forgery with tasks open, read by the state, the view and the next run: not complete.
