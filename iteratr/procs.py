@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # asyncio costs ~30 ms to import: status, say and doctor neve
     import asyncio
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+KILL_WAIT = 5.0  # seconds, after SIGKILL, for the group to be gone
 
 
 @dataclass(frozen=True)
@@ -116,16 +117,22 @@ def run_in_foreground(argv: Sequence[str], *, cwd: Path | str | None = None) -> 
 
 
 def stop(proc: subprocess.Popen[bytes], *, grace: float = KILL_GRACE) -> None:
-    """SIGTERM the process's whole group, SIGKILL what is left after ``grace`` seconds, and reap it."""
+    """SIGTERM the process's whole group, SIGKILL what is left after ``grace`` seconds, and reap it.
+
+    It returns once the group is gone (SIGKILL is delivered asynchronously: a busy machine may take a moment
+    to end a member), or after ``KILL_WAIT`` more seconds at the most."""
     pgid = proc.pid  # a new session makes the child the group leader
     signal_group(pgid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
     deadline = time.monotonic() + grace
+    killed = grace <= 0
     while True:
         proc.poll()  # reap the leader so it does not count as alive
         if not group_alive(pgid):
             break
-        if time.monotonic() >= deadline:
+        if not killed and time.monotonic() >= deadline:
             signal_group(pgid, signal.SIGKILL)
+            killed, deadline = True, time.monotonic() + KILL_WAIT
+        elif killed and time.monotonic() >= deadline:
             break
         time.sleep(0.02)
     proc.wait()

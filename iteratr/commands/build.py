@@ -42,6 +42,8 @@ def default_spec(cwd: Path) -> Path | None:
         if (base / DEFAULT_SPEC).exists():
             return base / DEFAULT_SPEC
     return None
+
+
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
 
