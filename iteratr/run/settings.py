@@ -13,10 +13,13 @@ from pathlib import Path
 
 from iteratr import config_values, paths
 from iteratr.agent import permissions as permissions_mod
-from iteratr.config import Config
+from iteratr.config import Config, defaults
 from iteratr.run import hooks as hooks_mod
 from iteratr.run import prompt
 from iteratr.run.guards import Budgets
+
+# Defaults of the fields below that have them come from the settings table, never written a second time here.
+_DEFAULT = defaults()
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,10 @@ class Settings:
     # The agent's permission policy (config key ``permissions``), parsed; the default allows, as before.
     permissions: permissions_mod.Policy = field(default=permissions_mod.DEFAULT)
     # Guard rails (iteratr.run.guards): iterations in a row without progress before a stop (0 = off), and budgets.
-    stall_limit: int = 3
+    stall_limit: int = _DEFAULT.stall_limit
     budgets: Budgets = field(default_factory=Budgets)
-    max_file_size: int = 50 << 20  # bytes; 0 = no limit (config key ``max_file_size``)
-    keep_prompts: int = 20  # the last prompts kept in .iteratr/S/prompts/ (config key ``keep_prompts``); 0 = none
+    max_file_size: int = _DEFAULT.max_file_size  # bytes; 0 = no limit (config key ``max_file_size``)
+    keep_prompts: int = _DEFAULT.keep_prompts  # the last prompts kept in .iteratr/S/prompts/; 0 = none
 
     @classmethod
     def resolve(
