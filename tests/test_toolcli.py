@@ -149,3 +149,20 @@ def test_run_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path, capsys:
         toolcli.run(["task-list"])  # no session: ITERATR_SESSION is cleared by the fixtures
     assert gc.isenabled()
     assert "Usage: iteratr tool" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("note-add", "--name", "S", "--content", "ran the tests", "--type", "tip"),
+        ("task-status", "--name", "S", "--id", "1", "--status", "completed"),
+    ],
+)
+def test_writes_to_a_session_with_a_view_import_no_typing(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """A write re-renders only what changed in tasks.yaml (the first note of a session still needs ruamel): no
+    typing at run time there either."""
+    run_cli("tool", "task-add", "--name", "S", "--content", "seed", cwd=tmp_path)
+    run_cli("tool", "note-add", "--name", "S", "--content", "first", "--type", "tip", cwd=tmp_path)
+    _, modules = imported_by(tmp_path, "tool", *args)
+    assert "typing" not in modules
+    assert "ruamel" not in modules
