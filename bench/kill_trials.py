@@ -114,6 +114,12 @@ class Trial:
     def violation(self, text: str) -> None:
         self.violations.append(f"{self.label}: {text}")
 
+    def inbox_waiting(self) -> bool:
+        """Text saved into the inbox that no build has taken yet (it reopens the session when taken)."""
+        from iteratr.run import inbox
+
+        return inbox.has_text(self.log_path.parent)
+
     @property
     def log_path(self) -> Path:
         return self.repo / ".iteratr" / SESSION / "events.jsonl"
@@ -314,6 +320,8 @@ def run_trial(root: Path, rng: random.Random, label: str, deadline: float, summa
             tail = (root / "build.out").read_text(errors="replace")[-1500:]
             trial.violation(f"iteratr build exited {code}:\n{tail}")
         trial.check()
+        if code == 0 and trial.inbox_waiting():
+            continue  # a message came as the run completed: the next build takes it, as a cron run would
         if code == 0:
             completed = True
             break

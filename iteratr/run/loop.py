@@ -131,6 +131,8 @@ class BuildLoop:
     async def _iterate(self) -> int:
         ran = failures = 0  # ran: main iterations only (--iterations does not count planning)
         while True:
+            # Before judging the session complete: a message saved since the watcher last looked reopens it.
+            self.inbox.take()
             state = self.store.load()
             if self.interrupts.is_set():
                 return self._final(EXIT_INTERRUPTED, "interrupted")
