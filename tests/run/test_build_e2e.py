@@ -19,24 +19,28 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import pytest
 
 from iteratr.errors import EXIT_INTERRUPTED, EXIT_USAGE
 from iteratr.run.signals import DUPLICATE_WINDOW
-from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, read_events, run_cli
+from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, read_events, run_cli, wait_for
+from tests.run.helpers import (
+    HOOKS_FILE,
+    Background,
+    Hook,
+    build,
+    marker,
+    message_texts,
+    read_markers,
+    started,
+    write_hooks,
+)
 
 PROMPT_SEP = "\n=====\n"
-HOOKS_FILE = ".iteratr.hooks.yml"
-Hook = Mapping[str, Any]
-
-
-def build(cwd: Path, *args: str, expect: int | None = 0, env: dict[str, str] | None = None) -> str:
-    result = run_cli("build", "--headless", *args, cwd=cwd, env={**FAST_ENV, **(env or {})}, expect=expect)
-    return result.stdout + result.stderr
 
 
 def ended(cwd: Path, session: str = "SPEC") -> dict[int, dict[str, Any]]:
@@ -49,11 +53,6 @@ def ended(cwd: Path, session: str = "SPEC") -> dict[int, dict[str, Any]]:
     return result
 
 
-def started(cwd: Path, session: str = "SPEC") -> list[int]:
-    events = read_events(cwd, session)
-    return [int(cast(dict[str, Any], e["data"])["n"]) for e in events if e["type"] == "iteration.started"]
-
-
 def trailers(cwd: Path, ref: str = "iteratr/SPEC") -> list[int]:
     out = git(cwd, "log", "--reverse", "--format=%(trailers:key=Iteratr-Iteration,valueonly,separator=)", ref)
     return [int(line) for line in out.splitlines() if line.strip()]
@@ -61,15 +60,6 @@ def trailers(cwd: Path, ref: str = "iteratr/SPEC") -> list[int]:
 
 def subjects(cwd: Path, ref: str = "iteratr/SPEC") -> list[str]:
     return git(cwd, "log", "--reverse", "--format=%s", f"main..{ref}").splitlines()
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """Poll a condition until it holds (a deadline, not a sleep used as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def iteration_started(repo: Path, n: int) -> Callable[[], bool]:
@@ -106,81 +96,7 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-class Background:
-    """``iteratr build`` running in the background, its output going to a file we can poll."""
-
-    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.out_path = cwd.parent / f"build-{time.monotonic_ns()}.out"
-        self._out: IO[str] = self.out_path.open("w")
-        self.proc = subprocess.Popen(
-            [*ITERATR_CMD, "build", "--headless", *args],
-            cwd=cwd,
-            env={**os.environ, **FAST_ENV, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, like a job in a terminal
-        )
-
-    def ctrl_c(self) -> None:
-        """What a terminal does on Ctrl+C: SIGINT to the whole foreground process group."""
-        os.killpg(self.proc.pid, signal.SIGINT)
-
-    def output(self) -> str:
-        return self.out_path.read_text()
-
-    def wait(self, timeout: float = 60) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self._out.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._out.close()
-
-
-@pytest.fixture
-def background() -> Iterator[Callable[..., Background]]:
-    runs: list[Background] = []
-
-    def start(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Background:
-        run = Background(cwd, *args, env=env)
-        runs.append(run)
-        return run
-
-    yield start
-    for run in runs:
-        run.stop()
-
-
 # -- hooks ---------------------------------------------------------------------------------------------
-
-
-def write_hooks(repo: Path, hooks: Mapping[str, Sequence[Hook]]) -> None:
-    """Write and commit a hooks file on main; each command is JSON-quoted, which YAML reads as is."""
-    lines = ["version: 1", "hooks:"]
-    for hook_type, entries in hooks.items():
-        lines.append(f"  {hook_type}:")
-        for entry in entries:
-            lines.append(f"    - command: {json.dumps(entry['command'])}")
-            for key in ("timeout", "pipe_output"):
-                if key in entry:
-                    lines.append(f"      {key}: {json.dumps(entry[key])}")
-    (repo / HOOKS_FILE).write_text("\n".join(lines) + "\n")
-    git(repo, "add", HOOKS_FILE)
-    git(repo, "commit", "-q", "-m", "hooks")
-
-
-def marker(markers: Path, text: str) -> str:
-    """A command appending ``text`` (template variables allowed) to the markers file."""
-    return f'echo "{text}" >> {shlex.quote(str(markers))}'
-
-
-def read_markers(markers: Path) -> list[str]:
-    return markers.read_text().splitlines() if markers.exists() else []
 
 
 def read_prompts(log: Path) -> list[str]:
@@ -312,23 +228,6 @@ def poll(condition: Callable[[], Any], what: str, build: Build | None = None, ti
         time.sleep(0.02)
 
 
-def events(session_dir: Path) -> list[dict[str, Any]]:
-    """Whole lines of the event log (a line being written is skipped)."""
-    try:
-        blob = (session_dir / "events.jsonl").read_text()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in blob[: blob.rfind("\n") + 1].splitlines() if line.strip()]
-
-
-def of_type(session_dir: Path, type_: str) -> list[dict[str, Any]]:
-    return [e for e in events(session_dir) if e["type"] == type_]
-
-
-def message_texts(session_dir: Path) -> list[str]:
-    return [e["data"]["text"] for e in of_type(session_dir, "user.message")]
-
-
 def prompts_by_iteration(log: Path) -> dict[int, list[str]]:
     """Iteration number -> the prompts sent for it (a retry sends another)."""
     found: dict[int, list[str]] = {}
@@ -415,16 +314,16 @@ def gated(spec_repo: Path) -> Path:
 @pytest.fixture
 def builds() -> Any:
     """Builds a test starts are killed if the test fails half-way."""
-    started: list[Build] = []
+    running: list[Build] = []
 
     def start(*args: Any, **kwargs: Any) -> Build:
-        build = Build(*args, **kwargs)
-        started.append(build)
-        return build
+        one = Build(*args, **kwargs)
+        running.append(one)
+        return one
 
     yield start
-    for build in started:
-        build.kill()
+    for one in running:
+        one.kill()
 
 
 # -- the agent ---------------------------------------------------------------------------------------------
@@ -516,10 +415,10 @@ def test_iteration_timeout_cancels_a_turn_that_is_not_idle(spec_repo: Path) -> N
 
 
 def test_ctrl_c_commits_the_turn_as_interrupted_and_exits_130(
-    spec_repo: Path, tmp_path: Path, background: Callable[..., Background]
+    spec_repo: Path, tmp_path: Path, group_build: Callable[..., Background]
 ) -> None:
     state = tmp_path / "state"
-    run = background(spec_repo, "--agent", fake_agent("follow", "hang", "follow", state_file=state))
+    run = group_build(spec_repo, "--agent", fake_agent("follow", "hang", "follow", state_file=state))
     wait_for(prompts_taken(state, 2), "the agent to be in its hanging turn")
     run.ctrl_c()
     assert run.wait() == 130, run.output()
@@ -536,10 +435,10 @@ def test_ctrl_c_commits_the_turn_as_interrupted_and_exits_130(
 
 
 def test_second_ctrl_c_exits_at_once_and_the_next_run_recovers(
-    spec_repo: Path, tmp_path: Path, background: Callable[..., Background]
+    spec_repo: Path, tmp_path: Path, group_build: Callable[..., Background]
 ) -> None:
     state = tmp_path / "state"
-    run = background(spec_repo, "--agent", fake_agent("follow", "hang-hard", "follow", state_file=state))
+    run = group_build(spec_repo, "--agent", fake_agent("follow", "hang-hard", "follow", state_file=state))
     wait_for(iteration_started(spec_repo, 1), "iteration #1 to start")
     log = spec_repo / ".iteratr" / "SPEC" / "agent.log"
     wait_for(lambda: "child pid" in log.read_text(), "the hang-hard turn to begin")
@@ -563,11 +462,11 @@ def test_second_ctrl_c_exits_at_once_and_the_next_run_recovers(
 
 
 def test_kill_9_mid_iteration_then_resume(
-    spec_repo: Path, tmp_path: Path, background: Callable[..., Background]
+    spec_repo: Path, tmp_path: Path, group_build: Callable[..., Background]
 ) -> None:
     state = tmp_path / "state"
     agent = fake_agent("follow", "follow", "hang", "follow", state_file=state)
-    run = background(spec_repo, "--agent", agent)
+    run = group_build(spec_repo, "--agent", agent)
     wait_for(prompts_taken(state, 3), "the agent to be in its hanging turn (#2)")
     run.proc.kill()
     assert run.wait() == -signal.SIGKILL

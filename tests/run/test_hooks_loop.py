@@ -9,11 +9,9 @@ SIGTERM, a second Ctrl+C during a hook) and invalid hooks files are in test_buil
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,33 +23,7 @@ from iteratr.session import ops
 from tests.conftest import git, read_events, run_cli
 from tests.fakes import FakeAgent, Script
 from tests.run.harness import run_loop
-
-HOOKS_FILE = ".iteratr.hooks.yml"
-Hook = Mapping[str, Any]
-
-
-def write_hooks(repo: Path, hooks: Mapping[str, Sequence[Hook]]) -> None:
-    """Write and commit a hooks file on main; each command is JSON-quoted, which YAML reads as is."""
-    lines = ["version: 1", "hooks:"]
-    for hook_type, entries in hooks.items():
-        lines.append(f"  {hook_type}:")
-        for entry in entries:
-            lines.append(f"    - command: {json.dumps(entry['command'])}")
-            for key in ("timeout", "pipe_output"):
-                if key in entry:
-                    lines.append(f"      {key}: {json.dumps(entry[key])}")
-    (repo / HOOKS_FILE).write_text("\n".join(lines) + "\n")
-    git(repo, "add", HOOKS_FILE)
-    git(repo, "commit", "-q", "-m", "hooks")
-
-
-def marker(markers: Path, text: str) -> str:
-    """A command appending ``text`` (template variables allowed) to the markers file."""
-    return f'echo "{text}" >> {shlex.quote(str(markers))}'
-
-
-def read_markers(markers: Path) -> list[str]:
-    return markers.read_text().splitlines() if markers.exists() else []
+from tests.run.helpers import Hook, marker, read_markers, write_hooks
 
 
 def timeline(repo: Path) -> list[tuple[Any, ...]]:

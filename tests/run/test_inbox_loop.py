@@ -30,6 +30,7 @@ from iteratr.session.store import Store
 from tests.conftest import git, run_cli
 from tests.fakes import FakeAgent, Script
 from tests.run.harness import BackgroundLoop
+from tests.run.helpers import message_texts, of_type
 
 ONE_TASK_SPEC = "# One task\n\n## Tasks\n- [ ] The only task\n"
 # Holds the build at pre_iteration / post_iteration of iteration N while $GATES/hold-<type>-N exists,
@@ -63,23 +64,6 @@ def poll(condition: Callable[[], Any], what: str, build: Build | None = None, ti
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for: {what}\n{build.output() if build else ''}")
         time.sleep(0.02)
-
-
-def events(session_dir: Path) -> list[dict[str, Any]]:
-    """Whole lines of the event log (a line being written is skipped)."""
-    try:
-        blob = (session_dir / "events.jsonl").read_text()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in blob[: blob.rfind("\n") + 1].splitlines() if line.strip()]
-
-
-def of_type(session_dir: Path, type_: str) -> list[dict[str, Any]]:
-    return [e for e in events(session_dir) if e["type"] == type_]
-
-
-def message_texts(session_dir: Path) -> list[str]:
-    return [e["data"]["text"] for e in of_type(session_dir, "user.message")]
 
 
 def prompts(script: Script) -> dict[int, list[str]]:

@@ -19,10 +19,8 @@ from typing import Any, cast
 
 import pytest
 
-from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, read_events
-from tests.run.test_build_e2e import Background, background, build, started, wait_for
-
-__all__ = ["background"]  # the fixture, imported for the tests below
+from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, read_events, wait_for
+from tests.run.helpers import Background, build, started
 
 USER_FILE = "my-notes.txt"
 USER_TEXT = "the user's own notes, never committed\n"
@@ -161,10 +159,10 @@ def kill_agents_of(marker: str) -> None:
 
 
 def test_a_run_killed_on_the_agents_detached_head_is_recovered_onto_the_branch_by_the_next_build(
-    user_repo: Path, tmp_path: Path, background: Callable[..., Background]
+    user_repo: Path, tmp_path: Path, group_build: Callable[..., Background]
 ) -> None:
     state = tmp_path / "state"
-    run = background(user_repo, "--agent", fake_agent("follow", "detach-hang", "follow", state_file=state))
+    run = group_build(user_repo, "--agent", fake_agent("follow", "detach-hang", "follow", state_file=state))
     log = user_repo / ".iteratr" / "SPEC" / "agent.log"
     wait_for(lambda: log.exists() and "scripted agent: detached" in log.read_text(), "the agent to detach HEAD")
     run.proc.kill()

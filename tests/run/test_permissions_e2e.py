@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fake_agent, git
-from tests.run.test_build_e2e import build
+from tests.run.helpers import build
 
 ONE_TASK_SPEC = "# One task\n\n## Tasks\n- [ ] Write the thing\n"
 ACTIONS = ("edit-inside", "edit-outside", "push", "ls", "fetch")

@@ -4,54 +4,19 @@ and ``run.attempt``'s classification of a turn, which is pure."""
 from __future__ import annotations
 
 import io
-import shlex
 from pathlib import Path
 
 import pytest
 
-from iteratr import gitlocks, paths
+from iteratr import gitlocks
 from iteratr.agent.events import AgentDied, ModelError, TurnFailed, TurnResult, TurnTimeout, Usage
 from iteratr.errors import StoreError
-from iteratr.gitrepo import GitRepo
-from iteratr.output import Printer
-from iteratr.run import prompt
 from iteratr.run.attempt import EMPTY_TURN, PLANNED_NOTHING, Attempt, check_planning, classify, classify_error
 from iteratr.run.record import UNFINISHED, Recorder, commit_message
-from iteratr.run.settings import Settings
 from iteratr.session import ops
 from iteratr.session.events import make_event
 from iteratr.session.state import State
-from iteratr.session.store import Store
-from tests.conftest import ITERATR_CMD, git
-
-
-@pytest.fixture
-def recorder(repo: Path) -> Recorder:
-    """A recorder on session S of ``repo``, checked out on its branch iteratr/S."""
-    git(repo, "switch", "-q", "-c", "iteratr/S")
-    store = Store(repo / ".iteratr", "S")
-    store.create()
-    settings = Settings(
-        session="S",
-        work_tree=repo,
-        data_dir=repo / ".iteratr",
-        spec_path=repo / "SPEC.md",
-        agent_argv=["agent"],
-        model=None,
-        iterations=0,
-        iteration_timeout=1.0,
-        idle_timeout=1.0,
-        max_failures=3,
-        retry_delay=0.0,
-        auto_commit=True,
-        push="",
-        extra="",
-        templates={"main": prompt.load(None, "default")},
-        hooks=None,
-        binary=shlex.join(ITERATR_CMD),
-        branch=paths.branch_name("S"),
-    )
-    return Recorder(settings, store, GitRepo.open(repo), Printer(io.StringIO()))
+from tests.conftest import git
 
 
 def printed(recorder: Recorder) -> str:

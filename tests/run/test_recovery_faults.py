@@ -9,9 +9,7 @@ Each commit's ``tasks.yaml`` must be what ``tasks_view`` renders from that same 
 from __future__ import annotations
 
 import fcntl
-import io
 import json
-import shlex
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,48 +17,16 @@ from typing import Any
 import pytest
 
 from iteratr import paths
-from iteratr.gitrepo import GitRepo, blob
-from iteratr.output import Printer
-from iteratr.run import prompt
+from iteratr.gitrepo import blob
 from iteratr.run.attempt import Attempt
 from iteratr.run.record import Recorder
-from iteratr.run.settings import Settings
 from iteratr.session import ops, tasks_view
 from iteratr.session.reducer import replay
 from iteratr.session.store import Store
-from tests.conftest import ITERATR_CMD, git
+from tests.conftest import git
 
 EVENTS = f".iteratr/S/{paths.EVENTS_FILE}"
 TASKS = f".iteratr/S/{paths.TASKS_FILE}"
-
-
-@pytest.fixture
-def recorder(repo: Path) -> Recorder:
-    """A recorder on session S of ``repo``, checked out on its branch iteratr/S."""
-    git(repo, "switch", "-q", "-c", "iteratr/S")
-    store = Store(repo / ".iteratr", "S")
-    store.create()
-    settings = Settings(
-        session="S",
-        work_tree=repo,
-        data_dir=repo / ".iteratr",
-        spec_path=repo / "SPEC.md",
-        agent_argv=["agent"],
-        model=None,
-        iterations=0,
-        iteration_timeout=1.0,
-        idle_timeout=1.0,
-        max_failures=3,
-        retry_delay=0.0,
-        auto_commit=True,
-        push="",
-        extra="",
-        templates={"main": prompt.load(None, "default")},
-        hooks=None,
-        binary=shlex.join(ITERATR_CMD),
-        branch=paths.branch_name("S"),
-    )
-    return Recorder(settings, store, GitRepo.open(repo), Printer(io.StringIO()))
 
 
 def committed(repo: Path, path: str, ref: str = "iteratr/S") -> bytes:

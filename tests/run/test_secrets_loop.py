@@ -23,7 +23,7 @@ from iteratr.run import inbox
 from tests.conftest import git
 from tests.fakes import FakeAgent, Script
 from tests.run.harness import run_loop
-from tests.run.test_hooks_loop import write_hooks
+from tests.run.helpers import write_hooks
 
 SECRET = "sk-test-0123456789"
 
