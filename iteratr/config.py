@@ -30,7 +30,6 @@ inside functions: ``iteratr --help`` must stay fast.
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -81,9 +80,9 @@ KEYS: dict[str, Key] = {
             "agent",
             str,
             "opencode acp",
-            "ACP agent command line, split like a shell",
+            "a preset (opencode, claude) or an ACP agent command line, split like a shell",
             v.agent,
-            Option(("--agent",), 'ACP agent command line (default: "opencode acp").', "CMD"),
+            Option(("--agent",), 'Agent preset (opencode, claude) or ACP command line (default "opencode acp")', "CMD"),
         ),
         Key(
             "auto_commit",
@@ -161,6 +160,13 @@ KEYS: dict[str, Key] = {
                 "optional",
                 bare="origin",
             ),
+        ),
+        Key(
+            "lease_ttl",
+            float,
+            3600,
+            "seconds a remote session's lease lasts unless renewed (each iteration's push renews it)",
+            lambda x: v.seconds(x, zero_ok=False),
         ),
         Key(
             "max_file_size",
@@ -244,6 +250,7 @@ BUILD_ONLY_OPTIONS: dict[str, Option] = {
     "worktree": Option(("--worktree",), "Run in a linked git worktree; your checkout is untouched.", kind="switch"),
     "reset": Option(("--reset",), "Archive the session's branch and start it afresh.", kind="switch"),
     "trust": Option(("--trust",), "Trust this repository's hooks and iteratr.yml for this run.", kind="switch"),
+    "remote": Option(("--remote",), "Fetch and resume the session from REMOTE first; push nothing there.", "REMOTE"),
 }
 
 # Every flag of `iteratr build` by its destination (a BuildRequest field), in the order --help lists them.
@@ -293,6 +300,7 @@ class Config:
     max_failures: int = field(init=False)
     retry_delay: float = field(init=False)
     push: str = field(init=False)
+    lease_ttl: float = field(init=False)
     max_file_size: int = field(init=False)
     permissions: object = field(init=False)  # as written; iteratr.agent.permissions.parse_policy reads it
     stall_limit: int = field(init=False)
@@ -324,7 +332,10 @@ class Config:
 
     @property
     def agent_argv(self) -> list[str]:
-        return shlex.split(self.agent)
+        """A preset's command (``agent: claude``, ``iteratr.agent.presets``), else the value split like a shell."""
+        from iteratr.agent.presets import command_line
+
+        return command_line(self.agent)
 
     @property
     def log_level_number(self) -> int:

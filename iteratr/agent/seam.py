@@ -82,6 +82,6 @@ def acp_agent(launch: AgentLaunch) -> Agent:
         permissions=launch.permissions,
         work_tree=launch.work_tree,
     )
-    if usage.is_opencode(launch.argv):  # its ACP usage covers only a turn's last model call: read its record
+    if usage.has_record(launch.argv):  # its ACP usage covers only a turn's last model call: read its record
         return usage.AgentRecordUsage(runner, launch.argv, cwd=launch.cwd, env=launch.env)
     return runner

@@ -12,6 +12,10 @@ opencode keeps its own record of every session, and the ACP session id is openco
 turn's true total (every agent call; opencode's session-title call is not in it). It costs one opencode
 start (1.2-1.7 s wall, about 1.5 s CPU), paid once per iteration, after the turn.
 
+Claude Code through ``claude-code-acp`` 0.16.2 reports no usage at all over ACP (its ``session/prompt`` answer is
+the stop reason only). Claude Code writes a transcript of every session, named by the ACP session id, under
+``~/.claude/projects/`` (``CLAUDE_CONFIG_DIR``): each model call's usage is there. Reading it is a file read.
+
 Every result says where its figures came from (``source``), so the footer never shows a partial count as
 the whole: ``turn`` (the agent's own per-turn total), ``agent-record`` (from the agent's session record),
 ``last-call`` (only the last model call, as the agent reports it).
@@ -70,6 +74,72 @@ def is_opencode(argv: list[str]) -> bool:
     return bool(argv) and os.path.basename(argv[0]) in ("opencode", "opencode.exe") and argv[1:2] == ["acp"]
 
 
+def is_claude(argv: list[str]) -> bool:
+    return bool(argv) and os.path.basename(argv[0]) == "claude-code-acp"
+
+
+def has_record(argv: list[str]) -> bool:
+    """Whether iteratr reads this agent's own record of a turn's usage (its ACP figures fall short)."""
+    return is_opencode(argv) or is_claude(argv)
+
+
+def from_claude_transcript(lines: list[str]) -> TurnUsage | None:
+    """The totals of a Claude Code session transcript (JSON lines); None when it holds no assistant usage.
+
+    Claude Code writes an assistant message once per content block, each line with the usage it had then, so lines
+    are taken once per message id (the largest figures). What it records for output is the count at the answer's
+    start (``message_start``), not the final one: the README says so.
+    """
+    per_message: dict[str, tuple[int, int]] = {}
+    for number, line in enumerate(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = entry.get("message") if isinstance(entry, dict) and entry.get("type") == "assistant" else None
+        if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+            continue
+        usage = message["usage"]
+        counts = [usage.get(k) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")]
+        input_tokens = sum(n for n in counts if isinstance(n, int))
+        output = usage.get("output_tokens")
+        output_tokens = output if isinstance(output, int) else 0
+        key = str(message.get("id") or f"line-{number}")
+        seen = per_message.get(key, (0, 0))
+        per_message[key] = (max(seen[0], input_tokens), max(seen[1], output_tokens))
+    if not per_message:
+        return None
+    input_total = sum(i for i, _ in per_message.values())
+    output_total = sum(o for _, o in per_message.values())
+    return TurnUsage(input_total, output_total, input_total + output_total, None, None, source="agent-record")
+
+
+def claude_turn_usage(session_id: str, *, env: Mapping[str, str]) -> TurnUsage | None:
+    """Read ``<config dir>/projects/*/<session_id>.jsonl`` (``CLAUDE_CONFIG_DIR``, else ``~/.claude``)."""
+    config_dir = env.get("CLAUDE_CONFIG_DIR") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".claude")
+    found = sorted(Path(config_dir).glob(f"projects/*/{session_id}.jsonl")) if session_id.strip("./") else []
+    if not found:
+        log.warning("claude transcript of session %s not found under %s/projects", session_id, config_dir)
+        return None
+    try:
+        lines = found[0].read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        log.warning("claude transcript %s: %s", found[0], exc)
+        return None
+    return from_claude_transcript(lines)
+
+
+def record_usage(
+    argv: list[str], session_id: str, *, cwd: Path, env: Mapping[str, str], timeout: float = EXPORT_TIMEOUT
+) -> TurnUsage | None:
+    """The agent's own record of the session's usage, for the agents ``has_record`` names; else None."""
+    if is_opencode(argv):
+        return opencode_turn_usage(argv, session_id, cwd=cwd, env=env, timeout=timeout)
+    if is_claude(argv):
+        return claude_turn_usage(session_id, env=env)
+    return None
+
+
 def from_opencode_export(text: str) -> TurnUsage | None:
     """The session totals from ``opencode export`` JSON; None when the text is not such a record."""
     try:
@@ -118,12 +188,12 @@ def opencode_turn_usage(
 
 
 class AgentRecordUsage:
-    """An ``agent.seam.Agent`` whose turns report the agent's own record of their usage (opencode today).
+    """An ``agent.seam.Agent`` whose turns report the agent's own record of their usage (opencode, Claude Code).
 
-    After each turn that ended, ``opencode export`` runs in a thread (off the event loop: the inbox watcher
-    and Ctrl+C stay live) and its totals replace what the protocol said. If the export fails, the protocol's
-    figure stays, marked ``last-call``: opencode 1.18.33's ``PromptResponse.usage`` covers only the last
-    model call, and the footer must say so rather than undercount in silence.
+    After each turn that ended, ``opencode export`` runs (or Claude Code's transcript is read) in a thread (off
+    the event loop: the inbox watcher and Ctrl+C stay live) and its totals replace what the protocol said. If
+    that fails, the protocol's figure stays, marked ``last-call``: opencode 1.18.33's ``PromptResponse.usage``
+    covers only the last model call, and the footer must say so rather than undercount in silence.
     """
 
     def __init__(self, inner: Agent, argv: list[str], *, cwd: Path, env: Mapping[str, str]) -> None:
@@ -136,9 +206,7 @@ class AgentRecordUsage:
     async def run_turn(self, prompt: str, *, iteration_timeout: float | None, idle_timeout: float | None) -> TurnResult:
         result = await self.inner.run_turn(prompt, iteration_timeout=iteration_timeout, idle_timeout=idle_timeout)
         if result.session_id:
-            record = await asyncio.to_thread(
-                opencode_turn_usage, self.argv, result.session_id, cwd=self.cwd, env=self.env
-            )
+            record = await asyncio.to_thread(record_usage, self.argv, result.session_id, cwd=self.cwd, env=self.env)
             result.usage = merged(result.usage, record)
         return result
 

@@ -29,6 +29,7 @@ from iteratr.run import prompt
 
 if TYPE_CHECKING:
     from iteratr.gitrepo import GitRepo
+    from iteratr.remote.sync import Link
     from iteratr.run import agent_start
     from iteratr.run.agent_start import Known
 
@@ -108,6 +109,7 @@ class BuildRequest:
     worktree: bool = False
     reset: bool = False
     trust: bool = False
+    remote: str | None = None
     model: str | None = None
     agent: str | None = None
     auto_commit: bool | None = None
@@ -186,7 +188,7 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
     from iteratr.gitrepo import GitRepo
     from iteratr.run import hooks as hooks_mod
 
-    _require_agent_binary(cfg.agent_argv)
+    _require_agent_binary(cfg.agent)
     repo = GitRepo.open(cwd)
     repo.check_ready(detached_ok=True)  # a detached HEAD is settled under the session's lock, below
     hooks_mod.load_hooks(repo.root, hooks_checked)  # refuse a bad hooks file before the branch is touched
@@ -197,14 +199,41 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
     # The lock comes first: a second build of the session exits 4 at once, having started nothing, and a
     # --reset or a switch must never pull the branch or the session's files from under a run in another checkout.
     lock = RunLock(lock_path(repo.common_dir(), name), name, repo.root).acquire()
+    link = None
     try:
         if lock.stale:
             out.warn(f"took over the lock left by a run that is gone ({describe(lock.stale)})")
+        # With a remote: its lease, then the session brought up to the remote's, before any agent starts.
+        link = _link(request, cfg, repo, name)
+        for said in link.start() if link is not None else []:
+            out.line(said, "warn" if said.startswith("took over") else "dim")
         prepared = _Prepared(request, cfg, out, repo, name, data_rel, spec_path, templates, hooks_checked, override)
+        prepared.link = link
         done = prepared.nothing_to_do()
         return done if done is not None else asyncio.run(prepared.run())
     finally:
+        if link is not None:
+            link.release()
         lock.release()
+
+
+def _link(request: BuildRequest, cfg: config.Config, repo: GitRepo, name: str) -> Link | None:
+    """The run's remote: ``push`` (flag or config; fetch, lease, push) or ``--remote`` (fetch only); else None."""
+    from iteratr import config_values
+    from iteratr.remote.sync import Link
+
+    fetch_only = None
+    if request.remote is not None:
+        try:
+            fetch_only = config_values.remote(request.remote)
+        except config_values.InvalidValue as exc:
+            raise UsageError(f"--remote: {request.remote!r} {exc}") from None
+    remote = cfg.push or fetch_only
+    if not remote:
+        return None
+    if cfg.push and fetch_only and fetch_only != cfg.push:
+        raise UsageError(f"--remote {fetch_only} and push {cfg.push} ({cfg.source('push')}) name different remotes")
+    return Link(repo.root, remote, name, push=bool(cfg.push), ttl=cfg.lease_ttl, common_dir=repo.common_dir())
 
 
 @dataclass
@@ -223,6 +252,7 @@ class _Prepared:
     hooks_checked: bytes | None
     override: bool
     known: Known | None = None
+    link: Link | None = None  # the run's remote, if any (iteratr.remote.sync)
 
     def nothing_to_do(self) -> int | None:
         """Exit 0, touching nothing, when the session is complete and not checked out: no switch just to stop."""
@@ -233,9 +263,17 @@ class _Prepared:
         inbox_dir = self.repo.root / self.data_rel / self.name
         if self.known is None or not agent_start.nothing_to_do(self.known, inbox_dir):
             return None
+        if self.link is not None and self._messages_waiting(self.known.state.inbox_consumed):
+            return None  # a message sent through the remote reopens it
         self.out.line(f"session {self.name} is already complete; nothing to do", "ok")
         Screen(self.out, paths.branch_name(self.name)).final("the session is complete")
         return EXIT_OK
+
+    def _messages_waiting(self, consumed: dict[str, int]) -> bool:
+        from iteratr.remote import messages
+
+        tip = self.repo.rev(f"refs/heads/{paths.branch_name(self.name)}")
+        return tip is not None and bool(messages.pending(self.repo.root, self.name, tip, consumed))
 
     async def run(self) -> int:
         from iteratr.run import agent_start
@@ -347,19 +385,16 @@ class _Prepared:
         out.line(f'inbox: {inbox_path} (save text there, or run: iteratr say -n {name} "...")')
         out.line(hooks.summary() if hooks else "hooks: none")
         clock = time.monotonic()
-        code = await BuildLoop(settings, store, wt_repo, out, agent_factory=factory, checked=checked).run()
+        loop = BuildLoop(settings, store, wt_repo, out, agent_factory=factory, checked=checked, link=self.link)
+        loop.record.take_messages()  # sent through the remote (`iteratr say`): each taken once
+        code = await loop.run()
         logging.getLogger("iteratr.run").info("run ended with exit %s after %.1fs", code, time.monotonic() - clock)
         return code
 
 
-def _require_agent_binary(argv: list[str]) -> None:
-    """A missing agent is found before the branch is touched, not after."""
-    import shutil
+def _require_agent_binary(agent: str) -> None:
+    """A missing agent (exit 1, a preset's with its install command) or an unknown preset (exit 2) is found before
+    the branch is touched, not after."""
+    from iteratr.agent import presets
 
-    from iteratr.errors import AgentError
-
-    if shutil.which(argv[0]) is None:
-        raise AgentError(
-            f"agent command not found: {argv[0]}",
-            hint="install it, or set --agent / ITERATR_AGENT / config key agent",
-        )
+    presets.require_installed(agent)

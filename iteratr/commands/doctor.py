@@ -1,7 +1,8 @@
 """``iteratr doctor``: check what a build needs, one line per check, each failure with how to fix it.
 
 Checks, in order: Python, git, the current directory being a repository, the config files, the agent
-command on PATH (with its ``--version``, best effort), whether the agent really speaks ACP (started,
+command on PATH (a preset's, with its install command when missing; its ``--version``, best effort), a preset's
+API key variable (a warning when unset: it may be logged in instead), whether the agent really speaks ACP (started,
 ``initialize`` and one ``session/new``, bounded by ``ITERATR_PROBE_TIMEOUT``, default 20 s), the model,
 the hooks file and the state of the current session(s).
 
@@ -25,6 +26,7 @@ from iteratr.errors import EXIT_FAILED, ConfigError, GitError, IteratrError
 from iteratr.output import Printer
 
 if TYPE_CHECKING:
+    from iteratr.agent.presets import Preset
     from iteratr.agent.runner import ProbeResult
     from iteratr.config import Config
 
@@ -95,7 +97,7 @@ def run(
     paths.check_data_dir(paths.resolve_data_dir(cfg.data_dir, cwd, top=top), top, cfg.data_dir)
     argv = cfg.agent_argv
     probed = None
-    if _check_agent_command(report, argv, cwd, env):
+    if _check_agent_command(report, cfg.agent, argv, cwd, env):
         probed = _check_acp(report, argv, cwd, env, timeout)
     else:
         report.skip("agent speaks ACP", "not tried: the agent command is missing")
@@ -162,16 +164,29 @@ def _check_config(report: _Report, cwd: Path, env: Mapping[str, str]) -> Config:
     return cfg
 
 
-def _check_agent_command(report: _Report, argv: list[str], cwd: Path, env: Mapping[str, str]) -> bool:
+def _check_agent_command(report: _Report, agent: str, argv: list[str], cwd: Path, env: Mapping[str, str]) -> bool:
+    """The agent's program on PATH (a preset's, or the command line's), with its version; then its key variable."""
+    from iteratr.agent import presets
+
     what = "agent command"
     path = shutil.which(argv[0], path=env.get("PATH")) if argv else None
+    preset = presets.find(agent) or presets.preset_of(argv)
     if path is None:
-        report.fail(
-            what,
-            f"{argv[0] if argv else '(empty)'} not found (agent: {shlex.join(argv)})",
-            "install opencode (`npm install -g opencode-ai`), or name your ACP agent with "
-            "'agent:' in iteratr.yml, ITERATR_AGENT or --agent",
-        )
+        if preset is not None:
+            report.fail(
+                what,
+                f"the {preset.name} preset's {argv[0]} is not installed (agent: {shlex.join(argv)})",
+                f"install it: `{preset.install}`",
+            )
+        elif presets.is_unknown(agent, env.get("PATH")):
+            report.fail(what, presets.unknown_message(agent), "name a preset, or your ACP agent's command line")
+        else:
+            report.fail(
+                what,
+                f"{argv[0] if argv else '(empty)'} not found (agent: {shlex.join(argv)})",
+                f"install opencode (`{presets.PRESETS['opencode'].install}`), or name another preset "
+                f"({presets.names()}) or your ACP agent with 'agent:' in iteratr.yml, ITERATR_AGENT or --agent",
+            )
         return False
     try:
         done = procs.run([path, "--version"], cwd=cwd, env=env, timeout=VERSION_TIMEOUT, grace=0)
@@ -184,8 +199,25 @@ def _check_agent_command(report: _Report, argv: list[str], cwd: Path, env: Mappi
         version = f"`{Path(argv[0]).name} --version`: {lines[0][:80]}"
     else:
         version = "version unknown" + (" (--version timed out)" if code is None else "")
-    report.ok(what, f"{path} ({version})")
+    named = f"the {preset.name} preset: " if preset is not None and presets.find(agent) else ""
+    report.ok(what, f"{named}{path} ({version})")
+    if preset is not None:
+        _check_agent_key(report, preset, env)
     return True
+
+
+def _check_agent_key(report: _Report, preset: Preset, env: Mapping[str, str]) -> None:
+    from iteratr.agent import presets
+
+    what = f"{preset.name} credentials"
+    if not preset.key_env:
+        report.ok(what, preset.key_note)
+    elif presets.key_missing(preset, env):
+        names = " or ".join(preset.key_env)
+        report.warn(what, f"none of {names} is set", f"set one ({preset.key_note}); base URL: {preset.base_url}")
+    else:
+        found = next(name for name in preset.key_env if env.get(name, "").strip())
+        report.ok(what, f"{found} is set")
 
 
 def _check_acp(

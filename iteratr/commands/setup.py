@@ -1,4 +1,5 @@
-"""``iteratr setup``: ask for the model (from the list the agent offers) and auto-commit, save them.
+"""``iteratr setup``: ask for the agent (the presets found on PATH), the model (from the list the agent offers) and
+auto-commit, save them.
 
 It writes the global config file, or the project's ``iteratr.yml`` (at the top of the work tree) with
 ``--project``, in place: comments and key order are kept. ``--force`` starts the file over, and also gets
@@ -11,6 +12,7 @@ import os
 from pathlib import Path
 
 from iteratr import config, paths, trust
+from iteratr.agent import presets
 from iteratr.commands import questions
 from iteratr.commands import trust as trust_cmd
 from iteratr.errors import ConfigError, UsageError
@@ -52,20 +54,40 @@ def _setup(target: Path, project: bool, force: bool, out: Printer) -> int:
     trust_cmd.gate(
         paths.work_tree_top(Path.cwd()), printer=out, ask=questions.confirm, override=trust.override_from(False)
     )
-    model = questions.ask_model(cfg.agent_argv, str(default_model or ""), out.line)
+    agent = _ask_agent(cfg, existing, out)
+    argv = presets.command_line(agent) if agent is not None else cfg.agent_argv
+    model = questions.ask_model(argv, str(default_model or ""), out.line)
     auto_commit = questions.ask(
         questionary.confirm(
             "Commit the agent's work after every iteration (auto_commit)?",
             default=bool(existing.get("auto_commit", cfg.auto_commit)),
         )
     )
-    config.write_config_file(target, {"model": model, "auto_commit": bool(auto_commit)}, force=force)
+    chosen: dict[str, object] = {"agent": agent} if agent is not None else {}
+    config.write_config_file(target, {**chosen, "model": model, "auto_commit": bool(auto_commit)}, force=force)
     shown_model = model or '"" (the agent\'s default)'
     out.line(f"wrote {target}: model: {shown_model}, auto_commit: {'true' if auto_commit else 'false'}")
     overridden = [key.env for key in (config.KEYS["model"], config.KEYS["auto_commit"]) if os.environ.get(key.env)]
     if overridden:
         out.line(f"note: {' and '.join(overridden)} set in the environment win over the file (see `iteratr config`)")
     return 0
+
+
+def _ask_agent(cfg: config.Config, existing: dict[str, object], out: Printer) -> str | None:
+    """Offer the presets found on PATH (and the agent set now); None when there is nothing to choose or the
+    environment sets the agent (ITERATR_AGENT would win over the file anyway)."""
+    import questionary
+
+    found = presets.installed()
+    if not found or cfg.source("agent").startswith("env"):
+        return None
+    current = str(existing.get("agent", cfg.agent))
+    choices = [questionary.Choice(f"{p.name}: {p.title} ({p.command_line})", value=p.name) for p in found]
+    if current not in {p.name for p in found}:
+        choices.append(questionary.Choice(f"keep: {current}", value=current))
+    out.line(f"agents found on PATH: {', '.join(p.name for p in found)}")
+    answer = questions.ask(questionary.select("Agent:", choices=choices, default=current))
+    return str(answer)
 
 
 def _force_hint(project: bool) -> str:

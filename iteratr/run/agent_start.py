@@ -145,7 +145,7 @@ async def start(
         work_tree=cwd,
     )
     agent: Agent = runner
-    if usage.is_opencode(argv):  # as seam.acp_agent: its ACP usage covers a turn's last call only
+    if usage.has_record(argv):  # as seam.acp_agent: its ACP usage covers a turn's last call only
         agent = usage.AgentRecordUsage(runner, argv, cwd=cwd, env=env)
     info = await agent.start()  # closes the agent itself when it fails
     return Started(runner, agent, cwd, info)
