@@ -115,6 +115,7 @@ LAYER_VALUES: dict[str, tuple[str, str, str, object, object]] = {
     "max_failures": ("1", "2", "7", 9, 9),
     "retry_delay": ("0", "1", "2.5", 3, 3),
     "push": ("origin", "upstream", "backup", "fork", "fork"),
+    "lease_ttl": ("60", "2m", "1h", 90, 90),
     "max_file_size": ("1KB", "2MB", "3g", 4096, 4096),
     "permissions": ("deny", "allow", "deny", "allow", "allow"),
     "stall_limit": ("1", "2", "0", 4, 4),

@@ -99,6 +99,7 @@ ENV_SAMPLES: dict[str, tuple[str, object]] = {
     "max_failures": ("5", 5),
     "retry_delay": ("0", 0),
     "push": ("upstream", "upstream"),
+    "lease_ttl": ("10m", 600.0),
     "max_file_size": ("100MB", 100 << 20),
     "permissions": ("deny", "deny"),
     "stall_limit": ("0", 0),

@@ -19,6 +19,7 @@ LAYERS = {
     "iteratr.session": {"iteratr.run", "iteratr.agent", "iteratr.commands", "iteratr.cli", "iteratr.gitrepo"},
     "iteratr.agent": {"iteratr.run", "iteratr.commands", "iteratr.cli"},
     "iteratr.run": {"iteratr.commands", "iteratr.cli"},
+    "iteratr.remote": {"iteratr.run", "iteratr.commands", "iteratr.cli"},
 }
 
 

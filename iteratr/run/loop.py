@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from iteratr.agent.seam import Agent, AgentFactory, Checked
     from iteratr.gitrepo import GitRepo
     from iteratr.output import Printer
+    from iteratr.remote.sync import Link
 
 MAX_BACKOFF = 300.0
 log = logging.getLogger("iteratr.run")
@@ -79,6 +80,7 @@ class BuildLoop:
         printer: Printer,
         agent_factory: AgentFactory | None = None,
         checked: Checked | None = None,
+        link: Link | None = None,
     ) -> None:
         from iteratr.agent.seam import acp_agent
 
@@ -87,7 +89,7 @@ class BuildLoop:
         self.out = printer
         self.make_agent = agent_factory or acp_agent
         self.agent: Agent | None = None
-        self.record = Recorder(settings, store, repo, printer)
+        self.record = Recorder(settings, store, repo, printer, link=link)  # link: the remote (iteratr.remote)
         self.prompts = PromptArchive(store.dir, settings.keep_prompts)
         self.inbox = InboxPump(store, printer)
         self.hooks = HookRunner(settings, store, printer)
@@ -112,6 +114,8 @@ class BuildLoop:
             try:
                 self.record.recover()
                 self.inbox.take()
+                if self.record.halt is not None:  # a push at recovery: rejected, or the lease lost
+                    return self._final(*self.record.halt)
                 state = self.store.load()
                 if state.complete:
                     self.out.line(f"session {self.s.session} is already complete; nothing to do", "ok")
@@ -142,6 +146,8 @@ class BuildLoop:
             kind = "planning" if not state.tasks else "main"
             attempt = await self._one_iteration(state, kind)
             self._another_try = False
+            if self.record.halt is not None:  # its push was rejected, or the lease lost: committed here, not pushed
+                return self._final(*self.record.halt)
             ran += kind == "main"
             if attempt.budget is not None:
                 return self._final(EXIT_INCOMPLETE, attempt.budget)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from iteratr import gitlocks, reaper
-from iteratr.errors import GitError, IteratrError, StoreError
+from iteratr.errors import EXIT_FAILED, EXIT_LOCKED, GitError, IteratrError, StoreError
 from iteratr.run import prompt, untracked
 from iteratr.run.attempt import Attempt
 from iteratr.run.history import History
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from iteratr.gitrepo import GitRepo
     from iteratr.output import Printer
+    from iteratr.remote.sync import Link
     from iteratr.run.settings import Settings
 
 UNFINISHED = "found unfinished at start-up (the previous run was killed)"
@@ -37,8 +38,12 @@ UNFINISHED = "found unfinished at start-up (the previous run was killed)"
 class Recorder:
     """Writes an iteration's start and end to the log and commits it on the session branch."""
 
-    def __init__(self, settings: Settings, store: Store, repo: GitRepo, printer: Printer) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, repo: GitRepo, printer: Printer, *, link: Link | None = None
+    ) -> None:
         self.s = settings
+        self.link = link  # the session's remote (iteratr.remote.sync): each commit pushed, the lease renewed
+        self.halt: tuple[int, str] | None = None  # (exit status, why) once a push stopped the run
         self.store = store
         self.repo = repo
         self.out = printer
@@ -96,11 +101,51 @@ class Recorder:
         self._push()
 
     def _push(self) -> None:
-        if self.s.push:
-            try:
-                self.repo.push(self.s.push, self.s.branch)
-            except GitError as exc:
-                self.out.warn(f"push to {self.s.push} failed, carrying on: {self.mask(str(exc))}")
+        """Push the commit (and renew the lease) before anything else happens. A rejected push or a lost lease
+        is never ignored: the commit stays here and ``halt`` says why the run must stop (the loop stops)."""
+        if self.link is None:
+            if self.s.push:  # no remote link (the loop driven on its own): a plain push, a failure a warning
+                try:
+                    self.repo.push(self.s.push, self.s.branch)
+                except GitError as exc:
+                    self.out.warn(f"push to {self.s.push} failed, carrying on: {self.mask(str(exc))}")
+            return
+        if self.halt is not None or not self.link.pushing:
+            return
+        from iteratr.remote.lease import LeaseLost
+
+        tip = self.repo.rev("HEAD")
+        if tip is None:
+            return
+        try:
+            pushed = self.link.push(tip)
+        except LeaseLost as exc:
+            self.halt = (EXIT_LOCKED, self.mask(str(exc)))
+            self.out.line(f"    not pushed: {self.halt[1]}", "fail")
+            return
+        except GitError as exc:  # PushRejected, or the remote refused otherwise
+            self.halt = (EXIT_FAILED, self.mask(str(exc)))
+            self.out.line(f"    not pushed: {self.halt[1]}", "fail")
+            return
+        if pushed != tip:  # messages sent meanwhile were merged in: iteratr's record moves to the merge
+            self.repo.update_ref(self.history.last_ref, pushed)
+            self.take_messages(since=tip)
+        self.out.line(f"    pushed {pushed[:7]} to {self.link.remote_branch}, lease renewed", "dim")
+
+    def take_messages(self, since: str | None = None) -> None:
+        """Messages sent through the remote (``iteratr say``) that the log has not taken: ``user.message`` events
+        now, each once. ``since``: only those the last fetch brought (else every one on the branch)."""
+        if self.link is None:
+            return
+        from iteratr.remote import messages
+        from iteratr.run.inbox_pump import shown_message
+
+        found = messages.found(self.repo.root, self.s.session, "HEAD", base=since)
+        for event in messages.take(self.store, found):
+            first, *rest = shown_message(event["data"]["text"])
+            self.out.line(f">>> message from the user ({event['data']['id']}, through the remote): {first}", "user")
+            for line in rest:
+                self.out.line(f"    {line}", "user")
 
     def _stage_and_commit(self, message: str, left_out: untracked.Exclusions, *, everything: bool | None = None) -> str:
         """Stage the work (less what is left out), then the session's log and view together under the log's

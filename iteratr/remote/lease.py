@@ -1,0 +1,177 @@
+"""The lease: who holds a session across machines, as a ref on the remote, ``refs/iteratr/leases/S``.
+
+A lease is a commit object with an empty tree whose message is one JSON object: host, pid, the clone it was
+taken from (a random id kept in that clone's git dir), the work tree, when it was taken (``started``) and
+when it runs out (``expires``, UTC, ``lease_ttl`` seconds after it was last renewed). It is written only by a
+compare-and-swap push, expecting the lease it last saw (or none): of two machines that race for a session,
+exactly one push goes through, and the other finds a live lease and exits 4, naming the holder, as a second
+build of the session on one machine does.
+
+- **taken** when a build starts: none, or an expired one (its holder died: taken over with a warning), or one
+  left by an earlier run of this very clone (it holds the clone's run lock, so that run is gone);
+- **renewed** with each iteration's push, in the same atomic push as the branch (``sync``);
+- **released** (deleted, again only if it is still ours) when the run ends.
+
+Expiry is judged with the reader's clock against the time the holder wrote: machines whose clocks differ by
+more than a small part of ``lease_ttl`` should not share a session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from iteratr.errors import LockedError
+from iteratr.remote import refs
+
+CLONE_ID_FILE = Path("iteratr") / "clone-id"
+
+
+class LeaseLost(LockedError):
+    """Another machine holds (or took over) the session's lease (exit 4)."""
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def clone_id(common_dir: Path) -> str:
+    """This clone's random id (made once, kept in its git dir, never cloned): which leases are this clone's own."""
+    path = common_dir / CLONE_ID_FILE
+    try:
+        found = path.read_text(encoding="utf-8").strip()
+        if found:
+            return found
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = uuid.uuid4().hex
+    tmp = path.with_name(f"clone-id.{os.getpid()}.tmp")
+    tmp.write_text(made + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path.read_text(encoding="utf-8").strip()
+
+
+@dataclass(frozen=True)
+class Holder:
+    host: str
+    pid: int
+    clone: str
+    work_tree: str
+    started: str
+    expires: float  # epoch seconds
+
+    def describe(self) -> str:
+        return (
+            f"pid {self.pid} on {self.host} since {self.started}, lease until {_iso(self.expires)} "
+            f"(work tree {self.work_tree})"
+        )
+
+    def live(self, now: float | None = None) -> bool:
+        return self.expires > (time.time() if now is None else now)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "pid": self.pid,
+            "clone": self.clone,
+            "work_tree": self.work_tree,
+            "started": self.started,
+            "expires": _iso(self.expires),
+            "expires_epoch": self.expires,
+        }
+
+
+def parse(message: str | None) -> Holder | None:
+    """The holder a lease commit names; None if it is not one iteratr wrote."""
+    try:
+        data = json.loads((message or "").strip() or "null")
+        return Holder(
+            str(data["host"]),
+            int(data["pid"]),
+            str(data["clone"]),
+            str(data.get("work_tree", "")),
+            str(data["started"]),
+            float(data["expires_epoch"]),
+        )
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def read(cwd: Path, sha: str | None) -> Holder | None:
+    return parse(refs.message_of(cwd, sha)) if sha else None
+
+
+class Lease:
+    """This run's lease on one session at one remote: ``sha`` is the lease object the remote holds for us."""
+
+    def __init__(self, cwd: Path, remote: str, session: str, *, ttl: float, common_dir: Path, work_tree: Path):
+        self.cwd = cwd
+        self.remote = remote
+        self.session = session
+        self.ttl = ttl
+        self.clone = clone_id(common_dir)
+        self.work_tree = str(work_tree)
+        self.started = _iso(time.time())
+        self.sha: str | None = None  # ours on the remote, once taken
+
+    @property
+    def ref(self) -> str:
+        return refs.lease_ref(self.session)
+
+    def make(self) -> str:
+        """A new lease object, expiring ``ttl`` seconds from now (not pushed)."""
+        holder = Holder(
+            socket.gethostname(), os.getpid(), self.clone, self.work_tree, self.started, time.time() + self.ttl
+        )
+        return refs.commit_object(self.cwd, json.dumps(holder.to_json(), sort_keys=True) + "\n")
+
+    def take(self, found: str | None) -> str | None:
+        """Take the lease, the remote's being ``found`` (fetched). Returns a warning to print (a lease taken over),
+        or None; raises LeaseLost (exit 4) naming the holder when someone else holds it, live."""
+        warning = None
+        if found:
+            holder = read(self.cwd, found)
+            if holder is not None and holder.clone != self.clone and holder.live():
+                raise self._held(holder)
+            if holder is None:
+                warning = f"took over a lease on {self.session} at {self.remote} that iteratr cannot read"
+            elif holder.clone == self.clone:
+                warning = (
+                    None
+                    if not holder.live()
+                    else f"took over the lease of this clone's earlier run ({holder.describe()}): it is gone"
+                )
+            else:
+                warning = f"took over the expired lease of {holder.describe()}: that run is gone"
+        new = self.make()
+        if not refs.push(self.cwd, self.remote, [refs.Update(self.ref, new, found)]):
+            # Someone changed it since we looked: whoever won holds it now.
+            tips = refs.probe(self.cwd, self.remote, self.session)
+            refs.fetch(self.cwd, self.remote, self.session, tips)
+            holder = read(self.cwd, tips.lease)
+            raise self._held(holder)
+        self.sha = new
+        return warning
+
+    def release(self) -> None:
+        """Delete the lease, only if it is still ours. Never raises: the run is over; it expires anyway."""
+        if self.sha is None:
+            return
+        with contextlib.suppress(OSError, refs.RemoteError):
+            refs.push(self.cwd, self.remote, [refs.Update(self.ref, "", self.sha)])
+        self.sha = None
+
+    def _held(self, holder: Holder | None) -> LeaseLost:
+        who = holder.describe() if holder is not None else "another machine"
+        return LeaseLost(
+            f"session {self.session} is held through {self.remote} by another machine: {who}",
+            hint="it carries the session on; this machine can run it once that run ends or its lease expires",
+        )

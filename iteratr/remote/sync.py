@@ -1,0 +1,201 @@
+"""A build with a remote: probe, lease, fetch, resume or refuse, before any agent starts; then each commit pushed.
+
+``Link.start`` runs under the session's local run lock, before the agent starts:
+
+1. ``ls-remote`` the session's branch and lease (a remote that does not exist or cannot be reached: exit 1);
+2. fetch them; take the lease (a live one held elsewhere: exit 4, naming the holder), or, fetch-only
+   (``--remote``), only check it: a fetch-only run writes nothing to the remote;
+3. compare the local ``iteratr/S`` with the remote's: missing or behind, it is brought up to the remote's (the
+   session resumes, never re-planned); ahead, the local commits are pushed now; diverged, the build stops with
+   exit 1 and the commands that show both histories, having changed neither. Commits on the remote that are
+   only messages (``iteratr say``, ``messages``) are not a divergence: they are merged, keeping the tree.
+
+``Link.push`` runs after each commit: one atomic push moves the branch to the new commit and renews the lease,
+each only if the remote still holds what this run last saw. Rejected, it looks why: messages pushed meanwhile
+are merged and the push tried again; the lease taken over is ``LeaseLost`` (exit 4); another machine's commits
+are ``PushRejected`` (exit 1). A remote that cannot be reached is tried ``NETWORK_TRIES`` times, then the run
+stops as if the lease were lost. In every case the commits stay on the local branch: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from iteratr import gitrepo
+from iteratr.errors import GitError
+from iteratr.remote import messages, refs
+from iteratr.remote.lease import Lease, LeaseLost, read
+
+NETWORK_TRIES = 3
+NETWORK_DELAY = 2.0  # seconds before the second try; doubles
+REJECTIONS = 8  # pushes refused in a row (messages keep arriving, a hook refuses) before the run stops
+
+
+class PushRejected(GitError):
+    """The remote's branch holds commits this run does not have: another machine ran the session (exit 1)."""
+
+
+class Link:
+    """One build's tie to its remote."""
+
+    def __init__(
+        self,
+        cwd: Path,
+        remote: str,
+        session: str,
+        *,
+        push: bool,
+        ttl: float,
+        common_dir: Path,
+        retry_delay: float = NETWORK_DELAY,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cwd = cwd
+        self.remote = remote
+        self.session = session
+        self.pushing = push
+        self.lease = Lease(cwd, remote, session, ttl=ttl, common_dir=common_dir, work_tree=cwd)
+        self.pushed: str | None = None  # the branch's tip on the remote, as this run last saw or pushed it
+        self.retry_delay = retry_delay
+        self.sleep = sleep
+
+    @property
+    def branch(self) -> str:
+        return f"iteratr/{self.session}"
+
+    @property
+    def remote_branch(self) -> str:
+        return f"{self.remote}/iteratr/{self.session}"
+
+    # -- before the agent starts ------------------------------------------------------------------
+
+    def start(self) -> list[str]:
+        """Probe, fetch, lease, resume; return what to tell the user. Raises RemoteError, LeaseLost, GitError."""
+        said: list[str] = []
+        tips = refs.probe(self.cwd, self.remote, self.session)
+        refs.fetch(self.cwd, self.remote, self.session, tips)
+        if self.pushing:
+            warning = self.lease.take(tips.lease)
+            if warning:
+                said.append(warning)
+        else:
+            holder = read(self.cwd, tips.lease)
+            if holder is not None and holder.clone != self.lease.clone and holder.live():
+                raise self.lease._held(holder)
+        self.pushed = tips.branch
+        said += self._resume(tips.branch)
+        return said
+
+    def _resume(self, theirs: str | None) -> list[str]:
+        ref = refs.branch_ref(self.session)
+        ours = refs.rev(self.cwd, ref)
+        if theirs is None or ours == theirs:
+            return []
+        if ours is None:
+            gitrepo.run_git(self.cwd, "update-ref", ref, theirs, "")
+            return [f"resuming from {self.remote_branch} ({theirs[:9]}): no local branch {self.branch} here"]
+        if refs.is_ancestor(self.cwd, ours, theirs):
+            self._fast_forward(ours, theirs)
+            n = len(refs.only_in(self.cwd, theirs, ours))
+            return [f"resuming from {self.remote_branch}: {self.branch} brought up to date ({n} newer commit(s))"]
+        if refs.is_ancestor(self.cwd, theirs, ours):
+            if self.pushing:  # commits an earlier run made here and could not push: pushed now
+                self.push(ours)
+                return [f"pushed the commits of {self.branch} that {self.remote_branch} did not have"]
+            return []
+        only_theirs = refs.only_in(self.cwd, theirs, ours)
+        if messages.only_messages(self.cwd, self.session, only_theirs):
+            merged = self._merge(ours, theirs)
+            return [
+                f"merged {len(only_theirs)} message(s) sent to {self.remote_branch} into {self.branch} ({merged[:9]})"
+            ]
+        base = gitrepo.run_git(self.cwd, "merge-base", ours, theirs, check=False).out.strip()[:9] or "?"
+        n_ours = len(refs.only_in(self.cwd, ours, theirs))
+        raise refs.RemoteError(
+            f"{self.branch} has diverged from {self.remote_branch} ({n_ours} commit(s) here, {len(only_theirs)} "
+            f"there, since {base}); nothing was changed, no agent started",
+            hint=f"see both: git log --oneline {base}..{self.branch} ; git log --oneline {base}..{self.remote_branch}"
+            f" ; keep one, e.g. `git branch -f {self.branch} {self.remote_branch}` (the other stays reachable from"
+            " its branch)",
+        )
+
+    def _fast_forward(self, ours: str, theirs: str) -> None:
+        where = gitrepo.worktrees(self.cwd).get(self.branch)
+        if where is None:
+            gitrepo.run_git(self.cwd, "update-ref", refs.branch_ref(self.session), theirs, ours)
+            return
+        done = gitrepo.run_git(where, "merge", "--ff-only", "--quiet", theirs, check=False)
+        if done.returncode != 0:
+            detail = done.err.strip().splitlines()[:1]
+            raise refs.RemoteError(
+                f"{self.remote_branch} is ahead of {self.branch}, but {where} cannot be brought up to date: "
+                f"{detail[0] if detail else 'git merge --ff-only failed'}; nothing was changed",
+                hint=f"look at `git -C {where} status`: commit or put aside the changes, then run again",
+            )
+
+    def _merge(self, ours: str, theirs: str) -> str:
+        """A merge commit of the messages pushed to the remote, keeping our tree; the local branch moves to it."""
+        tree = gitrepo.run_git(self.cwd, "rev-parse", f"{ours}^{{tree}}").out.strip()
+        text = f"iteratr({self.session}): messages from {self.remote_branch}\n"
+        merged = refs.commit_object(self.cwd, text, tree=tree, parents=(ours, theirs))
+        gitrepo.run_git(self.cwd, "update-ref", refs.branch_ref(self.session), merged, ours)
+        return merged
+
+    # -- after each commit --------------------------------------------------------------------------
+
+    def push(self, tip: str) -> str:
+        """Push ``tip`` and renew the lease in one atomic push; return the tip pushed (a merge of messages sent
+        meanwhile, on top of ``tip``, if any). Raises LeaseLost (exit 4) or PushRejected (exit 1)."""
+        failures: list[str] = []
+        for _ in range(REJECTIONS):
+            try:
+                new_lease = self.lease.make()
+                updates = [refs.Update(refs.branch_ref(self.session), tip, self.pushed)]
+                updates.append(refs.Update(self.lease.ref, new_lease, self.lease.sha))
+                if refs.push(self.cwd, self.remote, updates):
+                    self.pushed, self.lease.sha = tip, new_lease
+                    return tip
+                tip = self._after_rejection(tip)
+            except refs.RemoteError as exc:
+                failures.append(exc.message)
+                if len(failures) >= NETWORK_TRIES:
+                    raise LeaseLost(
+                        f"lost contact with {self.remote} ({len(failures)} tries; last: {exc.message}): the lease "
+                        f"cannot be renewed, so the run stops as if it were lost; committed here on {self.branch}, "
+                        "not pushed"
+                    ) from None
+                self.sleep(self.retry_delay * 2 ** (len(failures) - 1))
+        raise PushRejected(
+            f"push to {self.remote} kept being rejected ({REJECTIONS} times); committed here on {self.branch}"
+        )
+
+    def _after_rejection(self, tip: str) -> str:
+        """Why the push was refused; the tip to push next, or LeaseLost / PushRejected."""
+        tips = refs.probe(self.cwd, self.remote, self.session)
+        refs.fetch(self.cwd, self.remote, self.session, tips)
+        if tips.lease != self.lease.sha:
+            holder = read(self.cwd, tips.lease)
+            who = holder.describe() if holder is not None else "nobody (it was deleted)"
+            raise LeaseLost(
+                f"the lease on {self.session} at {self.remote} was taken over; it is held by {who}. This run stops: "
+                f"its last iteration is committed here on {self.branch}, not pushed"
+            )
+        theirs = tips.branch
+        if theirs is None or refs.is_ancestor(self.cwd, theirs, tip):
+            self.pushed = theirs  # e.g. an earlier push went through unanswered, or the branch was deleted there
+            return tip
+        only_theirs = refs.only_in(self.cwd, theirs, tip)
+        if messages.only_messages(self.cwd, self.session, only_theirs):
+            self.pushed = theirs
+            return self._merge(tip, theirs)
+        raise PushRejected(
+            f"push to {self.remote} rejected: {self.remote_branch} has {len(only_theirs)} commit(s) this run does "
+            f"not have (another machine pushed); this run's commits are kept here on {self.branch}",
+            hint=f"see both: git log --oneline {self.branch}...{self.remote_branch}",
+        )
+
+    def release(self) -> None:
+        if self.pushing:
+            self.lease.release()

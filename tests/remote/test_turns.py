@@ -1,0 +1,35 @@
+"""Two machines (clones) take turns carrying one session through a bare remote, to completion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from iteratr.errors import EXIT_INCOMPLETE, EXIT_OK
+from tests.conftest import git
+from tests.fakes import Script
+from tests.remote.conftest import lease_of, remote_iterations, remote_log
+from tests.remote.harness import remote_loop
+
+
+def test_two_clones_take_turns_to_completion_numbers_contiguous_no_replanning(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    a, b = clone("a"), clone("b")
+    first = remote_loop(a, Script("follow"), iterations=1, expect=EXIT_INCOMPLETE)  # plans, does TAS-1
+    assert first.started() == [0, 1]
+    assert remote_iterations(origin) == [0, 1]  # each commit pushed
+    assert lease_of(origin) is None  # released at the end of the run
+
+    second = remote_loop(b, Script("follow"), iterations=1, expect=EXIT_INCOMPLETE)  # a fresh clone resumes
+    assert "resuming from origin/iteratr/SPEC" in second.output
+    assert second.started() == [0, 1, 2]  # the log came along; #2 is the next, no planning
+    assert remote_iterations(origin) == [0, 1, 2]
+
+    third = remote_loop(a, Script("follow"), expect=EXIT_OK)  # back on the first machine: behind, brought up
+    assert "brought up to date" in third.output
+    assert remote_iterations(origin) == [0, 1, 2, 3]
+    subjects = remote_log(origin)
+    assert sum("planning" in s for s in subjects) == 1
+    assert git(a, "rev-parse", "iteratr/SPEC") == git(origin, "rev-parse", "iteratr/SPEC")
+    assert third.state.complete
