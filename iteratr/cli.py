@@ -62,6 +62,15 @@ def tool(args: tuple[str, ...]) -> int:
     return toolcli.run(list(args))
 
 
+@root.command(context_settings={"help_option_names": []}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def mcp(args: tuple[str, ...]) -> int:
+    """Serve the session tools over MCP on stdio (the agent starts it). See `iteratr mcp --help`."""
+    from iteratr.mcp import server
+
+    return server.run(list(args))
+
+
 def _click_option(dest: str, option: config.Option) -> Callable[[Any], Any]:
     """The click option for one row of the settings table. A config key's value is checked as it is parsed,
     by the key's own validator, so a bad flag reads like a bad file: ``--iterations: 'lots' is not ...``."""

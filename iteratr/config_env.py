@@ -27,6 +27,7 @@ OTHER_VARIABLES = frozenset(
         # Read on their own, outside the settings table.
         "ITERATR_TRUST",  # trust for one run (iteratr.trust)
         "ITERATR_PROBE_TIMEOUT",  # bound of each agent probe (iteratr.agent.models)
+        "ITERATR_MCP",  # 0/off: no MCP server in session/new (iteratr.agent.mcp_servers)
         "ITERATR_KILL_SEED",  # replays a kill-trial seed (tests)
     }
 )

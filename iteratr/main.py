@@ -1,4 +1,5 @@
-"""The ``iteratr`` entry point: ``iteratr tool`` skips click (see ``iteratr.toolcli``); the rest is ``iteratr.cli``."""
+"""The ``iteratr`` entry point: ``iteratr tool`` and ``iteratr mcp`` skip click (see ``iteratr.toolcli``); the rest is
+``iteratr.cli``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ def main(argv: list[str] | None = None) -> None:
         from iteratr import toolcli
 
         code = guarded(lambda: toolcli.run(args[1:]))
+    elif args[:1] == ["mcp"]:  # started once per iteration by the agent: no click either
+        from iteratr.mcp import server
+
+        code = guarded(lambda: server.run(args[1:]))
     else:
         from iteratr import cli
 

@@ -193,9 +193,7 @@ def _run(argv: list[str]) -> int:
     from iteratr.session.store import Store
 
     store = Store(paths.data_dir_from(opts.get("--data-dir")), session)
-    if name not in READS and not store.exists():
-        _refuse_write_elsewhere(store)
-    result, text = dispatch(name, store, opts)
+    result, text = execute(name, store, opts)
     if opts["--json"]:
         import json  # only here: a text answer from an up-to-date snapshot needs no JSON at all
 
@@ -203,6 +201,13 @@ def _run(argv: list[str]) -> int:
     else:
         sys.stdout.write(text() + "\n")
     return 0
+
+
+def execute(name: str, store: Any, opts: dict[str, Any]) -> tuple[Any, Callable[[], str]]:
+    """Run one subcommand against ``store``, as ``iteratr tool`` and ``iteratr mcp`` both do (``dispatch``)."""
+    if name not in READS and not store.exists():
+        _refuse_write_elsewhere(store)
+    return dispatch(name, store, opts)
 
 
 def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[], str]]:
@@ -219,7 +224,8 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[]
         [task] = tools.task_add(store, [entry])
         return task, lambda: "added " + task_line(task)
     if name == "task-batch-add":
-        tasks = tools.task_add(store, tools.parse_batch(o["--tasks"]))
+        batch = o["--tasks"]  # JSON text from the command line; already a list from an MCP call
+        tasks = tools.task_add(store, batch if isinstance(batch, list) else tools.parse_batch(batch))
         return tasks, lambda: f"added {len(tasks)} task(s):\n" + "\n".join("  " + task_line(t) for t in tasks)
     if name in ("task-status", "task-priority", "task-depends"):
         if name == "task-status":

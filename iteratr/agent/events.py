@@ -22,6 +22,9 @@ TimeoutKind = Literal["idle", "total"]
 class AgentInfo:
     name: str
     version: str
+    # How the agent names the tools of iteratr's MCP server (opencode: "iteratr_"), for the prompt to teach them;
+    # None: it was not given the server, or its naming is not known (iteratr.agent.mcp_servers).
+    mcp_prefix: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -351,8 +351,8 @@ class AcpConnection:
         info = response.agent_info
         return AgentInfo(info.name, info.version) if info else AgentInfo(default_name, "unknown")
 
-    async def new_session(self, cwd: Path) -> SessionSetup:
-        session = await self._sdk.new_session(cwd=str(cwd), mcp_servers=[])
+    async def new_session(self, cwd: Path, mcp_servers: Sequence[Any] = ()) -> SessionSetup:
+        session = await self._sdk.new_session(cwd=str(cwd), mcp_servers=list(mcp_servers))
         legacy = self.transport.legacy_models.pop(session.session_id, None)
         return SessionSetup(session.session_id, model_option(session.config_options), legacy)
 

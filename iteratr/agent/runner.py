@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from iteratr.agent import mcp_servers
 from iteratr.agent.events import (
     AgentDied,
     AgentInfo,
@@ -107,6 +108,7 @@ class AgentRunner:
         self._process = AgentProcess(
             command, cwd=self._cwd, env=env, stderr_log=stderr_log, line_limit=line_limit, close_timeout=close_timeout
         )
+        self._mcp = mcp_servers.iteratr_server(env)  # `iteratr mcp`, in every turn's session/new
         self._acp: AcpConnection | None = None
         self._broken = False
         self._info: AgentInfo | None = None
@@ -159,7 +161,8 @@ class AgentRunner:
             await self.close()
             raise AgentStartError(message) from None
         try:
-            self._info = self._acp.check_version(response, Path(self._process.argv[0]).name)
+            info = self._acp.check_version(response, Path(self._process.argv[0]).name)
+            self._info = mcp_servers.describe(info, self._mcp)
         except ValueError as exc:
             await self.close()
             raise AgentStartError(str(exc)) from None
@@ -281,7 +284,7 @@ class AgentRunner:
     async def _turn_body(self, turn: Turn, prompt: str) -> PromptResponse | None:
         connection = self._acp
         assert connection is not None
-        session = await connection.new_session(self._cwd)
+        session = await connection.new_session(self._cwd, [self._mcp.to_acp()] if self._mcp else [])
         turn.session_id = session.session_id
         self._process.log.line(f"session {session.session_id}: the agent's text of this turn follows")
         current = session.current

@@ -105,6 +105,7 @@ class BuildLoop:
         self._clock = time.monotonic()  # max_time counts from here
         self._measured = False  # the first turn showed the agent measures every budget set
         self._another_try = False  # stuck, but a person acted since: one more iteration before judging again
+        self._mcp_prefix: str | None = None  # how the agent names iteratr's MCP tools: the prompt teaches them
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -264,6 +265,7 @@ class BuildLoop:
                 hooks=self.hooks.take_held(*pre),
                 failure=self._failure_text,
                 progress=self._stall_words(state),
+                mcp=self._mcp_prefix,
             ),
             self.record.mask,
         )  # secrets from a hook's output or the agent's failure never reach the prompt
@@ -384,6 +386,7 @@ class BuildLoop:
             )
         )
         info = await self.agent.start()  # a no-op for the agent started before
+        self._mcp_prefix = info.mcp_prefix
         self.out.line(f"agent log: {log}" if running else f"agent: {info.name} {info.version} (log: {log})")
 
     async def _end_session(self) -> None:

@@ -41,6 +41,7 @@ VARIABLES = {
     "next_task_number": "number the next added task will get",
     "port": "always empty: kept for templates written for the Go original, which had a NATS port",
     "progress": "how many iterations in a row made no progress, and what to do then (empty otherwise)",
+    "mcp": "how the agent names iteratr's MCP tools (e.g. iteratr_, for iteratr_task_add); empty: no MCP tools",
 }
 HISTORY_SIZE = 5
 NOTES_SIZE = 30
@@ -154,7 +155,7 @@ def read_spec(path: Path) -> str:
 # -- sections ----------------------------------------------------------------------------------
 
 
-def render_tasks(state: State, binary: str = "iteratr") -> str:
+def render_tasks(state: State, binary: str = "iteratr", mcp: str = "") -> str:
     """Open tasks in full; closed ones (completed, cancelled) in full only while they are few."""
     if not state.tasks:
         return "(no tasks yet)"
@@ -171,7 +172,7 @@ def render_tasks(state: State, binary: str = "iteratr") -> str:
         for task in closed[-CLOSED_SHOWN:]:
             content = cap(task.content, "closed_task")
             lines.append("- " + task_line(task.id, task.priority, task.status, content, task.depends_on))
-        lines.append(f"`{binary} tool task-list` shows every task.")
+        lines.append(f"`{mcp}task_list` shows every task." if mcp else f"`{binary} tool task-list` shows every task.")
     counts = ", ".join(f"{n} {s}" for s, n in state.counts().items() if n)
     return "\n".join(lines) + f"\n({len(state.tasks)} tasks: {counts})"
 
@@ -217,12 +218,15 @@ def context(
     hooks: str = "",
     failure: str = "",
     progress: str = "",
+    mcp: str | None = None,
 ) -> dict[str, Any]:
+    """The template's variables. ``mcp``: how the agent names iteratr's MCP tools (``AgentInfo.mcp_prefix``); with
+    it the prompt teaches those tools, without it the ``iteratr tool`` shell commands."""
     return {
         "session": session,
         "iteration": iteration,
         "spec": spec,
-        "tasks": render_tasks(state, binary),
+        "tasks": render_tasks(state, binary, mcp or ""),
         "notes": render_notes(state),
         "history": render_history(state),
         "messages": render_messages(state.pending_messages()),
@@ -233,6 +237,7 @@ def context(
         "next_task_number": state.last_task_num + 1,
         "port": "",
         "progress": progress,
+        "mcp": mcp or "",
     }
 
 
