@@ -38,7 +38,14 @@ def run(
     paths.check_data_dir(raw_data, top, cfg.data_dir)  # outside the work tree, its top, .git: exit 2
     local_data = raw_data.resolve()
     sessions = find_sessions(local_data, repo[0] if repo else None)
-    session = _choose(name, sessions, local_data, repo[1] if repo else None)
+    remote_only = _remote_only(repo[0], sessions) if repo else {}
+    session = _choose(name, sessions | {s: local_data / s for s in remote_only}, local_data, repo[1] if repo else None)
+    if session in remote_only:  # its only copy is remote: the message is committed onto its branch there
+        from iteratr.remote import refs
+
+        line = _say_remote(repo[0] if repo else cwd, refs.preferred(remote_only[session], cfg.push), session, text)
+        (Printer() if out is None else out).text(line)
+        return 0
     make_session_dir(sessions[session])  # a session known only by its branch
     path = inbox.append(sessions[session], text)
     shown = paths.shown(path, cwd)
@@ -51,6 +58,31 @@ def run(
         )
     (Printer() if out is None else out).text(line)
     return 0
+
+
+def _remote_only(root: Path, local: dict[str, Path]) -> dict[str, list[str]]:
+    """Sessions found only on remote-tracking branches (no local branch, no files here): name -> remotes."""
+    from iteratr.remote import refs
+
+    return {name: remotes for name, remotes in refs.remote_sessions(root).items() if name not in local}
+
+
+def _say_remote(root: Path, remote: str, session: str, text: str) -> str:
+    """Commit the message onto ``iteratr/S`` at ``remote`` and push it (``iteratr.remote.messages``)."""
+    from iteratr.remote import messages
+
+    body = text.replace(inbox.SAY_MARK, "").strip("\r\n").rstrip()
+    cleaned = inbox.clean(body)  # as a build takes inbox text: comments are never sent
+    if not cleaned:
+        raise UsageError("empty message: give the text as arguments or on stdin (comments alone are not sent)")
+    size = len(body.encode("utf-8", "replace"))
+    if size > inbox.MAX_MESSAGE_BYTES:
+        raise UsageError(f"message is {size} bytes; the limit is {inbox.MAX_MESSAGE_BYTES} bytes (64 KiB)")
+    sha = messages.say(root, remote, session, cleaned)
+    return (
+        f"message for session {session} committed onto {remote}/iteratr/{session} ({sha[:7]}) and pushed; the "
+        "machine that runs the session next takes it (one running now: at its next fetch, after its iteration)"
+    )
 
 
 def make_session_dir(session_dir: Path) -> None:

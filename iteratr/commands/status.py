@@ -340,13 +340,20 @@ def render_line(data: dict[str, Any], now: float | None = None) -> str:
 
 
 def _view(repo: Repo, name: str | None, data_rel: Path, as_json: bool) -> str:
+    from iteratr.commands import status_remote  # sessions on remote-tracking branches, marked remote
+
     if name is None:
         found = [collect(repo, s, data_rel) for s in repo.sessions()]
+        remote = status_remote.sessions(repo.root, data_rel)
         if as_json:
-            return json.dumps({"sessions": found}, indent=2, ensure_ascii=False)
-        if not found:
+            return json.dumps({"sessions": found, "remote_sessions": remote}, indent=2, ensure_ascii=False)
+        if not found and not remote:
             return "no sessions in this repository (`iteratr build` starts one)"
-        return "\n".join(render_line(d) for d in found)
+        return "\n".join([*(render_line(d) for d in found), *(status_remote.render_line(d) for d in remote)])
+    where = status_remote.remote_only(repo.root, name, repo.sessions())
+    if where is not None:
+        data = status_remote.collect(repo.root, name, where, data_rel)
+        return json.dumps(data, indent=2, ensure_ascii=False) if as_json else "\n".join(status_remote.render(data))
     data = collect(repo, name, data_rel)
     return json.dumps(data, indent=2, ensure_ascii=False) if as_json else "\n".join(render(data))
 
@@ -362,6 +369,7 @@ def run(
 ) -> int:
     """Print one session (``name``) or the list of all sessions; with ``watch``, redraw until Ctrl+C."""
     from iteratr import config
+    from iteratr.commands import status_remote
 
     if watch and as_json:
         raise UsageError("--watch redraws the text view; use --json without --watch (e.g. from a script's loop)")
@@ -370,7 +378,7 @@ def run(
     cfg = config.load_config(cwd=cwd, flags={"data_dir": data_dir} if data_dir else None)
     repo = Repo(cwd)
     data_rel = paths.data_dir_in_tree(cfg.data_dir, repo.root, cwd)
-    if name is not None:
+    if name is not None and status_remote.remote_only(repo.root, name, repo.sessions()) is None:
         require_session(repo, name)
     if not watch:
         out.text(_view(repo, name, data_rel, as_json))

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from iteratr import gitrepo
+from iteratr import gitrepo, paths
 from iteratr.errors import GitError
 
 NETWORK_TIMEOUT = 120.0
@@ -167,3 +167,22 @@ def only_in(cwd: Path, tip: str, base: str | None) -> list[str]:
     """Commits reachable from ``tip`` and not from ``base`` (all of them if None), oldest first."""
     args = ["rev-list", "--reverse", tip] + ([f"^{base}"] if base else [])
     return [line for line in gitrepo.run_git(cwd, *args).out.splitlines() if line]
+
+
+def remote_sessions(cwd: Path) -> dict[str, list[str]]:
+    """Sessions on remote-tracking branches (``refs/remotes/<remote>/iteratr/<S>``): name -> remotes, sorted."""
+    out = gitrepo.run_git(cwd, "for-each-ref", "--format=%(refname)", "refs/remotes/", check=False).out
+    found: dict[str, list[str]] = {}
+    for ref in out.splitlines():
+        remote, sep, name = ref.removeprefix("refs/remotes/").partition("/iteratr/")
+        if sep and paths.NAME_RE.fullmatch(name):  # S.archived-… is an archive, not a session
+            found.setdefault(name, []).append(remote)
+    return {name: sorted(remotes) for name, remotes in sorted(found.items())}
+
+
+def preferred(remotes: list[str], configured: str = "") -> str:
+    """Which of the remotes holding a session to use: the configured ``push`` remote, else origin, else the first."""
+    for choice in (configured, "origin"):
+        if choice and choice in remotes:
+            return choice
+    return remotes[0]

@@ -1,0 +1,101 @@
+"""``iteratr status`` for sessions on remote-tracking branches: marked remote, with their lease holder.
+
+A session another machine carries is seen here as ``refs/remotes/<remote>/iteratr/S`` (after a ``git fetch``, or
+a build with that remote). Its state is read from that ref's last commit, and its lease from the copy the last
+fetch by iteratr left in ``refs/iteratr/remote-leases/<remote>/S`` (``iteratr.remote.refs``): status never asks
+the network, so the holder shown is as of that fetch. A plain ``git fetch`` keeps those copies fresh too with
+``git config --add remote.origin.fetch '+refs/iteratr/leases/*:refs/iteratr/remote-leases/origin/*'``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from iteratr import gitrepo, paths
+from iteratr.remote import lease, refs
+
+
+def _state_of(root: Path, ref: str, name: str, data_rel: Path) -> tuple[Any, str | None]:
+    from iteratr.session.events import parse_lines
+    from iteratr.session.reducer import replay
+
+    rel = (data_rel / name / paths.EVENTS_FILE).as_posix()
+    blob = gitrepo.blob(root, ref, rel) or b""
+    events = parse_lines(blob[: blob.rfind(b"\n") + 1], 1, Path(f"{ref}:{rel}"))[0]
+    return replay(events), (events[-1].get("ts") if events else None)
+
+
+def collect(root: Path, name: str, remote: str, data_rel: Path) -> dict[str, Any]:
+    """What status shows of session ``name`` as ``remote`` has it (as last fetched), JSON-ready."""
+    ref = refs.tracking_ref(remote, name)
+    state, last = _state_of(root, ref, name, data_rel)
+    holder = lease.read(root, refs.rev(root, refs.fetched_lease_ref(remote, name)))
+    ended = [it for it in state.iterations.values() if it.outcome is not None and it.kind != "manual"]
+    return {
+        "session": name,
+        "remote": remote,
+        "branch": f"{remote}/iteratr/{name}",
+        "complete": state.complete,
+        "iterations": len(ended),
+        "tasks": state.counts(),
+        "task_total": len(state.tasks),
+        "last_activity": last,
+        "lease": holder.to_json() if holder is not None else None,
+        "lease_live": holder.live() if holder is not None else False,
+    }
+
+
+def sessions(root: Path, data_rel: Path) -> list[dict[str, Any]]:
+    """Every session on a remote-tracking branch, one entry per remote holding it."""
+    return [
+        collect(root, name, remote, data_rel)
+        for name, remotes in refs.remote_sessions(root).items()
+        for remote in remotes
+    ]
+
+
+def lease_words(data: dict[str, Any]) -> str:
+    held = data["lease"]
+    if held is None:
+        return "lease: none (as of the last fetch)"
+    state = "held" if data["lease_live"] else "expired"
+    return (
+        f"lease: {state} by pid {held['pid']} on {held['host']} since {held['started']}, until {held['expires']} "
+        "(as of the last fetch)"
+    )
+
+
+def _progress(data: dict[str, Any]) -> str:
+    if data["complete"]:
+        return "complete"
+    done = data["tasks"].get("completed", 0)
+    return f"{done}/{data['task_total']} tasks done" if data["task_total"] else "not planned yet"
+
+
+def render_line(data: dict[str, Any]) -> str:
+    """One line of the session list, marked remote."""
+    parts = [data["session"], f"remote {data['branch']}", _progress(data), f"{data['iterations']} iteration(s)"]
+    return " | ".join([*parts, lease_words(data)])
+
+
+def render(data: dict[str, Any]) -> list[str]:
+    """The text view of one session known only from a remote-tracking branch."""
+    lines = [f"session {data['session']} | remote branch {data['branch']} (no local branch) | {_progress(data)}"]
+    lines.append(lease_words(data))
+    lines.append(f"read from: {data['branch']} (its last commit, as last fetched)")
+    activity = f", last activity {data['last_activity']}" if data["last_activity"] else ""
+    lines.append(f"iterations: {data['iterations']} done{activity}")
+    counts = data["tasks"]
+    shown = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
+    lines.append(f"tasks: {shown} ({data['task_total']} in all)" if data["task_total"] else "tasks: none yet")
+    lines.append(f"run it here: iteratr build -n {data['session']} --push {data['remote']}")
+    return lines
+
+
+def remote_only(root: Path, name: str, local: list[str]) -> str | None:
+    """The remote to show session ``name`` from when it has no local branch; None if it is local or unknown."""
+    if name in local:
+        return None
+    remotes = refs.remote_sessions(root).get(name)
+    return refs.preferred(remotes) if remotes else None
