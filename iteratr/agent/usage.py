@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("iteratr.agent")
 EXPORT_TIMEOUT = 30.0
+CLAUDE_SETTLE = 3.0  # seconds to wait for Claude Code's transcript to hold a turn's last call
 
 SOURCE_WORDS = {
     "turn": "",
@@ -114,17 +116,43 @@ def from_claude_transcript(lines: list[str]) -> TurnUsage | None:
     return TurnUsage(input_total, output_total, input_total + output_total, None, None, source="agent-record")
 
 
-def claude_turn_usage(session_id: str, *, env: Mapping[str, str]) -> TurnUsage | None:
-    """Read ``<config dir>/projects/*/<session_id>.jsonl`` (``CLAUDE_CONFIG_DIR``, else ``~/.claude``)."""
+def _final_answer_recorded(lines: list[str]) -> bool:
+    """Whether the transcript's last assistant entry is an answer (no ``tool_use``): the turn's last call is in."""
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("type") == "assistant":
+            content = (entry.get("message") or {}).get("content")
+            blocks = content if isinstance(content, list) else []
+            return not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+    return False
+
+
+def claude_turn_usage(session_id: str, *, env: Mapping[str, str], settle: float = CLAUDE_SETTLE) -> TurnUsage | None:
+    """Read ``<config dir>/projects/*/<session_id>.jsonl`` (``CLAUDE_CONFIG_DIR``, else ``~/.claude``).
+
+    Claude Code may answer ``session/prompt`` before its transcript holds the turn's last call (seen: the final
+    answer written a moment later), so the file is read again, for up to ``settle`` seconds, until its last
+    assistant entry is an answer rather than a tool call.
+    """
     config_dir = env.get("CLAUDE_CONFIG_DIR") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".claude")
-    found = sorted(Path(config_dir).glob(f"projects/*/{session_id}.jsonl")) if session_id.strip("./") else []
+    deadline = time.monotonic() + settle
+    lines: list[str] = []
+    while True:
+        found = sorted(Path(config_dir).glob(f"projects/*/{session_id}.jsonl")) if session_id.strip("./") else []
+        if found:
+            try:
+                lines = found[0].read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError as exc:
+                log.warning("claude transcript %s: %s", found[0], exc)
+                return None
+        if (found and _final_answer_recorded(lines)) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     if not found:
         log.warning("claude transcript of session %s not found under %s/projects", session_id, config_dir)
-        return None
-    try:
-        lines = found[0].read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        log.warning("claude transcript %s: %s", found[0], exc)
         return None
     return from_claude_transcript(lines)
 

@@ -6,6 +6,8 @@
   the test.
 - ``opencode_env``: an :class:`OpencodeEnv` pointing opencode at ``model_server``, with HOME and XDG dirs in the
   test's tmp dir; pass ``opencode_env.env`` to ``run_cli`` and ``opencode_env.agent_command`` to ``--agent``.
+- ``claude_bin_dir`` (session): the folder holding the claude preset's pinned agent (``agents.find_or_install``),
+  failing in CI and skipped elsewhere when it cannot be installed, like opencode.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from .agents import AgentUnavailable, find_or_install
 from .model_server import ScriptedModelServer
 from .opencode_env import OpencodeEnv, OpencodeUnavailable, find_or_install_opencode, make_opencode_env
 
@@ -35,6 +38,21 @@ def opencode_binary() -> Path:
         if _in_ci(_REAL_ENVIRON):
             pytest.fail(f"opencode is required in CI and could not be installed: {exc}", pytrace=False)
         pytest.skip(f"opencode not available (set ITERATR_OPENCODE_BIN or install npm): {exc}")
+
+
+@pytest.fixture(scope="session")
+def claude_bin_dir() -> Path:
+    """The folder holding the claude preset's pinned ``claude-code-acp`` (installed from npm into the cache)."""
+    return _agent_bin_dir("claude")
+
+
+def _agent_bin_dir(name: str) -> Path:
+    try:
+        return find_or_install(name, _REAL_ENVIRON)
+    except AgentUnavailable as exc:
+        if _in_ci(_REAL_ENVIRON):
+            pytest.fail(f"the {name} agent is required in CI and could not be installed: {exc}", pytrace=False)
+        pytest.skip(f"the {name} agent is not available (npm needed): {exc}")
 
 
 @pytest.fixture

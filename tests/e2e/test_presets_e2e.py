@@ -1,0 +1,64 @@
+"""End to end per agent preset: ``iteratr build --agent <preset>`` drives the real, pinned agent through a whole
+session against a scripted model server on 127.0.0.1 speaking that agent's provider API. No network beyond npm (for
+the install, cached), no API key of anyone's.
+
+- ``claude``: ``claude-code-acp`` (npm ``@zed-industries/claude-code-acp``, the version in the preset table), which
+  runs Claude Code, pointed at an Anthropic Messages server with ``ANTHROPIC_BASE_URL``.
+- ``opencode``: ``tests/e2e/test_opencode_e2e.py`` runs it as ``--agent opencode``.
+
+Each run checks (``session_run``) planning, two tasks done with one commit each, a user message delivered, the
+session completing, and here the token counts, against what the server served.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from .anthropic_server import AnthropicServer
+from .session_run import BUILD_TIMEOUT, run_two_task_session
+
+FOOTER_RE = re.compile(r"^=== #(\d+) (ok|failed|timeout|interrupted) \| ")
+
+
+def footers(stdout: str) -> dict[int, str]:
+    return {int(m.group(1)): line for line in stdout.splitlines() if (m := FOOTER_RE.match(line))}
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT + 90)
+def test_claude_preset_runs_a_whole_session_against_a_scripted_anthropic_server(
+    repo: Path, claude_bin_dir: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "claude-home"
+    home.mkdir()
+    with AnthropicServer() as server:
+        env = {
+            "PATH": f"{claude_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(home),
+            "CLAUDE_CONFIG_DIR": str(home / ".claude"),
+            "ANTHROPIC_BASE_URL": server.root_url,
+            "ANTHROPIC_API_KEY": "sk-ant-scripted-test-key",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        }
+        if os.geteuid() == 0:  # Claude Code refuses to run as root outside a sandbox it is told of
+            env["IS_SANDBOX"] = "1"
+        ran = run_two_task_session(repo, "claude", env, server)
+        side = server.side_requests
+
+    # Usage: Claude Code's transcript (agent-record). Every agent-turn call's input is there, exactly; Claude Code
+    # records output as the count at each answer's start (1 per call here), not the final one, so output is bounded.
+    found = footers(ran.result.stdout)
+    detail = f"\nended: {ran.ended}\nserved: {ran.served}\nside requests: {side[:10]}{ran.info}"
+    assert any(len({c.total_tokens for c in calls}) > 1 for calls in ran.served.values()), detail
+    for n, calls in ran.served.items():
+        usage = ran.ended[n].get("usage") or {}
+        assert usage.get("source") == "agent-record", f"#{n}: {usage}{detail}"
+        assert usage.get("input_tokens") == sum(c.prompt_tokens for c in calls), f"#{n}: {usage}{detail}"
+        output = usage.get("output_tokens")
+        assert isinstance(output, int) and len(calls) <= output <= sum(c.completion_tokens for c in calls), detail
+        assert usage.get("total_tokens") == usage["input_tokens"] + output, f"#{n}: {usage}{detail}"
+        assert f"tokens: {usage['total_tokens']:,}" in found[n], f"#{n}: {found.get(n)}{detail}"
