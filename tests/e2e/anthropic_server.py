@@ -92,12 +92,11 @@ class AnthropicServer(ScriptedApiServer):
     def _block(self, action: Action) -> dict[str, Any]:
         if isinstance(action, Text):
             return {"type": "text", "text": action.text}
-        return {
-            "type": "tool_use",
-            "id": f"toolu_{self.state.next_id()}",
-            "name": BASH_TOOL,
-            "input": {"command": action.command, "description": action.description},
-        }
+        if isinstance(action, Bash):
+            name, arguments = BASH_TOOL, {"command": action.command, "description": action.description}
+        else:  # a call of any tool by name (an MCP tool): model_server's ``Call``
+            name, arguments = str(action.tool), dict(action.arguments)
+        return {"type": "tool_use", "id": f"toolu_{self.state.next_id()}", "name": name, "input": arguments}
 
     def _message(self, message_id: str, action: Action, input_tokens: int, output_tokens: int) -> dict[str, Any]:
         return {
@@ -106,7 +105,7 @@ class AnthropicServer(ScriptedApiServer):
             "role": "assistant",
             "model": MODEL_ID,
             "content": [self._block(action)],
-            "stop_reason": "tool_use" if isinstance(action, Bash) else "end_turn",
+            "stop_reason": "end_turn" if isinstance(action, Text) else "tool_use",
             "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
@@ -136,7 +135,7 @@ class AnthropicServer(ScriptedApiServer):
                 "message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "tool_use" if isinstance(action, Bash) else "end_turn"},
+                    "delta": {"stop_reason": "end_turn" if isinstance(action, Text) else "tool_use"},
                     "usage": {"output_tokens": output_tokens},
                 },
             ),
