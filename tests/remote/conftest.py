@@ -46,9 +46,9 @@ def remote_log(origin: Path, session: str = "SPEC") -> list[str]:
 
 def remote_iterations(origin: Path, session: str = "SPEC") -> list[int]:
     """The ``Iteratr-Iteration`` trailers on the remote's branch, oldest first."""
-    out = git(
-        origin, "log", "--reverse", "--format=%(trailers:key=Iteratr-Iteration,valueonly)", f"refs/heads/iteratr/{session}"
-    )
+    trailer = "--format=%(trailers:key=Iteratr-Iteration,valueonly)"
+    args = ["git", "log", "--reverse", trailer, f"refs/heads/iteratr/{session}", "--"]
+    out = subprocess.run(args, cwd=origin, capture_output=True, text=True).stdout  # no branch yet: none
     return [int(line) for line in out.split() if line.strip().isdigit()]
 
 
