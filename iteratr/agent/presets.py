@@ -99,6 +99,20 @@ PRESETS: dict[str, Preset] = {
             "no cost",
             verified=_E2E + " (input exact; output as Claude Code records it)",
         ),
+        Preset(
+            name="gemini",
+            title="Gemini CLI",
+            command=("gemini", "--experimental-acp"),
+            package="@google/gemini-cli",
+            version_tested="0.61.0",
+            provider_api="Gemini API (generateContent, streamed)",
+            model_selection="`session/set_model` (auto, gemini-2.5-pro, …; or `gemini --model`)",
+            key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+            key_note="or log in with Google once in `gemini`, or use Vertex AI (GOOGLE_GENAI_USE_VERTEXAI=true)",
+            base_url="GOOGLE_GEMINI_BASE_URL (Gemini CLI then authenticates as a gateway, sending GEMINI_API_KEY)",
+            usage="the prompt's totals over every model call in the ACP answer's `_meta.quota.token_count`; no cost",
+            verified=_E2E + " (the agent's own per-turn totals)",
+        ),
     )
 }
 

@@ -27,6 +27,7 @@ from iteratr.agent.events import (
     UsageEvent,
 )
 from iteratr.agent.permissions import DEFAULT, Decision, Policy, decide
+from iteratr.agent.usage import usage_from_meta
 
 if TYPE_CHECKING:
     from acp.schema import PermissionOption, PromptResponse, RequestPermissionResponse, ToolCallUpdate
@@ -92,7 +93,9 @@ class Turn:
     def result(self, stop_reason: str, response: PromptResponse | None = None) -> TurnResult:
         tokens = response.usage if response is not None else None
         usage = None
-        if tokens is not None or self.cost is not None:
+        if tokens is None and response is not None:  # Gemini CLI puts the prompt's totals in _meta instead
+            usage = usage_from_meta(response.field_meta, self.cost, self.currency)
+        if usage is None and (tokens is not None or self.cost is not None):
             usage = Usage(
                 input_tokens=tokens.input_tokens if tokens else None,
                 output_tokens=tokens.output_tokens if tokens else None,

@@ -12,6 +12,9 @@ opencode keeps its own record of every session, and the ACP session id is openco
 turn's true total (every agent call; opencode's session-title call is not in it). It costs one opencode
 start (1.2-1.7 s wall, about 1.5 s CPU), paid once per iteration, after the turn.
 
+Gemini CLI 0.61 (``gemini --experimental-acp``) leaves ``usage`` empty and puts the prompt's totals, summed over
+its model calls, in the response's ``_meta.quota.token_count``: read as the turn's own total (``turn``).
+
 Claude Code through ``claude-code-acp`` 0.16.2 reports no usage at all over ACP (its ``session/prompt`` answer is
 the stop reason only). Claude Code writes a transcript of every session, named by the ACP session id, under
 ``~/.claude/projects/`` (``CLAUDE_CONFIG_DIR``): each model call's usage is there. Reading it is a file read.
@@ -155,6 +158,20 @@ def claude_turn_usage(session_id: str, *, env: Mapping[str, str], settle: float 
         log.warning("claude transcript of session %s not found under %s/projects", session_id, config_dir)
         return None
     return from_claude_transcript(lines)
+
+
+def usage_from_meta(meta: object, cost: float | None = None, currency: str | None = None) -> Usage | None:
+    """A prompt's token totals from ``PromptResponse._meta.quota.token_count`` (``input_tokens``, ``output_tokens``),
+    where Gemini CLI 0.61 reports them, summed over every model call of the prompt, leaving ``usage`` empty."""
+    quota = meta.get("quota") if isinstance(meta, dict) else None
+    count = quota.get("token_count") if isinstance(quota, dict) else None
+    if not isinstance(count, dict):
+        return None
+    numbers = [count.get("input_tokens"), count.get("output_tokens")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+        return None
+    input_tokens, output_tokens = int(numbers[0] or 0), int(numbers[1] or 0)
+    return Usage(input_tokens, output_tokens, input_tokens + output_tokens, cost, currency, source="turn")
 
 
 def record_usage(

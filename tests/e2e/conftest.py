@@ -6,8 +6,8 @@
   the test.
 - ``opencode_env``: an :class:`OpencodeEnv` pointing opencode at ``model_server``, with HOME and XDG dirs in the
   test's tmp dir; pass ``opencode_env.env`` to ``run_cli`` and ``opencode_env.agent_command`` to ``--agent``.
-- ``claude_bin_dir`` (session): the folder holding the claude preset's pinned agent (``agents.find_or_install``),
-  failing in CI and skipped elsewhere when it cannot be installed, like opencode.
+- ``claude_bin_dir``, ``gemini_bin_dir`` (session): the folder holding that preset's pinned agent
+  (``agents.find_or_install``), failing in CI and skipped elsewhere when it cannot be installed, like opencode.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def opencode_binary() -> Path:
 def claude_bin_dir() -> Path:
     """The folder holding the claude preset's pinned ``claude-code-acp`` (installed from npm into the cache)."""
     return _agent_bin_dir("claude")
+
+
+@pytest.fixture(scope="session")
+def gemini_bin_dir() -> Path:
+    """The folder holding the gemini preset's pinned ``gemini`` (Gemini CLI, from npm into the cache)."""
+    return _agent_bin_dir("gemini")
 
 
 def _agent_bin_dir(name: str) -> Path:

@@ -4,6 +4,8 @@ the install, cached), no API key of anyone's.
 
 - ``claude``: ``claude-code-acp`` (npm ``@zed-industries/claude-code-acp``, the version in the preset table), which
   runs Claude Code, pointed at an Anthropic Messages server with ``ANTHROPIC_BASE_URL``.
+- ``gemini``: ``gemini --experimental-acp`` (npm ``@google/gemini-cli``), pointed at a Gemini API server with
+  ``GOOGLE_GEMINI_BASE_URL``.
 - ``opencode``: ``tests/e2e/test_opencode_e2e.py`` runs it as ``--agent opencode``.
 
 Each run checks (``session_run``) planning, two tasks done with one commit each, a user message delivered, the
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from .anthropic_server import AnthropicServer
+from .gemini_server import GeminiServer
 from .session_run import BUILD_TIMEOUT, run_two_task_session
 
 FOOTER_RE = re.compile(r"^=== #(\d+) (ok|failed|timeout|interrupted) \| ")
@@ -61,4 +64,36 @@ def test_claude_preset_runs_a_whole_session_against_a_scripted_anthropic_server(
         output = usage.get("output_tokens")
         assert isinstance(output, int) and len(calls) <= output <= sum(c.completion_tokens for c in calls), detail
         assert usage.get("total_tokens") == usage["input_tokens"] + output, f"#{n}: {usage}{detail}"
+        assert f"tokens: {usage['total_tokens']:,}" in found[n], f"#{n}: {found.get(n)}{detail}"
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT + 90)
+def test_gemini_preset_runs_a_whole_session_against_a_scripted_gemini_api_server(
+    repo: Path, gemini_bin_dir: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "gemini-home"
+    (home / ".gemini").mkdir(parents=True)
+    # No usage statistics: nothing to send anywhere but the scripted server.
+    (home / ".gemini" / "settings.json").write_text('{"privacy": {"usageStatisticsEnabled": false}}\n')
+    with GeminiServer() as server:
+        env = {
+            "PATH": f"{gemini_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(home),
+            "GOOGLE_GEMINI_BASE_URL": server.root_url,
+            "GEMINI_API_KEY": "gemini-scripted-test-key",
+        }
+        ran = run_two_task_session(repo, "gemini", env, server)
+        side = server.side_requests
+
+    # Usage: Gemini CLI's own per-prompt totals (_meta.quota.token_count), source "turn": every agent-turn call,
+    # none of the side calls (model routing, the next-speaker check), which it counts apart.
+    found = footers(ran.result.stdout)
+    detail = f"\nended: {ran.ended}\nserved: {ran.served}\nside requests: {side[:10]}{ran.info}"
+    assert any(len({c.total_tokens for c in calls}) > 1 for calls in ran.served.values()), detail
+    for n, calls in ran.served.items():
+        usage = ran.ended[n].get("usage") or {}
+        assert usage.get("source") == "turn", f"#{n}: {usage}{detail}"
+        assert usage.get("input_tokens") == sum(c.prompt_tokens for c in calls), f"#{n}: {usage}{detail}"
+        assert usage.get("output_tokens") == sum(c.completion_tokens for c in calls), f"#{n}: {usage}{detail}"
+        assert usage.get("total_tokens") == sum(c.total_tokens for c in calls), f"#{n}: {usage}{detail}"
         assert f"tokens: {usage['total_tokens']:,}" in found[n], f"#{n}: {found.get(n)}{detail}"
