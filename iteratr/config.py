@@ -82,7 +82,7 @@ KEYS: dict[str, Key] = {
             "opencode acp",
             "a preset (opencode, claude, gemini) or an ACP agent command line, split like a shell",
             v.agent,
-            Option(("--agent",), 'Agent preset (opencode, claude, gemini) or ACP command line.', "CMD"),
+            Option(("--agent",), "Agent preset (opencode, claude, gemini) or ACP command line.", "CMD"),
         ),
         Key(
             "auto_commit",
