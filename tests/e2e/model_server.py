@@ -87,7 +87,15 @@ class Bash:
     description: str
 
 
-Action = Text | Bash
+@dataclass(frozen=True)
+class Call:
+    """Call any tool the agent offers by name (an MCP tool, such as ``iteratr_task_add``) with these arguments."""
+
+    tool: str
+    arguments: dict[str, Any]
+
+
+Action = Text | Bash | Call
 Script = Callable[[AgentTurn], Action]
 
 
@@ -200,6 +208,8 @@ def usage_for(body_bytes: int, action: Action) -> tuple[int, int]:
 
     Every call of a turn gets a different figure (each request carries the steps before it, so it grows).
     """
+    if isinstance(action, Call):
+        return body_bytes // 4, 1 + len(json.dumps(action.arguments).encode()) // 4
     answer = action.text if isinstance(action, Text) else action.command + action.description
     return body_bytes // 4, 1 + len(answer.encode()) // 4
 
@@ -350,12 +360,15 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": usage,
         }
 
-    def _tool_call(self, action: Bash) -> dict[str, Any]:
-        arguments = json.dumps({"command": action.command, "description": action.description})
+    def _tool_call(self, action: Bash | Call) -> dict[str, Any]:
+        if isinstance(action, Call):
+            name, arguments = action.tool, json.dumps(action.arguments)
+        else:
+            name, arguments = "bash", json.dumps({"command": action.command, "description": action.description})
         return {
             "id": f"call_{self._next_id()}",
             "type": "function",
-            "function": {"name": "bash", "arguments": arguments},
+            "function": {"name": name, "arguments": arguments},
         }
 
     def _stream(self, action: Action, usage: dict[str, int]) -> None:
