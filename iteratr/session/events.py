@@ -71,29 +71,32 @@ def parse_lines(blob: bytes, first_line_no: int, path: Path) -> tuple[list[Event
         )
     if not end:
         return events, 0
+    for offset, raw in enumerate(blob[:end].splitlines()):
+        if raw.strip():
+            events.append(parse_line(raw, first_line_no + offset, path))
+    return events, end
+
+
+def parse_line(raw: bytes, line_no: int, path: Path) -> Event:
+    """One line of the log as an event; a line that is not one is a ``StoreError`` naming ``path:line_no``."""
     import json  # here: a reader whose snapshot is up to date has no line to parse and skips the import
 
-    for offset, raw in enumerate(blob[:end].splitlines()):
-        if not raw.strip():
-            continue
-        try:
-            event = json.loads(raw)
-            if not isinstance(event, dict) or "type" not in event:
-                raise ValueError("not an event object")
-            version = event.get("v", 1)
-            if version.__class__ is not int:  # compared below; a string would raise TypeError
-                raise ValueError(f"schema version {version!r} is not a whole number")
-        except ValueError as exc:
-            raise StoreError(
-                f"{path}:{first_line_no + offset}: invalid event line ({exc})",
-                hint="the log was edited by hand or by a merge; fix or remove that line, "
-                "or restore it with `git checkout -- <file>`",
-            ) from None
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}:{first_line_no + offset}: event schema v{event['v']} is newer than this iteratr "
-                f"understands (v{SCHEMA_VERSION})",
-                hint="upgrade iteratr",
-            )
-        events.append(event)
-    return events, end
+    try:
+        event = json.loads(raw)
+        if not isinstance(event, dict) or "type" not in event:
+            raise ValueError("not an event object")
+        version = event.get("v", 1)
+        if version.__class__ is not int:  # compared below; a string would raise TypeError
+            raise ValueError(f"schema version {version!r} is not a whole number")
+    except ValueError as exc:
+        raise StoreError(
+            f"{path}:{line_no}: invalid event line ({exc})",
+            hint="the log was edited by hand or by a merge; fix or remove that line, "
+            "or restore it with `git checkout -- <file>`",
+        ) from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}:{line_no}: event schema v{event['v']} is newer than this iteratr understands (v{SCHEMA_VERSION})",
+            hint="upgrade iteratr",
+        )
+    return event

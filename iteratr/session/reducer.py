@@ -68,12 +68,13 @@ def _note_added(s: State, d: dict[str, Any], ev: Event) -> None:
 
 
 def _iteration_started(s: State, d: dict[str, Any], ev: Event) -> None:
-    it = s.iterations[d["n"]] = Iteration(d["n"], d.get("kind", "main"), ev["ts"])
+    it = Iteration(d["n"], d.get("kind", "main"), ev["ts"])
     it.run = d.get("run")
+    s.put_iteration(it)
 
 
 def _iteration_ended(s: State, d: dict[str, Any], ev: Event) -> None:
-    it = s.iterations.get(d["n"])
+    it = s.iteration_for_update(d["n"])
     if it is None:
         return
     it.outcome = d["outcome"]
@@ -98,10 +99,11 @@ def _iteration_ended(s: State, d: dict[str, Any], ev: Event) -> None:
 
 def _iteration_summary(s: State, d: dict[str, Any], ev: Event) -> None:
     n = ev.get("iteration", 0)
-    it = s.iterations.get(n)
+    it = s.iteration_for_update(n)
     if it is None:  # a summary recorded outside a run, e.g. by hand: keep it on a placeholder
-        it = s.iterations[n] = Iteration(n, "manual", ev["ts"])
+        it = Iteration(n, "manual", ev["ts"])
         it.outcome = "ok"
+        s.put_iteration(it)
     it.summary = d["summary"]
 
 

@@ -1,157 +1,85 @@
-"""The session's state: tasks, notes, iterations and messages, and the queries and ids the tools need.
+"""The session's state: the live part in memory, history on demand, and the queries and ids the tools need.
 
-``iteratr.session.reducer`` builds it from events; the store snapshots it (``State.pack``/``unpack``).
+``iteratr.session.reducer`` builds it from events; the store snapshots it (``pack_live``/``unpack_live``).
 
-The state classes are plain ``__slots__`` classes rather than dataclasses on purpose: importing
-``dataclasses`` pulls in ``inspect`` (about 11 ms), a quarter of the time budget of one
-``iteratr tool`` call, which runs dozens of times per iteration.
+What every ``iteratr tool`` call needs is live: the tasks, the messages, the counters, the last notes and the
+last iterations. History (every note, every older iteration) lives in an archive the store keeps beside the
+snapshot (``iteratr.session.archive``) and is read only when something asks for all of it (``notes``,
+``iterations``), so a call costs what is live, not what a long session accumulated. Iterations are numbered
+upwards, so the window of the last ``WINDOW`` numbers holds every iteration still being written; one outside it
+that changes (a summary recorded by hand for an old number) is marked and archived again, and the archive's
+later row wins.
+
+The records themselves (``Task``, ``Note``, ``Iteration``, ``Message``) are in ``iteratr.session.model``.
 """
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
-# typing costs about 3 ms to import, a tenth of an `iteratr tool` call, and annotations are strings
-# here (PEP 563): only mypy needs it.
-if TYPE_CHECKING:
-    from typing import Any
-
-TASK_STATUSES = ("remaining", "in_progress", "completed", "blocked", "cancelled")
-CLOSED_STATUSES = frozenset({"completed", "blocked", "cancelled"})
-DONE_STATUSES = frozenset({"completed", "cancelled"})  # closed for good: blocked still needs a person
-NOTE_TYPES = ("learning", "stuck", "tip", "decision")
-PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 0, 4, 2
-
-if TYPE_CHECKING:
-    Event = dict[str, Any]
-else:
-    Event = dict
-
-
-def id_number(task_or_note_id: str) -> int:
-    """``TAS-10`` -> 10, so ids sort by number, never as strings."""
-    return int(task_or_note_id.rsplit("-", 1)[1])
-
-
-class Task:
-    __slots__ = ("content", "depends_on", "id", "priority", "status")
-
-    def __init__(self, id: str, content: str, status: str, priority: int, depends_on: list[str]) -> None:
-        self.id = id
-        self.content = content
-        self.status = status
-        self.priority = priority
-        self.depends_on = depends_on
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "content": self.content,
-            "status": self.status,
-            "priority": self.priority,
-            "depends_on": list(self.depends_on),
-        }
-
-
-class Note:
-    __slots__ = ("content", "id", "iteration", "type")
-
-    def __init__(self, id: str, content: str, type: str, iteration: int) -> None:
-        self.id = id
-        self.content = content
-        self.type = type
-        self.iteration = iteration
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "content": self.content, "iteration": self.iteration}
-
-
-class Iteration:
-    """One recorded iteration: started, maybe ended, maybe summarised."""
-
-    __slots__ = (
-        "cost",
-        "duration",
-        "ended_ts",
-        "error",
-        "kind",
-        "n",
-        "outcome",
-        "progress",
-        "run",
-        "started_ts",
-        "stop_reason",
-        "summary",
-        "tokens",
-        "usage_source",
-    )
-
-    def __init__(self, n: int, kind: str, started_ts: str) -> None:
-        self.n = n
-        self.kind = kind
-        self.started_ts = started_ts
-        self.ended_ts: str | None = None
-        self.outcome: str | None = None  # ok | failed | timeout | interrupted; None while unfinished
-        self.error: str | None = None
-        self.stop_reason: str | None = None
-        self.duration: float | None = None
-        self.summary: str | None = None
-        # The guard rails' facts (iteratr.run.guards): which run it belongs to, whether it made progress, and what
-        # its turn cost, as recorded in its events; None where an older log did not record them.
-        self.run: str | None = None
-        self.progress: bool | None = None
-        self.tokens: int | None = None
-        self.cost: float | None = None
-        self.usage_source: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def row(self) -> tuple[Any, ...]:
-        """The packed form (see ``State.pack``), in ``ROW_FIELDS`` order."""
-        return tuple(getattr(self, name) for name in ROW_FIELDS)
-
-
-# The order of an iteration's packed row: the snapshot stores iterations as tuples of these.
-ROW_FIELDS = (
-    "n",
-    "kind",
-    "started_ts",
-    "ended_ts",
-    "outcome",
-    "error",
-    "stop_reason",
-    "duration",
-    "summary",
-    "run",
-    "progress",
-    "tokens",
-    "cost",
-    "usage_source",
+from iteratr.session.model import (
+    CLOSED_STATUSES,
+    DONE_STATUSES,
+    NOTE_TYPES,
+    PRIORITY_DEFAULT,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    ROW_FIELDS,
+    TASK_STATUSES,
+    Event,
+    Iteration,
+    Message,
+    Note,
+    Task,
+    id_number,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # see iteratr.session.model: only mypy needs typing
+    from typing import Any, Protocol
 
-class Message:
-    """A message from the user, taken from the inbox."""
+    class History(Protocol):
+        """Where the archived notes and iterations are read from (``iteratr.session.archive.Archive``)."""
 
-    __slots__ = ("delivered_to", "id", "text", "ts")
+        def note_rows(self) -> list[tuple[Any, ...]]: ...
+        def iteration_rows(self) -> list[tuple[Any, ...]]: ...
 
-    def __init__(self, id: str, text: str, ts: str) -> None:
-        self.id = id
-        self.text = text
-        self.ts = ts
-        self.delivered_to: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "text": self.text, "ts": self.ts, "delivered_to": self.delivered_to}
+__all__ = [
+    "CLOSED_STATUSES",
+    "DONE_STATUSES",
+    "NOTE_TYPES",
+    "PRIORITY_DEFAULT",
+    "PRIORITY_MAX",
+    "PRIORITY_MIN",
+    "ROW_FIELDS",
+    "TASK_STATUSES",
+    "Event",
+    "Iteration",
+    "Message",
+    "Note",
+    "State",
+    "Task",
+    "id_number",
+    "would_cycle",
+]
+
+WINDOW = 16  # iterations kept live: the prompt shows 5, the guards look back a few
+RECENT_NOTES = 32  # notes kept live: the prompt and tasks.yaml show 30
 
 
 class State:
     __slots__ = (
-        "_iteration_rows",
-        "_iterations",
-        "_note_rows",
-        "_note_rows_owned",
+        "_all_its",
+        "_archive",
+        "_archived_max",
+        "_dirty",
+        "_has_its",
+        "_its",
+        "_live_ns",
+        "_max_n",
+        "_new_notes",
+        "_note_count",
         "_notes",
+        "_recent",
         "claimed",
         "completed_hooked",
         "cost",
@@ -163,17 +91,8 @@ class State:
         "tokens",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, archive: History | None = None) -> None:
         self.tasks: dict[str, Task] = {}
-        self._notes: list[Note] = []
-        self._iterations: dict[int, Iteration] = {}
-        # Notes and iterations unpacked from a snapshot stay rows until first used: most `iteratr tool`
-        # calls never look at them, and on a 100,000-event session building them all costs more than
-        # the rest of such a call. The rows list as loaded is never changed in place (the store reuses
-        # its marshalled bytes while it is the same object): the first note added copies it.
-        self._note_rows: list[tuple[Any, ...]] | None = None
-        self._note_rows_owned = False
-        self._iteration_rows: list[tuple[Any, ...]] | None = None
         self.messages: dict[str, Message] = {}
         # A `session.completed` was recorded since the tasks last reopened. Only a claim: whether the session
         # is complete is derived (``complete``), so a line an agent writes by hand with tasks open changes nothing.
@@ -187,51 +106,107 @@ class State:
         self.tokens = 0
         self.cost = 0.0
         self.currency: str | None = None
+        self._archive = archive
+        # Notes: how many, the last few, those not yet archived, and every note once someone asked for them all.
+        self._note_count = 0
+        self._recent: list[tuple[Any, ...]] = []
+        self._new_notes: list[tuple[Any, ...]] = []
+        self._notes: list[Note] | None = None if archive is not None else []
+        # Iterations in memory (the window, and any changed since the last save); all of them once asked for.
+        self._its: dict[int, Iteration] = {}
+        self._all_its = archive is None
+        self._archived_max = 0  # numbers up to this may be in the archive only
+        self._max_n = 0
+        self._has_its = False
+        self._dirty: set[int] = set()  # changed since the last save
+        self._live_ns: set[int] = set()  # in the saved window: archived when they leave it
+
+    # -- notes -----------------------------------------------------------------------------------------
 
     @property
     def notes(self) -> list[Note]:
-        if self._note_rows is not None:
-            self._notes = [Note(*row) for row in self._note_rows]
-            self._note_rows = None
+        """Every note, in log order (reads the archive the first time)."""
+        if self._notes is None:
+            rows = self._archive.note_rows() if self._archive is not None else []
+            self._notes = [Note(*row) for row in (*rows, *self._new_notes)]
         return self._notes
 
     @notes.setter
     def notes(self, value: list[Note]) -> None:
-        self._notes, self._note_rows = value, None
+        self._archive, self._notes = None, list(value)
+        self._new_notes = [(n.id, n.content, n.type, n.iteration) for n in value]
+        self._recent, self._note_count = self._new_notes[-RECENT_NOTES:], len(value)
 
     def note_rows(self) -> list[tuple[Any, ...]]:
-        """``(id, content, type, iteration)`` per note, without building the notes if they are still rows."""
-        if self._note_rows is not None:
-            return self._note_rows
-        return [(n.id, n.content, n.type, n.iteration) for n in self._notes]
+        """``(id, content, type, iteration)`` of every note."""
+        return [(n.id, n.content, n.type, n.iteration) for n in self.notes]
+
+    def recent_note_rows(self, count: int) -> list[tuple[Any, ...]]:
+        """The last ``count`` (at most ``RECENT_NOTES``) notes' rows, in log order, without reading the archive."""
+        return self._recent[-count:] if count else []
+
+    def recent_notes(self, count: int) -> list[Note]:
+        return [Note(*row) for row in self.recent_note_rows(count)]
 
     def add_note(self, note: Note) -> None:
-        if self._note_rows is None:
+        row = (note.id, note.content, note.type, note.iteration)
+        self._new_notes.append(row)
+        self._recent.append(row)
+        if len(self._recent) > 2 * RECENT_NOTES:
+            del self._recent[:-RECENT_NOTES]
+        self._note_count += 1
+        if self._notes is not None:
             self._notes.append(note)
-            return
-        if not self._note_rows_owned:
-            self._note_rows, self._note_rows_owned = list(self._note_rows), True
-        self._note_rows.append((note.id, note.content, note.type, note.iteration))
+
+    @property
+    def note_count(self) -> int:
+        return self._note_count
+
+    # -- iterations ------------------------------------------------------------------------------------
 
     @property
     def iterations(self) -> dict[int, Iteration]:
-        if self._iteration_rows is not None:
-            iterations = {}
-            for row in self._iteration_rows:
-                it = Iteration.__new__(Iteration)
-                for name, value in zip(ROW_FIELDS, row, strict=True):
-                    setattr(it, name, value)
-                iterations[it.n] = it
-            self._iterations, self._iteration_rows = iterations, None
-        return self._iterations
+        """Every iteration by number, in number order (reads the archive the first time). Read-only: the
+        reducer changes iterations through ``iteration_for_update`` and ``put_iteration``."""
+        if not self._all_its:
+            merged: dict[int, Iteration] = {}
+            if self._archive is not None:
+                for row in self._archive.iteration_rows():  # a later row of a number replaces an earlier one
+                    merged[row[0]] = Iteration.from_row(row)
+            merged.update(self._its)
+            self._its, self._all_its = dict(sorted(merged.items())), True
+        return self._its
 
     @iterations.setter
     def iterations(self, value: dict[int, Iteration]) -> None:
-        self._iterations, self._iteration_rows = value, None
+        self._its, self._all_its, self._dirty = dict(value), True, set(value)
+        self._has_its = bool(value)
+        self._max_n = max(value) if value else 0
 
-    def _last_iteration_row(self) -> tuple[Any, ...] | None:
-        rows = self._iteration_rows
-        return max(rows, key=lambda row: row[0]) if rows else None
+    def iteration(self, n: int) -> Iteration | None:
+        found = self._its.get(n)
+        if found is None and not self._all_its and n <= self._archived_max:
+            found = self.iterations.get(n)
+        return found
+
+    def iteration_for_update(self, n: int) -> Iteration | None:
+        found = self.iteration(n)
+        if found is not None:
+            self._dirty.add(n)
+        return found
+
+    def put_iteration(self, it: Iteration) -> None:
+        if it.n.__class__ is not int:  # numbers are compared and counted: a hand-edited "3" is skipped (reducer)
+            raise ValueError(f"bad iteration number {it.n!r}")
+        self._its[it.n] = it
+        self._dirty.add(it.n)
+        if not self._has_its or it.n > self._max_n:
+            self._max_n, self._has_its = it.n, True
+
+    def recent_iterations(self, count: int) -> list[Iteration]:
+        """The last ``count`` (at most ``WINDOW``) iterations by number, without reading the archive."""
+        low = self._max_n - min(count, WINDOW)
+        return [self._its[n] for n in sorted(n for n in self._its if n > low)]
 
     # The state allocates every id, from what was recorded: callers never build one themselves.
     @property
@@ -244,8 +219,7 @@ class State:
 
     @property
     def next_note_id(self) -> str:
-        count = len(self._note_rows) if self._note_rows is not None else len(self._notes)
-        return f"NOT-{count + 1}"
+        return f"NOT-{self._note_count + 1}"
 
     @property
     def next_message_id(self) -> str:
@@ -258,29 +232,23 @@ class State:
     @property
     def current_iteration(self) -> int:
         """The number of the last iteration started, or 0 before any."""
-        if self._iteration_rows is not None:
-            last = self._last_iteration_row()
-            return last[0] if last else 0
-        return max(self._iterations) if self._iterations else 0
+        return self._max_n
 
     @property
     def next_iteration(self) -> int:
         """Numbers come from what was recorded: no gaps, no repeats."""
-        return self.current_iteration + 1 if self._iteration_rows or self._iterations else 0
+        return self._max_n + 1 if self._has_its else 0
 
     def unfinished_number(self) -> int | None:
-        """The number of the iteration that is running (started, not ended), without building iterations."""
-        if self._iteration_rows is not None:
-            last = self._last_iteration_row()
-            return last[0] if last is not None and last[4] is None else None
+        """The number of the iteration that is running (started, not ended)."""
         unfinished = self.unfinished_iteration()
         return unfinished.n if unfinished else None
 
     def unfinished_iteration(self) -> Iteration | None:
-        if not self.iterations:
-            return None
-        last = self.iterations[max(self.iterations)]
-        return last if last.outcome is None else None
+        last = self.iteration(self._max_n) if self._has_its else None
+        return last if last is not None and last.outcome is None else None
+
+    # -- tasks and messages ----------------------------------------------------------------------------
 
     @property
     def complete(self) -> bool:
@@ -310,11 +278,13 @@ class State:
             counts[task.status] = counts.get(task.status, 0) + 1
         return counts
 
+    # -- as data ---------------------------------------------------------------------------------------
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "tasks": [t.to_dict() for t in self.tasks.values()],
             "notes": [n.to_dict() for n in self.notes],
-            "iterations": [i.to_dict() for i in self.iterations.values()],
+            "iterations": [i.to_dict() for _, i in sorted(self.iterations.items())],
             "messages": [m.to_dict() for m in self.messages.values()],
             "complete": self.complete,
             "claimed": self.claimed,
@@ -326,21 +296,32 @@ class State:
             "currency": self.currency,
         }
 
-    def pack(self) -> tuple[Any, ...]:
-        """The state as lists of tuples of plain values, for the store's snapshot cache.
+    def history_delta(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """What the archive lacks: the notes added since the last save, and the iterations leaving the window
+        (or changed outside it). ``history_saved`` once they are written."""
+        low = self._max_n - WINDOW
+        leaving = [n for n in self._its if n <= low and (n in self._dirty or n in self._live_ns)]
+        return list(self._new_notes), [self._its[n].row() for n in sorted(leaving)]
 
-        Rebuilding from this takes a fraction of ``from_dict``'s time: on a 100,000-event session
-        that difference is a good part of an ``iteratr tool`` call's budget. Notes and iterations that
-        were never decoded are returned as the very lists ``unpack`` was given.
-        """
-        if self._iteration_rows is not None:
-            iteration_rows = self._iteration_rows
-        else:
-            iteration_rows = [i.row() for i in self._iterations.values()]
+    def history_saved(self, iteration_rows: list[tuple[Any, ...]]) -> None:
+        """The rows ``history_delta`` gave are in the archive: memory keeps only what is live (unless all was read)."""
+        self._new_notes = []
+        low = self._max_n - WINDOW
+        if iteration_rows:
+            self._archived_max = max(self._archived_max, max(row[0] for row in iteration_rows))
+        if not self._all_its:
+            for row in iteration_rows:
+                del self._its[row[0]]
+            for n in [n for n in self._its if n <= low]:  # archived before, read back for a change
+                del self._its[n]
+        self._dirty = set()
+        self._live_ns = {n for n in self._its if n > low}
+
+    def pack_live(self) -> tuple[Any, ...]:
+        """The live state as tuples of plain values, for the store's snapshot (marshal): no history in it."""
+        low = self._max_n - WINDOW
         return (
             [(t.id, t.content, t.status, t.priority, t.depends_on) for t in self.tasks.values()],
-            self.note_rows(),
-            iteration_rows,
             [(m.id, m.text, m.ts, m.delivered_to) for m in self.messages.values()],
             self.claimed,
             self.last_task_num,
@@ -349,21 +330,30 @@ class State:
             self.tokens,
             self.cost,
             self.currency,
+            self._note_count,
+            self._recent[-RECENT_NOTES:],
+            [self._its[n].row() for n in sorted(self._its) if n > low],
+            self._max_n,
+            self._has_its,
+            self._archived_max,
         )
 
     @classmethod
-    def unpack(cls, packed: tuple[Any, ...] | list[Any]) -> State:
-        """The inverse of ``pack``; the lists in ``packed`` are taken over, not copied."""
-        tasks, notes, iterations, messages, *scalars = packed
-        s = cls()
+    def unpack_live(cls, packed: tuple[Any, ...] | list[Any], archive: History | None) -> State:
+        """The inverse of ``pack_live``; history comes from ``archive`` when asked for."""
+        (tasks, messages, claimed, last_task_num, consumed, hooked, tokens, cost, currency) = packed[:9]
+        s = cls(archive)
         s.tasks = {row[0]: Task(*row) for row in tasks}
-        s._note_rows = notes
-        s._iteration_rows = iterations
         for mid, text, ts, delivered_to in messages:
             msg = s.messages[mid] = Message(mid, text, ts)
             msg.delivered_to = delivered_to
-        (s.claimed, s.last_task_num, s.inbox_consumed, hooked, s.tokens, s.cost, s.currency) = scalars
-        s.completed_hooked = set(hooked)
+        s.claimed, s.last_task_num, s.inbox_consumed, s.completed_hooked = claimed, last_task_num, consumed, set(hooked)
+        s.tokens, s.cost, s.currency = tokens, cost, currency
+        s._note_count, s._recent, window, s._max_n, s._has_its, s._archived_max = packed[9:]
+        s._its = {row[0]: Iteration.from_row(row) for row in window}
+        s._live_ns = set(s._its)
+        if archive is None:  # nothing was ever archived: what is here is all there is
+            s._all_its = not s._archived_max
         return s
 
     @classmethod
@@ -376,7 +366,7 @@ class State:
             it = Iteration(i["n"], i["kind"], i["started_ts"])
             for name in Iteration.__slots__:
                 setattr(it, name, i.get(name))
-            s.iterations[it.n] = it
+            s.put_iteration(it)
         for m in d["messages"]:
             msg = Message(m["id"], m["text"], m["ts"])
             msg.delivered_to = m["delivered_to"]

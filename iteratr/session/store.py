@@ -24,21 +24,19 @@ A crash mid-write can leave a torn last line (no trailing newline). Readers skip
 the next writer truncates it away before appending. A bad line anywhere else is reported with its
 line number, never a traceback.
 
-Replaying 100,000 events on every ``iteratr tool`` call would be slow, so the replayed state is
-cached in ``cache/state.marshal`` with the byte offset it covers, the CRC-32 of the log up to that
-offset, and the log's inode, size and mtime when the snapshot was written. Snapshots are written
-only under the lock and only for the log as it is then, so while nothing but iteratr touches the
-log, a reader finds that stat unchanged and trusts the snapshot at the cost of one ``fstat``. When
-the stat differs (an append whose snapshot was lost, a ``git checkout``, an edit), the reader checks
-the CRC of the covered bytes: if they are unchanged it applies only the lines after the offset,
-otherwise it replays the whole log. Either way the state equals a full replay.
+Replaying 100,000 events on every ``iteratr tool`` call would be slow, so the live part of the replayed state is
+cached in a snapshot, with its history in an archive beside it (``iteratr.session.snapshot``,
+``iteratr.session.archive``): a call costs what is live. Snapshots are written only under the lock and only for
+the log as it is then, so while nothing but iteratr touches the log a reader trusts the snapshot at the cost of
+one ``fstat``, and applies only the lines after the offset it covers. A log whose covered bytes changed is
+replayed from the start, streamed line by line in bounded memory (``iteratr.session.replay``). Either way the
+state equals a full replay.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import marshal
 import os
 import sys
 import zlib
@@ -47,19 +45,19 @@ from pathlib import Path
 
 from iteratr import paths, safe_open
 from iteratr.errors import StoreError, UsageError
-from iteratr.fsutil import atomic_write
 from iteratr.session import journal
-from iteratr.session.events import parse_lines
+from iteratr.session.archive import Archive, ArchiveError
+from iteratr.session.events import parse_line
 from iteratr.session.reducer import apply
+from iteratr.session.replay import Progress, stream
+from iteratr.session.snapshot import SNAPSHOT_FILE, Snapshot, save_history
 from iteratr.session.state import Event, State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
     from typing import Any
 
-SNAPSHOT_FILE = "state.marshal"
-_SNAPSHOT_VERSION = 4  # 4: State.claimed replaced the stored `complete`; iterations carry run, progress, usage
-_LISTS = 4  # the leading lists of State.pack(), each marshalled on its own in the snapshot
+__all__ = ["SNAPSHOT_FILE", "Store", "snapshot_path", "write_data_gitignore"]
 
 
 class Store:
@@ -75,27 +73,16 @@ class Store:
         self._events_rel = f"{name}/{paths.EVENTS_FILE}"
         self._tasks_rel = f"{name}/{paths.TASKS_FILE}"
         # None: a .git that cannot be read, so no place git never carries; no snapshot then (a full replay).
-        self._snapshot_path = snapshot_path(data_dir, name)
-        self._snapshot_rel = f"{name}/{paths.CACHE_DIR}/{SNAPSHOT_FILE}"
-        self._snapshot_in_data_dir = self._snapshot_path == Path(os.path.abspath(data_dir)) / self._snapshot_rel
+        found = snapshot_path(data_dir, name)
+        rel = f"{name}/{paths.CACHE_DIR}/{SNAPSHOT_FILE}"
+        in_data_dir = found == Path(os.path.abspath(data_dir)) / rel
+        self._snapshot = Snapshot(data_dir, rel, found, in_data_dir)
         # Digests of the lines this store writes, beside the snapshot where git never goes (iteratr.session.journal);
         # None outside git (or with an unreadable .git): no place the repository cannot plant one.
-        self.journal_path = (
-            None
-            if self._snapshot_path is None or self._snapshot_in_data_dir
-            else self._snapshot_path.with_name(journal.JOURNAL_FILE)
-        )
-        # The tasks.yaml cache (see iteratr.tasks_view.render), one marshalled entry per part of the file:
-        # reads never decode it, and a write re-encodes only the parts that changed.
-        self._view_blobs: dict[str, bytes] = {}
-        # Lists of the state as unpacked from the snapshot, with their marshalled bytes: a list that
-        # comes back from State.pack() as the very same object is unchanged and is not encoded again.
-        self._state_blobs: list[tuple[Any, bytes]] = []
-        # What the state last loaded covers: lines and bytes of the log, their CRC-32, and the file's end then.
-        self._lines = 0
-        self._offset = 0
-        self._crc = 0
-        self._end = 0
+        self.journal_path = None if found is None or in_data_dir else found.with_name(journal.JOURNAL_FILE)
+        # What the state last loaded covers, and the archive holding its history.
+        self._done = Progress(0, 0, 0)
+        self._archive: Archive | None = None
         # The exact lines this process appended (the loop's own events), until the recorder checks the log:
         # lines of loop-only types among them are iteratr's, not an agent's forgery (iteratr.run.integrity).
         self.own_lines: list[bytes] = []
@@ -130,53 +117,51 @@ class Store:
             return self._load_from(f, save_snapshot=True)
 
     def _load_from(self, f: Any, *, save_snapshot: bool) -> State:
-        state, offset, first_line, crc = self._read_snapshot(f)
-        f.seek(offset)
-        blob = f.read()
-        events, consumed = parse_lines(blob, first_line, self.events_path)
-        for event in events:
-            apply(state, event)
-        done = memoryview(blob)[:consumed]
-        self._lines = first_line - 1 + blob.count(b"\n", 0, consumed)
-        self._offset = offset + consumed
-        self._crc = zlib.crc32(done, crc)
-        self._end = offset + len(blob)
-        if events and save_snapshot:
+        found = self._snapshot.read(f)
+        if found is not None:
+            state, done, archive, healed = found
+            state._archive = _Recovering(archive, self, done.offset) if archive is not None else None
+        else:  # a full replay, in bounded memory: history goes to a new archive as it is replayed
+            healed = False
+            archive = self._snapshot.new_archive()
+            recovering = _Recovering(archive, self, 0) if archive is not None else None
+            state, done = State(recovering), Progress(0, 0, 0)
+        spill = None
+        if archive is not None and found is None:
+
+            def spill(progress: Progress) -> None:
+                with contextlib.suppress(OSError, ValueError):
+                    save_history(state, archive)
+                    recovering.offset = progress.offset  # type: ignore[union-attr]
+
+        applied = stream(f, state, done, self.events_path, spill=spill)
+        self._done, self._archive = done, archive
+        if (applied or healed) and save_snapshot:
             self._save_snapshot_if_current(state, f)
         return state
 
-    def events(self) -> list[Event]:
-        """Every event in the log, in order (for status, history and tests)."""
+    def iter_events(self) -> Iterator[Event]:
+        """Every event in the log, in order, one line at a time (memory stays bounded)."""
         self.require()
-        return parse_lines(safe_open.read_bytes(self.data_dir, self._events_rel), 1, self.events_path)[0]
+        with safe_open.open_read(self.data_dir, self._events_rel) as f:
+            line_no, pending = 0, b""
+            while chunk := f.read(1 << 20):
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                for raw in lines:
+                    line_no += 1
+                    if raw.strip():
+                        yield parse_line(raw, line_no, self.events_path)
+            if pending:
+                print(
+                    f"iteratr: warning: {self.events_path}: ignoring a torn last line ({len(pending)} bytes, "
+                    "probably a crash mid-write); the next write repairs it",
+                    file=sys.stderr,
+                )
 
-    @staticmethod
-    def _stat(f: Any) -> tuple[int, int, int]:
-        st = os.fstat(f.fileno())
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def _read_snapshot(self, f: Any) -> tuple[State, int, int, int]:
-        """The cached state, the log offset and line number it covers, and the CRC-32 of the log up to there."""
-        try:
-            snap = marshal.loads(self._read_snapshot_bytes())
-            if snap["version"] != _SNAPSHOT_VERSION:
-                raise ValueError("old snapshot")
-            offset, crc = snap["offset"], snap["crc"]
-            if self._stat(f) != snap["stat"]:
-                # Touched by something other than iteratr's own writes since: are the covered bytes still there?
-                f.seek(0)
-                covered = f.read(offset)
-                if len(covered) != offset or zlib.crc32(covered) != crc:
-                    raise ValueError("log rewritten since the snapshot")
-            blobs = snap["state"]
-            rows = [marshal.loads(blob) for blob in blobs[:_LISTS]]
-            state = State.unpack([*rows, *marshal.loads(blobs[_LISTS])])
-            self._state_blobs = list(zip(rows, blobs[:_LISTS], strict=True))
-            self._view_blobs = snap["view"] if isinstance(snap["view"], dict) else {}
-            return state, offset, snap["lines"] + 1, crc
-        except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError):
-            self._view_blobs, self._state_blobs = {}, []
-            return State(), 0, 1, 0
+    def events(self) -> list[Event]:
+        """Every event in the log, in order (for tests and small logs: ``iter_events`` streams)."""
+        return list(self.iter_events())
 
     def _save_snapshot_if_current(self, state: State, f: Any) -> None:
         """A reader caches what it replayed, unless a writer holds the lock or the log grew meanwhile."""
@@ -185,49 +170,10 @@ class Store:
         except OSError:
             return  # a writer is at work; it writes a newer snapshot itself
         try:
-            if os.fstat(f.fileno()).st_size == self._end:
-                self._write_snapshot(state, f)
+            if os.fstat(f.fileno()).st_size == self._done.end:
+                self._snapshot.write(state, self._done, self._archive, f)
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-    def _write_snapshot(self, state: State, f: Any) -> None:
-        """Cache ``state`` as covering the log up to ``self._offset``. Call with the lock held."""
-        snap = {
-            "version": _SNAPSHOT_VERSION,
-            "offset": self._offset,
-            "lines": self._lines,
-            "crc": self._crc,
-            "stat": self._stat(f),
-            "state": self._pack(state),
-            "view": self._view_blobs,
-        }
-        # A cache: losing it costs a replay, so not durable; the rename keeps readers from seeing half a file.
-        with contextlib.suppress(OSError, UsageError):
-            if self._snapshot_in_data_dir:
-                safe_open.atomic_write(self.data_dir, self._snapshot_rel, marshal.dumps(snap), durable=False)
-            elif self._snapshot_path is not None:
-                self._snapshot_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                atomic_write(self._snapshot_path, marshal.dumps(snap), mode=0o600, durable=False)
-
-    def _read_snapshot_bytes(self) -> bytes:
-        if self._snapshot_path is None:
-            raise ValueError("no place for a snapshot")
-        if self._snapshot_in_data_dir:  # outside git: never through a link (a refused one is just no snapshot)
-            try:
-                return safe_open.read_bytes(self.data_dir, self._snapshot_rel)
-            except UsageError:
-                raise ValueError("the snapshot is a link") from None
-        return self._snapshot_path.read_bytes()
-
-    def _pack(self, state: State) -> list[bytes]:
-        packed = state.pack()
-        blobs = []
-        for i, rows in enumerate(packed[:_LISTS]):
-            if i < len(self._state_blobs) and self._state_blobs[i][0] is rows:
-                blobs.append(self._state_blobs[i][1])
-            else:
-                blobs.append(marshal.dumps(rows))
-        return [*blobs, marshal.dumps(packed[_LISTS:])]
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -250,7 +196,6 @@ class Store:
             return State(), []  # a refusal or a no-op must not create the session (decide raised or said so)
         with self._locked() as f:
             size = os.fstat(f.fileno()).st_size
-            f.seek(0)
             state = self._load_from(f, save_snapshot=False)
             new = decide(state)
             if not new:
@@ -289,11 +234,12 @@ class Store:
                     f"recorded in {self.events_path}, but {self.tasks_path} could not be rewritten: "
                     f"{exc.strerror or exc}; the next write renders it again"
                 ) from None
-            if start == self._offset:  # else the log held bytes the state does not cover: no snapshot of it
-                self._offset, self._end = start + len(payload), start + len(payload)
-                self._lines += len(new)
-                self._crc = zlib.crc32(payload, self._crc)
-                self._write_snapshot(state, f)
+            done = self._done
+            if start == done.offset:  # else the log held bytes the state does not cover: no snapshot of it
+                done.offset = done.end = start + len(payload)
+                done.lines += len(new)
+                done.crc = zlib.crc32(payload, done.crc)
+                self._snapshot.write(state, done, self._archive, f)
             return state, new
 
     def append(self, *events: Event) -> State:
@@ -316,8 +262,7 @@ class Store:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-            f.seek(0)
-            self._view_blobs, self._state_blobs = {}, []
+            self._snapshot.view = {}
             state = self._load_from(f, save_snapshot=False)
             self.write_view(state)
             return state
@@ -326,7 +271,6 @@ class Store:
         """Before recovery commits what a crash left: a torn last line removed, ``tasks.yaml`` rendered afresh."""
         with self._locked() as f:
             self._repair_torn_tail(f, os.fstat(f.fileno()).st_size)
-            f.seek(0)
             state = self._load_from(f, save_snapshot=False)
             self.write_view(state)
             return state
@@ -337,9 +281,7 @@ class Store:
         f.seek(size - 1)
         if f.read(1) == b"\n":
             return
-        f.seek(0)
-        blob = f.read()
-        keep = blob.rfind(b"\n") + 1
+        keep = _after_last_newline(f, size)
         print(
             f"iteratr: warning: {self.events_path}: removing a torn last line ({size - keep} bytes) before appending",
             file=sys.stderr,
@@ -347,17 +289,20 @@ class Store:
         os.ftruncate(f.fileno(), keep)
 
     def write_view(self, state: State) -> None:
+        import marshal
+
         from iteratr.session import tasks_view
 
         old: dict[str, Any] = {}
-        for label, blob in self._view_blobs.items():
+        for label, blob in self._snapshot.view.items():
             with contextlib.suppress(ValueError, EOFError, TypeError):
                 old[label] = marshal.loads(blob)
         text, new = tasks_view.render(self.name, state, old)
         # Derived data, so not durable; the rename means a reader (or `git add`) never sees half a file.
         safe_open.atomic_write(self.data_dir, self._tasks_rel, text.encode("utf-8"), 0o644, durable=False)
-        self._view_blobs = {
-            label: self._view_blobs[label] if label in old and entry is old[label] else marshal.dumps(entry)
+        view = self._snapshot.view
+        self._snapshot.view = {
+            label: view[label] if label in old and entry is old[label] else marshal.dumps(entry)
             for label, entry in new.items()
         }
 
@@ -396,3 +341,45 @@ def write_data_gitignore(data_dir: Path) -> None:
             "(default .iteratr), so that file stays as it is"
         )
     safe_open.atomic_write(data_dir, ".gitignore", want, 0o644)
+
+
+def _after_last_newline(f: Any, size: int) -> int:
+    """The offset just past the last ``\\n`` of the first ``size`` bytes, read backwards in chunks (a torn tail is
+    short: this never reads the whole log)."""
+    end = size
+    while end > 0:
+        start = max(0, end - (1 << 16))
+        f.seek(start)
+        found: int = f.read(end - start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
+class _Recovering:
+    """The archive, as the state reads it: one that is lost or unreadable (a cache, removed or cut short) is made
+    again from the log up to the offset it covered, so the state still equals a full replay."""
+
+    def __init__(self, archive: Archive, store: Store, offset: int) -> None:
+        self.archive = archive
+        self.store = store
+        self.offset = offset
+
+    def note_rows(self) -> list[tuple[Any, ...]]:
+        try:
+            return self.archive.note_rows()
+        except (OSError, ArchiveError):
+            return self._replayed().note_rows()
+
+    def iteration_rows(self) -> list[tuple[Any, ...]]:
+        try:
+            return self.archive.iteration_rows()
+        except (OSError, ArchiveError):
+            return [it.row() for it in self._replayed().iterations.values()]
+
+    def _replayed(self) -> State:
+        state = State()
+        with safe_open.open_read(self.store.data_dir, self.store._events_rel) as f:
+            stream(f, state, Progress(0, 0, 0), self.store.events_path, limit=self.offset, warn_torn=False)
+        return state

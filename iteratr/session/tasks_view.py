@@ -1,7 +1,9 @@
 """``tasks.yaml``: the readable view of a session's tasks and notes, written with ruamel.yaml.
 
 The view is derived: it always equals what replaying ``events.jsonl`` gives, and is rewritten after
-every change. Tasks and notes are in numeric id order so that git diffs stay small.
+every change. It shows every task and the last ``VIEW_NOTES`` notes: all the notes of a long session would make
+every write (and every commit of the file) cost the session's history; ``iteratr tool note-list`` lists them all.
+Tasks are in numeric id order and notes in log order, so that git diffs stay small.
 
 ruamel needs about half a millisecond per task, which on a 500-task session would be most of the
 time budget of one ``iteratr tool`` write. So each task and note is dumped on its own as a one-item
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # see iteratr.session.state: typing costs about 2 ms, a twent
     Section = tuple[list[tuple[Any, ...]], list[int], str]  # item keys, offsets of the items in the text, text
 
 HEADER = "# Written by iteratr from events.jsonl after every change; edits here are overwritten.\n"
+VIEW_NOTES = 30  # the notes shown: the last ones, as the prompt shows them
 
 _yaml: Any = None
 
@@ -134,7 +137,7 @@ def document(name: str, state: State) -> dict[str, Any]:
         "complete": state.complete,
         "counts": counts,
         "tasks": [t.to_dict() for t in state.tasks.values()],
-        "notes": [n.to_dict() for n in state.notes],
+        "notes": [n.to_dict() for n in state.recent_notes(VIEW_NOTES)],
     }
 
 
@@ -203,7 +206,7 @@ def render(name: str, state: State, cache: dict[str, Any] | None = None) -> tupl
     parts = [HEADER, new_cache["head"][1]]
     tasks = list(state.tasks.values())
     task_keys = [(t.id, t.content, t.status, t.priority, tuple(t.depends_on)) for t in tasks]
-    note_keys = state.note_rows()  # (id, content, type, iteration): notes need not be built from the snapshot
+    note_keys = state.recent_note_rows(VIEW_NOTES)  # (id, content, type, iteration): live, never the archive
     sections: list[tuple[str, list[tuple[Any, ...]], Callable[[int], dict[str, Any]]]] = [
         ("tasks", task_keys, lambda i: tasks[i].to_dict()),
         ("notes", note_keys, lambda i: Note(*note_keys[i]).to_dict()),

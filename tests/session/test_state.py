@@ -217,9 +217,37 @@ def test_to_dict_from_dict_round_trips_every_field() -> None:
     assert again.tasks["TAS-2"].depends_on is not s.tasks["TAS-2"].depends_on  # no shared lists
 
 
-def test_pack_unpack_round_trips_every_field_through_marshal() -> None:
+class MemoryArchive:
+    """The archive's contract (``iteratr.session.archive.Archive``) in memory, counting its reads."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, list[tuple[Any, ...]]] = {"notes": [], "iterations": []}
+        self.reads = 0
+
+    def append(self, kind: str, rows: list[tuple[Any, ...]]) -> None:
+        self.kept[kind].extend(rows)
+
+    def note_rows(self) -> list[tuple[Any, ...]]:
+        self.reads += 1
+        return list(self.kept["notes"])
+
+    def iteration_rows(self) -> list[tuple[Any, ...]]:
+        self.reads += 1
+        return list(self.kept["iterations"])
+
+
+def saved_and_unpacked(s: State, archive: MemoryArchive | None = None) -> tuple[State, MemoryArchive]:
+    """``s`` as the store saves it (history to the archive, the live part through marshal) and reads it back."""
     import marshal
 
+    from iteratr.session.snapshot import save_history
+
+    archive = archive or MemoryArchive()
+    save_history(s, archive)  # type: ignore[arg-type]
+    return State.unpack_live(marshal.loads(marshal.dumps(s.pack_live())), archive), archive
+
+
+def test_pack_live_unpack_live_round_trips_every_field_through_marshal() -> None:
     s = replay(
         [
             added(1, priority=0),
@@ -242,64 +270,68 @@ def test_pack_unpack_round_trips_every_field_through_marshal() -> None:
             ev("session.completed"),
         ]
     )
-    again = State.unpack(marshal.loads(marshal.dumps(s.pack())))
-    assert again.to_dict() == s.to_dict()
+    expected = s.to_dict()
+    again, _ = saved_and_unpacked(s)
+    assert again.to_dict() == expected
     apply(again, ev("task.depends", id="TAS-2", depends_on="TAS-3"))  # unpacked lists are live and mutable
     assert again.tasks["TAS-2"].depends_on == ["TAS-1", "TAS-3"]
 
 
-def unpacked_with_notes_and_iterations() -> tuple[State, tuple[Any, ...]]:
-    import marshal
-
-    s = replay(
-        [
-            added(1),
-            ev("note.added", 1, id="NOT-1", content="a", type="tip"),
-            ev("note.added", 2, id="NOT-2", content="b", type="stuck"),
-            ev("iteration.started", 1, n=1, kind="main"),
-            ev("iteration.ended", 1, n=1, outcome="ok", duration=1.0),
-            ev("iteration.started", 2, n=2, kind="main"),
-        ]
-    )
-    packed = marshal.loads(marshal.dumps(s.pack()))
-    return State.unpack(packed), packed
+def long_history(iterations: int = 60) -> list[dict[str, Any]]:
+    events = [added(1)]
+    for n in range(1, iterations + 1):
+        events.append(ev("iteration.started", n, n=n, kind="main"))
+        events.append(ev("note.added", n, id=f"NOT-{n}", content=f"note {n}", type="tip"))
+        if n < iterations:
+            events.append(ev("iteration.ended", n, n=n, outcome="ok", duration=1.0, usage={"total_tokens": n}))
+    return events
 
 
-def test_unpacked_notes_and_iterations_answer_without_being_built() -> None:
-    s, packed = unpacked_with_notes_and_iterations()
-    assert s.next_note_id == "NOT-3"
-    assert s.current_iteration == 2
-    assert s.next_iteration == 3
-    assert s.unfinished_number() == 2
-    assert s.note_rows() is packed[1]
-    again = s.pack()
-    assert again[1] is packed[1] and again[2] is packed[2]  # untouched: handed back as they came
-    assert s._note_rows is not None and s._iteration_rows is not None  # still not built
-    iteration = s.unfinished_iteration()
-    assert iteration is not None and iteration.n == 2
-    assert [n.id for n in s.notes] == ["NOT-1", "NOT-2"]
-    assert s.notes[1].iteration == 2
+def test_an_unpacked_state_answers_what_is_live_without_reading_the_history() -> None:
+    from iteratr.session.state import RECENT_NOTES, WINDOW
+
+    events = long_history()
+    s, archive = saved_and_unpacked(replay(events))
+    full = replay(events)
+    assert s.next_note_id == "NOT-61"
+    assert (s.current_iteration, s.next_iteration, s.unfinished_number()) == (60, 61, 60)
+    assert s.recent_note_rows(30) == full.note_rows()[-30:]
+    assert [it.n for it in s.recent_iterations(5)] == [56, 57, 58, 59, 60]
+    assert s.tokens == full.tokens and s.note_count == 60
+    assert len(s.pack_live()[10]) <= RECENT_NOTES and len(s.pack_live()[11]) <= WINDOW  # the snapshot is live-sized
+    assert archive.reads == 0
+    assert s.to_dict() == full.to_dict()  # every note and iteration, from the archive
+    assert archive.reads == 2
 
 
-def test_adding_a_note_to_unpacked_rows_leaves_the_packed_list_alone() -> None:
-    s, packed = unpacked_with_notes_and_iterations()
-    before = list(packed[1])
-    apply(s, ev("note.added", 3, id="NOT-3", content="c", type="decision"))
-    apply(s, ev("note.added", 3, id="NOT-4", content="d", type="tip"))
-    assert packed[1] == before
-    assert s.pack()[1] is not packed[1]
-    assert s.next_note_id == "NOT-5"
-    assert [(n.id, n.iteration) for n in s.notes] == [("NOT-1", 1), ("NOT-2", 2), ("NOT-3", 3), ("NOT-4", 3)]
+def test_changes_to_an_unpacked_state_saved_again_equal_a_full_replay() -> None:
+    events = long_history()
+    s, archive = saved_and_unpacked(replay(events[:50]))
+    later = [
+        *events[50:],
+        ev("iteration.summary", 3, summary="an old iteration's summary, recorded by hand"),
+        ev("iteration.ended", 60, n=60, outcome="failed", error="x"),
+        ev("note.added", 60, id="NOT-61", content="late", type="stuck"),
+    ]
+    for event in later[:-2]:
+        apply(s, event)
+    s, _ = saved_and_unpacked(s, archive)
+    for event in later[-2:]:
+        apply(s, event)
+    s, _ = saved_and_unpacked(s, archive)
+    assert s.to_dict() == replay(events[:50] + later).to_dict()
+    assert s.iterations[3].summary == "an old iteration's summary, recorded by hand"
 
 
 def test_lazy_and_built_states_agree() -> None:
-    lazy, _ = unpacked_with_notes_and_iterations()
-    built, _ = unpacked_with_notes_and_iterations()
-    assert built.notes and built.iterations  # build them
+    events = long_history()
+    lazy, _ = saved_and_unpacked(replay(events))
+    built, _ = saved_and_unpacked(replay(events))
+    assert built.notes and built.iterations  # read the history
     for s in (lazy, built):
-        apply(s, ev("iteration.ended", 2, n=2, outcome="failed", error="x"))
+        apply(s, ev("iteration.ended", 60, n=60, outcome="failed", error="x"))
     assert lazy.unfinished_number() is None is built.unfinished_number()
-    assert lazy.current_iteration == built.current_iteration == 2
+    assert lazy.current_iteration == built.current_iteration == 60
     assert lazy.to_dict() == built.to_dict()
-    empty = State.unpack(State().pack())
+    empty, _ = saved_and_unpacked(State())
     assert (empty.current_iteration, empty.next_iteration, empty.unfinished_number()) == (0, 0, None)

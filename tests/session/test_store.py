@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -275,8 +276,7 @@ def test_a_deleted_cache_is_rebuilt(tmp_path: Path) -> None:
     snapshot_path(store).unlink()
     assert loaded(store) == expected
     assert snapshot_path(store).exists()
-    os.remove(snapshot_path(store))
-    os.rmdir(store.dir / "cache")
+    shutil.rmtree(store.dir / "cache")  # the snapshot and its archive of the history
     assert loaded(store) == expected
 
 
