@@ -34,7 +34,12 @@ class ExitStatus:
 
 EXIT_STATUSES = (
     ExitStatus(EXIT_OK, "EXIT_OK", "the session is complete (for other commands: done)"),
-    ExitStatus(EXIT_FAILED, "EXIT_FAILED", "the run failed (failure limit, agent cannot start, git error)"),
+    ExitStatus(
+        EXIT_FAILED,
+        "EXIT_FAILED",
+        "the run failed (failure limit, agent cannot start, git error; a remote that cannot be reached, a branch "
+        "diverged from the remote's, a push rejected because another machine pushed)",
+    ),
     ExitStatus(
         EXIT_USAGE,
         "EXIT_USAGE",
@@ -43,7 +48,12 @@ EXIT_STATUSES = (
         "and a budget the agent turns out not to measure (no cost or token figures after its first turn)",
     ),
     ExitStatus(EXIT_INCOMPLETE, "EXIT_INCOMPLETE", "stopped by --iterations or a budget with work left"),
-    ExitStatus(EXIT_LOCKED, "EXIT_LOCKED", "the session is locked by another run"),
+    ExitStatus(
+        EXIT_LOCKED,
+        "EXIT_LOCKED",
+        "the session is locked by another run (here, or on another machine holding its lease; or this run lost "
+        "the lease)",
+    ),
     ExitStatus(
         EXIT_NEEDS_PERSON,
         "EXIT_NEEDS_PERSON",

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from iteratr.errors import EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK
-from tests.conftest import fake_agent, git, read_events, wait_for
+from tests.conftest import fake_agent, git, wait_for
 from tests.remote.conftest import lease_of, remote_iterations, remote_log
-from tests.run.helpers import Background, build
+from tests.run.helpers import Background, build, started
 
 
 def _lease_expiry(origin: Path) -> float:
@@ -54,7 +54,7 @@ def test_a_holder_killed_with_kill_9_its_lease_expires_and_the_next_machine_resu
     holder = Background(a, "--push", "--agent", agent, env=ttl)
     try:
         wait_for(lambda: remote_iterations(origin) == [0], "#0 pushed by the holder", timeout=60)
-        wait_for(lambda: 1 in [e["data"]["n"] for e in read_events(a) if e["type"] == "iteration.started"], "#1")
+        wait_for(lambda: 1 in started(a), "#1 started on the holder")
         os.killpg(holder.proc.pid, signal.SIGKILL)  # the machine dies mid-iteration
         holder.wait()
     finally:
