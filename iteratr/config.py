@@ -80,9 +80,9 @@ KEYS: dict[str, Key] = {
             "agent",
             str,
             "opencode acp",
-            "a preset (opencode, claude, gemini) or an ACP agent command line, split like a shell",
+            "a preset (opencode, claude, codex, gemini) or an ACP agent command line, split like a shell",
             v.agent,
-            Option(("--agent",), "Agent preset (opencode, claude, gemini) or ACP command line.", "CMD"),
+            Option(("--agent",), "Agent preset (opencode, claude, codex, gemini) or ACP command line.", "CMD"),
         ),
         Key(
             "auto_commit",

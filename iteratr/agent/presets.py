@@ -100,6 +100,23 @@ PRESETS: dict[str, Preset] = {
             verified=_E2E + " (input exact; output as Claude Code records it)",
         ),
         Preset(
+            name="codex",
+            title="Codex (the codex-acp adapter)",
+            command=("codex-acp",),
+            package="@zed-industries/codex-acp",
+            version_tested="0.16.0",
+            provider_api="OpenAI Responses (Codex no longer speaks chat completions)",
+            model_selection="ACP session config option `model` (gpt-5.5, gpt-5.4-mini, …)",
+            key_env=("OPENAI_API_KEY", "CODEX_API_KEY"),
+            key_note="or log in with ChatGPT once in `codex`, or a provider's own env_key variable",
+            base_url='a provider in $CODEX_HOME/config.toml: `model_provider = "p"` and `[model_providers.p]` '
+            '`base_url` (ending in /v1), `env_key`, `wire_api = "responses"`; where Codex\'s Linux sandbox cannot '
+            'run (a container), `sandbox_mode = "danger-full-access"`',
+            usage="ACP reports no token counts; iteratr reads Codex's rollout ($CODEX_HOME/sessions/…/rollout-…-"
+            "<session>.jsonl): the thread's token totals; no cost",
+            verified=_E2E + " (from Codex's rollout, exact)",
+        ),
+        Preset(
             name="gemini",
             title="Gemini CLI",
             command=("gemini", "--experimental-acp"),

@@ -15,6 +15,9 @@ start (1.2-1.7 s wall, about 1.5 s CPU), paid once per iteration, after the turn
 Gemini CLI 0.61 (``gemini --experimental-acp``) leaves ``usage`` empty and puts the prompt's totals, summed over
 its model calls, in the response's ``_meta.quota.token_count``: read as the turn's own total (``turn``).
 
+Codex through ``codex-acp`` 0.16.0 reports no token counts over ACP either; Codex writes a rollout of every
+thread (the ACP session id) under ``$CODEX_HOME/sessions/``, whose last ``token_count`` event holds the totals.
+
 Claude Code through ``claude-code-acp`` 0.16.2 reports no usage at all over ACP (its ``session/prompt`` answer is
 the stop reason only). Claude Code writes a transcript of every session, named by the ACP session id, under
 ``~/.claude/projects/`` (``CLAUDE_CONFIG_DIR``): each model call's usage is there. Reading it is a file read.
@@ -30,8 +33,9 @@ import asyncio
 import json
 import logging
 import os
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +48,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("iteratr.agent")
 EXPORT_TIMEOUT = 30.0
-CLAUDE_SETTLE = 3.0  # seconds to wait for Claude Code's transcript to hold a turn's last call
+# A session id that may name a file (a uuid): no path, no glob character.
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+CLAUDE_SETTLE = 3.0  # seconds to wait for Claude Code's transcript (Codex's rollout) to hold a turn's last call
 
 SOURCE_WORDS = {
     "turn": "",
@@ -83,9 +89,77 @@ def is_claude(argv: list[str]) -> bool:
     return bool(argv) and os.path.basename(argv[0]) == "claude-code-acp"
 
 
+def is_codex(argv: list[str]) -> bool:
+    return bool(argv) and os.path.basename(argv[0]) == "codex-acp"
+
+
 def has_record(argv: list[str]) -> bool:
     """Whether iteratr reads this agent's own record of a turn's usage (its ACP figures fall short)."""
-    return is_opencode(argv) or is_claude(argv)
+    return is_opencode(argv) or is_claude(argv) or is_codex(argv)
+
+
+def from_codex_rollout(lines: list[str]) -> TurnUsage | None:
+    """The thread's totals from a Codex rollout (JSON lines): its last ``token_count`` event's ``total_token_usage``
+    (OpenAI's figures: input counts the cached tokens, output the reasoning ones)."""
+    totals: dict[str, object] | None = None
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        payload = entry.get("payload") if isinstance(entry, dict) and entry.get("type") == "event_msg" else None
+        info = payload.get("info") if isinstance(payload, dict) and payload.get("type") == "token_count" else None
+        if isinstance(info, dict) and isinstance(info.get("total_token_usage"), dict):
+            totals = info["total_token_usage"]
+    if totals is None:
+        return None
+    input_tokens, output_tokens = totals.get("input_tokens"), totals.get("output_tokens")
+    if not isinstance(input_tokens, int) or not isinstance(output_tokens, int):
+        return None
+    return TurnUsage(input_tokens, output_tokens, input_tokens + output_tokens, None, None, source="agent-record")
+
+
+def _task_complete(lines: list[str]) -> bool:
+    return any('"task_complete"' in line for line in lines[-5:])
+
+
+def codex_turn_usage(session_id: str, *, env: Mapping[str, str], settle: float = CLAUDE_SETTLE) -> TurnUsage | None:
+    """Read ``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-…-<session_id>.jsonl`` (``~/.codex`` by default); the ACP
+    session id is Codex's thread id. Read again for up to ``settle`` seconds until the turn's ``task_complete``
+    event is there, as the file may lag the ACP answer."""
+    home = env.get("CODEX_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".codex")
+    pattern = f"sessions/*/*/*/rollout-*-{session_id}.jsonl"
+    return _read_settled(Path(home), pattern, _task_complete, from_codex_rollout, settle, "codex rollout")
+
+
+def _read_settled(
+    root: Path,
+    pattern: str,
+    complete: Callable[[list[str]], bool],
+    parse: Callable[[list[str]], TurnUsage | None],
+    settle: float,
+    what: str,
+) -> TurnUsage | None:
+    """Parse the file ``pattern`` finds under ``root`` once ``complete`` says it holds the whole turn (or ``settle``
+    seconds have passed: then what is there)."""
+    deadline = time.monotonic() + settle
+    lines: list[str] = []
+    found: list[Path] = []
+    while True:
+        found = sorted(root.glob(pattern))
+        if found:
+            try:
+                lines = found[-1].read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError as exc:
+                log.warning("%s %s: %s", what, found[-1], exc)
+                return None
+        if (found and complete(lines)) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if not found:
+        log.warning("%s %s not found under %s", what, pattern, root)
+        return None
+    return parse(lines)
 
 
 def from_claude_transcript(lines: list[str]) -> TurnUsage | None:
@@ -141,23 +215,10 @@ def claude_turn_usage(session_id: str, *, env: Mapping[str, str], settle: float 
     assistant entry is an answer rather than a tool call.
     """
     config_dir = env.get("CLAUDE_CONFIG_DIR") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".claude")
-    deadline = time.monotonic() + settle
-    lines: list[str] = []
-    while True:
-        found = sorted(Path(config_dir).glob(f"projects/*/{session_id}.jsonl")) if session_id.strip("./") else []
-        if found:
-            try:
-                lines = found[0].read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError as exc:
-                log.warning("claude transcript %s: %s", found[0], exc)
-                return None
-        if (found and _final_answer_recorded(lines)) or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    if not found:
-        log.warning("claude transcript of session %s not found under %s/projects", session_id, config_dir)
-        return None
-    return from_claude_transcript(lines)
+    pattern = f"projects/*/{session_id}.jsonl"
+    return _read_settled(
+        Path(config_dir), pattern, _final_answer_recorded, from_claude_transcript, settle, "claude transcript"
+    )
 
 
 def usage_from_meta(meta: object, cost: float | None = None, currency: str | None = None) -> Usage | None:
@@ -178,10 +239,15 @@ def record_usage(
     argv: list[str], session_id: str, *, cwd: Path, env: Mapping[str, str], timeout: float = EXPORT_TIMEOUT
 ) -> TurnUsage | None:
     """The agent's own record of the session's usage, for the agents ``has_record`` names; else None."""
+    if not _SESSION_ID.fullmatch(session_id):  # it names a file or a command's argument: nothing else
+        log.warning("session id %r is not a plain name; its record is not read", session_id)
+        return None
     if is_opencode(argv):
         return opencode_turn_usage(argv, session_id, cwd=cwd, env=env, timeout=timeout)
     if is_claude(argv):
         return claude_turn_usage(session_id, env=env)
+    if is_codex(argv):
+        return codex_turn_usage(session_id, env=env)
     return None
 
 

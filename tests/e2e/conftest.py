@@ -6,7 +6,7 @@
   the test.
 - ``opencode_env``: an :class:`OpencodeEnv` pointing opencode at ``model_server``, with HOME and XDG dirs in the
   test's tmp dir; pass ``opencode_env.env`` to ``run_cli`` and ``opencode_env.agent_command`` to ``--agent``.
-- ``claude_bin_dir``, ``gemini_bin_dir`` (session): the folder holding that preset's pinned agent
+- ``claude_bin_dir``, ``codex_bin_dir``, ``gemini_bin_dir`` (session): the folder holding that preset's pinned agent
   (``agents.find_or_install``), failing in CI and skipped elsewhere when it cannot be installed, like opencode.
 """
 
@@ -50,6 +50,12 @@ def claude_bin_dir() -> Path:
 def gemini_bin_dir() -> Path:
     """The folder holding the gemini preset's pinned ``gemini`` (Gemini CLI, from npm into the cache)."""
     return _agent_bin_dir("gemini")
+
+
+@pytest.fixture(scope="session")
+def codex_bin_dir() -> Path:
+    """The folder holding the codex preset's pinned ``codex-acp`` (from npm into the cache)."""
+    return _agent_bin_dir("codex")
 
 
 def _agent_bin_dir(name: str) -> Path:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from .model_server import (
     MAX_BODY_BYTES,
@@ -104,7 +104,7 @@ class ScriptedApiServer:
 
     # -- life cycle ------------------------------------------------------------------------------------------
 
-    def start(self) -> ScriptedApiServer:
+    def start(self) -> Self:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         server.daemon_threads = True
         self._server = server
@@ -121,7 +121,7 @@ class ScriptedApiServer:
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> ScriptedApiServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

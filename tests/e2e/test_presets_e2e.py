@@ -4,6 +4,8 @@ the install, cached), no API key of anyone's.
 
 - ``claude``: ``claude-code-acp`` (npm ``@zed-industries/claude-code-acp``, the version in the preset table), which
   runs Claude Code, pointed at an Anthropic Messages server with ``ANTHROPIC_BASE_URL``.
+- ``codex``: ``codex-acp`` (npm ``@zed-industries/codex-acp``), pointed at an OpenAI Responses server by a provider in
+  ``$CODEX_HOME/config.toml`` (Codex no longer speaks chat completions).
 - ``gemini``: ``gemini --experimental-acp`` (npm ``@google/gemini-cli``), pointed at a Gemini API server with
   ``GOOGLE_GEMINI_BASE_URL``.
 - ``opencode``: ``tests/e2e/test_opencode_e2e.py`` runs it as ``--agent opencode``.
@@ -22,6 +24,7 @@ import pytest
 
 from .anthropic_server import AnthropicServer
 from .gemini_server import GeminiServer
+from .responses_server import ResponsesServer
 from .session_run import BUILD_TIMEOUT, run_two_task_session
 
 FOOTER_RE = re.compile(r"^=== #(\d+) (ok|failed|timeout|interrupted) \| ")
@@ -93,6 +96,50 @@ def test_gemini_preset_runs_a_whole_session_against_a_scripted_gemini_api_server
     for n, calls in ran.served.items():
         usage = ran.ended[n].get("usage") or {}
         assert usage.get("source") == "turn", f"#{n}: {usage}{detail}"
+        assert usage.get("input_tokens") == sum(c.prompt_tokens for c in calls), f"#{n}: {usage}{detail}"
+        assert usage.get("output_tokens") == sum(c.completion_tokens for c in calls), f"#{n}: {usage}{detail}"
+        assert usage.get("total_tokens") == sum(c.total_tokens for c in calls), f"#{n}: {usage}{detail}"
+        assert f"tokens: {usage['total_tokens']:,}" in found[n], f"#{n}: {found.get(n)}{detail}"
+
+
+CODEX_CONFIG = """model = "gpt-5.4-mini"
+model_provider = "scripted"
+# Codex's Linux sandbox cannot start in this container (it panics); iteratr's work tree is the boundary here.
+sandbox_mode = "danger-full-access"
+
+[model_providers.scripted]
+name = "Scripted"
+base_url = "{base_url}"
+env_key = "SCRIPTED_API_KEY"
+wire_api = "responses"
+"""
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT + 90)
+def test_codex_preset_runs_a_whole_session_against_a_scripted_responses_server(
+    repo: Path, codex_bin_dir: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "codex-home"
+    codex_home = home / ".codex"
+    codex_home.mkdir(parents=True)
+    with ResponsesServer() as server:
+        (codex_home / "config.toml").write_text(CODEX_CONFIG.format(base_url=server.base_url))
+        env = {
+            "PATH": f"{codex_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(home),
+            "CODEX_HOME": str(codex_home),
+            "SCRIPTED_API_KEY": "codex-scripted-test-key",
+        }
+        ran = run_two_task_session(repo, "codex", env, server)
+        side = server.side_requests
+
+    # Usage: Codex's rollout (agent-record), the thread's totals: every call of the turn, exactly.
+    found = footers(ran.result.stdout)
+    detail = f"\nended: {ran.ended}\nserved: {ran.served}\nside requests: {side[:10]}{ran.info}"
+    assert any(len({c.total_tokens for c in calls}) > 1 for calls in ran.served.values()), detail
+    for n, calls in ran.served.items():
+        usage = ran.ended[n].get("usage") or {}
+        assert usage.get("source") == "agent-record", f"#{n}: {usage}{detail}"
         assert usage.get("input_tokens") == sum(c.prompt_tokens for c in calls), f"#{n}: {usage}{detail}"
         assert usage.get("output_tokens") == sum(c.completion_tokens for c in calls), f"#{n}: {usage}{detail}"
         assert usage.get("total_tokens") == sum(c.total_tokens for c in calls), f"#{n}: {usage}{detail}"
