@@ -346,7 +346,8 @@ def _view(repo: Repo, name: str | None, data_rel: Path, as_json: bool) -> str:
         found = [collect(repo, s, data_rel) for s in repo.sessions()]
         remote = status_remote.sessions(repo.root, data_rel)
         if as_json:
-            return json.dumps({"sessions": found, "remote_sessions": remote}, indent=2, ensure_ascii=False)
+            listed: dict[str, Any] = {"sessions": found} | ({"remote_sessions": remote} if remote else {})
+            return json.dumps(listed, indent=2, ensure_ascii=False)
         if not found and not remote:
             return "no sessions in this repository (`iteratr build` starts one)"
         return "\n".join([*(render_line(d) for d in found), *(status_remote.render_line(d) for d in remote)])

@@ -281,20 +281,25 @@ def test_push_sends_the_session_branch_after_each_commit(spec_repo: Path, tmp_pa
     commits = git(spec_repo, "rev-list", "--reverse", "main..iteratr/SPEC").splitlines()
     pushes = [line.split() for line in received.read_text().splitlines()]
     assert len(commits) >= 4  # planning + three tasks
-    assert [(new, ref) for _old, new, ref in pushes] == [(sha, "refs/heads/iteratr/SPEC") for sha in commits]
+    branch = [(new, ref) for _old, new, ref in pushes if ref.startswith("refs/heads/")]
+    assert branch == [(sha, "refs/heads/iteratr/SPEC") for sha in commits]
+    # The session's lease (issue 14): taken, renewed with every commit's push, deleted at the end.
+    lease = [new for _old, new, ref in pushes if ref == "refs/iteratr/leases/SPEC"]
+    assert len(lease) == len(commits) + 2 and lease[-1] == "0" * 40
     assert subprocess.run(
         ["git", "--git-dir", str(remote), "rev-parse", "iteratr/SPEC"], capture_output=True, text=True, check=True
     ).stdout.strip() == git(spec_repo, "rev-parse", "iteratr/SPEC")
 
 
-def test_a_failed_push_is_a_warning_and_the_run_goes_on(spec_repo: Path) -> None:
+def test_a_push_remote_that_does_not_exist_is_refused_before_any_agent_starts(spec_repo: Path) -> None:
+    # Issue 14 changed this: a remote that cannot be reached was a warning per commit, the run going on and the
+    # histories diverging; it is now refused before any agent starts, exit 1, one line, nothing touched.
     env = {**FAST_ENV, "ITERATR_PUSH": "nosuchremote"}  # the config key, through its env var
     result = run_cli(
-        "build", "--headless", "--agent", fake_agent("follow"), "-i", "2", cwd=spec_repo, env=env, expect=3
+        "build", "--headless", "--agent", fake_agent("follow"), "-i", "2", cwd=spec_repo, env=env, expect=1
     )
 
-    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: push to nosuchremote failed")]
-    # One per commit (planning, then the two main iterations -i allows): the run went on after each.
-    assert len(warnings) == 3
-    assert "carrying on" in warnings[0]
-    assert len(git(spec_repo, "rev-list", "main..iteratr/SPEC").splitlines()) == 3
+    assert result.stderr.startswith("iteratr: error: remote 'nosuchremote' cannot be reached:")
+    assert len(result.stderr.splitlines()) == 1
+    assert "starting the agent" not in result.stdout
+    assert git(spec_repo, "branch", "--list", "iteratr/*") == ""
