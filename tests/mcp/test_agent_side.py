@@ -1,0 +1,155 @@
+"""The agent's side: iteratr puts ``iteratr mcp`` in every turn's ``session/new``, the agent can run it as given,
+and the prompt teaches the MCP tools when the agent's naming of them is known."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iteratr.agent import mcp_servers
+from iteratr.agent.events import AgentInfo, AgentText
+from iteratr.agent.runner import AgentRunner
+from iteratr.agent.seam import AgentLaunch
+from tests.conftest import ITERATR_CMD, run_cli
+from tests.fakes import FakeAgent, Script
+from tests.run.harness import run_loop
+
+AGENT = Path(__file__).with_name("mcp_agent.py")
+SESSION_ENV = {"ITERATR_SESSION": "S", "ITERATR_DATA_DIR": "/data/.iteratr", "ITERATR_BIN": "/py -m iteratr"}
+
+
+def test_the_server_is_this_iteratr_with_the_sessions_variables() -> None:
+    server = mcp_servers.iteratr_server({**SESSION_ENV, "ITERATR_ITERATION": "4", "OPENAI_API_KEY": "sk-secret"})
+    assert server == mcp_servers.StdioServer(
+        "iteratr", "/py", ("-m", "iteratr", "mcp"), (("ITERATR_SESSION", "S"), ("ITERATR_DATA_DIR", "/data/.iteratr"))
+    )
+    acp_server = server.to_acp()
+    assert acp_server.model_dump(mode="json", by_alias=True, exclude_none=True) == {
+        "name": "iteratr",
+        "command": "/py",
+        "args": ["-m", "iteratr", "mcp"],
+        "env": [{"name": "ITERATR_SESSION", "value": "S"}, {"name": "ITERATR_DATA_DIR", "value": "/data/.iteratr"}],
+    }
+
+
+@pytest.mark.parametrize("off", ["0", "off", "false", "no", " OFF "])
+def test_iteratr_mcp_off_leaves_it_out(off: str) -> None:
+    assert mcp_servers.iteratr_server({**SESSION_ENV, "ITERATR_MCP": off}) is None
+    assert mcp_servers.iteratr_server({**SESSION_ENV, "ITERATR_MCP": "1"}) is not None
+
+
+def test_no_session_no_server() -> None:
+    """doctor's and setup's probes run the agent without a session: nothing to serve."""
+    assert mcp_servers.iteratr_server({"ITERATR_BIN": "/py -m iteratr"}) is None
+    assert mcp_servers.iteratr_server({"ITERATR_SESSION": "S"}) is None
+
+
+def test_the_prompt_prefix_is_known_only_for_agents_seen_naming_the_tools() -> None:
+    server = mcp_servers.iteratr_server(SESSION_ENV)
+    assert mcp_servers.describe(AgentInfo("OpenCode", "1.18.33"), server).mcp_prefix == "iteratr_"
+    assert mcp_servers.describe(AgentInfo("some-agent", "1"), server).mcp_prefix is None
+    assert mcp_servers.describe(AgentInfo("OpenCode", "1.18.33"), None).mcp_prefix is None
+
+
+def run_agent(repo: Path, tmp_path: Path, name: str, **extra: str) -> tuple[AgentInfo, list[dict[str, Any]], str]:
+    """Start the MCP-using test agent through AgentRunner, open a probe session, run one turn; what it saw."""
+    log = tmp_path / "sessions.jsonl"
+    env = {
+        **os.environ,
+        "ITERATR_SESSION": "S",
+        "ITERATR_DATA_DIR": str(repo / ".iteratr"),
+        "ITERATR_BIN": shlex.join(ITERATR_CMD),
+        **extra,
+    }
+    said: list[str] = []
+
+    def heard(event: object) -> None:
+        if isinstance(event, AgentText):
+            said.append(event.text)
+
+    async def go() -> AgentInfo:
+        runner = AgentRunner(
+            [sys.executable, str(AGENT), name, str(log)],
+            cwd=repo,
+            env=env,
+            stderr_log=tmp_path / "agent.log",
+            on_event=heard,
+        )
+        try:
+            info = await runner.start()
+            await runner.open_session(30)  # the build's check of the model: no server for it
+            result = await runner.run_turn("Task from the agent", iteration_timeout=60, idle_timeout=60)
+            assert result.stop_reason == "end_turn", (result, (tmp_path / "agent.log").read_text())
+            return info
+        finally:
+            await runner.close()
+
+    info = asyncio.run(go())
+    return info, [json.loads(line) for line in log.read_text().splitlines()], "".join(said)
+
+
+def test_every_turn_gives_the_agent_a_server_it_can_run(repo: Path, tmp_path: Path) -> None:
+    info, sessions, said = run_agent(repo, tmp_path, "OpenCode")
+    assert info.mcp_prefix == "iteratr_"
+    probe, turn = sessions
+    assert probe["mcpServers"] == []
+    [server] = turn["mcpServers"]
+    assert [server["command"], *server["args"]] == [*ITERATR_CMD, "mcp"]
+    assert server["name"] == "iteratr"
+    assert server["env"] == [
+        {"name": "ITERATR_SESSION", "value": "S"},
+        {"name": "ITERATR_DATA_DIR", "value": str(repo / ".iteratr")},
+    ]
+    # The agent started it as given and called task_add over it: the store has the task.
+    assert said == "iteratr: added TAS-1 [P2] remaining: Task from the agent\n"
+    tasks = json.loads(run_cli("tool", "task-list", "--json", "-n", "S", cwd=repo).stdout)
+    assert [(t["id"], t["content"]) for t in tasks] == [("TAS-1", "Task from the agent")]
+
+
+def test_with_mcp_off_the_agent_gets_no_server(repo: Path, tmp_path: Path) -> None:
+    info, sessions, said = run_agent(repo, tmp_path, "OpenCode", ITERATR_MCP="0")
+    assert info.mcp_prefix is None
+    assert [s["mcpServers"] for s in sessions] == [[], []]
+    assert said == ""
+
+
+class McpFakeAgent(FakeAgent):
+    """The loop's fake agent, reporting opencode's naming of the MCP tools as the runner would."""
+
+    async def start(self) -> AgentInfo:
+        return replace(await super().start(), mcp_prefix="iteratr_")
+
+
+class McpScript(Script):
+    def __call__(self, launch: AgentLaunch) -> FakeAgent:
+        self.launches.append(launch)
+        agent = McpFakeAgent(self, launch)
+        self.agents.append(agent)
+        return agent
+
+
+def test_the_loop_teaches_the_mcp_tools_when_the_agent_names_them(spec_repo: Path) -> None:
+    script = McpScript("follow")
+    run_loop(spec_repo, script, iterations=1, expect=3)
+    planning, main = script.prompts
+    assert "`iteratr_task_batch_add` tool" in planning and '{"tasks": [{"content": "...", "priority": 3}' in planning
+    for name in ("task_next", "task_status", "task_add", "note_add", "iteration_summary", "task_list"):
+        assert f"`iteratr_{name}`" in main, name
+    for text in (planning, main):
+        assert " tool task-" not in text and " tool note-add" not in text
+
+
+def test_without_a_known_naming_the_loop_teaches_the_shell(spec_repo: Path) -> None:
+    script = Script("follow")
+    run_loop(spec_repo, script, iterations=1, expect=3)
+    planning, main = script.prompts
+    assert " tool task-batch-add --tasks" in planning and " tool task-next`" in main
+    assert "iteratr_" not in planning + main
