@@ -1,4 +1,5 @@
-"""End to end: ``iteratr build`` drives the real opencode (ACP) against a scripted model until a spec is done.
+"""End to end: ``iteratr build --agent opencode`` (the preset) drives the real opencode (ACP) against a scripted
+model until a spec is done.
 
 The scripted model (``model_server.diligent_agent``) loads the spec's tasks when planning and then does one task
 per iteration through ``$ITERATR_BIN tool ...`` in opencode's bash tool. While the build runs, a message is saved
@@ -130,14 +131,14 @@ def test_build_with_real_opencode_completes_spec_with_inbox_and_hooks(
             "--spec",
             "specs/three.md",
             "--agent",
-            opencode_env.agent_command,
+            "opencode",  # the preset: `opencode acp`, found on PATH
             "--model",
             opencode_env.model,
             "--iterations",
             "10",
         ],
         cwd=repo,
-        env=opencode_env.env,
+        env={**opencode_env.env, "PATH": f"{opencode_env.binary.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
     )
     build.start()
     started = wait_for_iteration_start(events_path, 1, build, timeout=BUILD_TIMEOUT)
