@@ -58,6 +58,7 @@ class Link:
         self.pushing = push
         self.lease = Lease(cwd, remote, session, ttl=ttl, common_dir=common_dir, work_tree=cwd)
         self.pushed: str | None = None  # the branch's tip on the remote, as this run last saw or pushed it
+        self.notes: list[str] = []  # what start did that the user should hear about
         self.retry_delay = retry_delay
         self.sleep = sleep
 
@@ -86,7 +87,7 @@ class Link:
                 raise self.lease._held(holder)
         self.pushed = tips.branch
         said += self._resume(tips.branch)
-        return said
+        return said + self.notes
 
     def _resume(self, theirs: str | None) -> list[str]:
         ref = refs.branch_ref(self.session)
@@ -126,7 +127,13 @@ class Link:
         if where is None:
             gitrepo.run_git(self.cwd, "update-ref", refs.branch_ref(self.session), theirs, ours)
             return
+        kept = self._put_aside(where)
         done = gitrepo.run_git(where, "merge", "--ff-only", "--quiet", theirs, check=False)
+        if kept:
+            self.notes.append(
+                f"changes left in {where} by an earlier run here (killed mid-iteration?) are kept under {kept} "
+                f"(`git stash apply {kept}` brings them back): the remote carried the session on"
+            )
         if done.returncode != 0:
             detail = done.err.strip().splitlines()[:1]
             raise refs.RemoteError(
@@ -134,6 +141,23 @@ class Link:
                 f"{detail[0] if detail else 'git merge --ff-only failed'}; nothing was changed",
                 hint=f"look at `git -C {where} status`: commit or put aside the changes, then run again",
             )
+
+    def _put_aside(self, where: Path) -> str | None:
+        """Uncommitted changes and untracked files in the session's work tree (what a run killed mid-iteration left),
+        moved onto a ref of their own so the work tree can follow the remote: kept, never lost. The ref's name.
+
+        ``git stash push --include-untracked`` (ignored files, the session's runtime files, stay), then the stash
+        entry moves from the stash list, which expires, to ``refs/iteratr/S/left-behind/<time>``, which does not."""
+        before = refs.rev(where, "refs/stash")
+        message = f"iteratr({self.session}): left behind here by an earlier run"
+        done = gitrepo.run_git(where, "stash", "push", "--quiet", "--include-untracked", "-m", message, check=False)
+        made = refs.rev(where, "refs/stash")
+        if done.returncode != 0 or made is None or made == before:
+            return None
+        ref = f"refs/iteratr/{self.session}/left-behind/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        gitrepo.run_git(where, "update-ref", ref, made)
+        gitrepo.run_git(where, "stash", "drop", "--quiet", check=False)
+        return ref
 
     def _merge(self, ours: str, theirs: str) -> str:
         """A merge commit of the messages pushed to the remote, keeping our tree; the local branch moves to it."""

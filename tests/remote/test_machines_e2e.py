@@ -74,3 +74,10 @@ def test_a_holder_killed_with_kill_9_its_lease_expires_and_the_next_machine_resu
     assert remote_iterations(origin) == [0, 1, 2, 3]  # the killed #1 lost, run again by b; nothing skipped
     assert sum("planning" in s for s in remote_log(origin)) == 1
     assert lease_of(origin) is None
+
+    # The killed machine again: its unfinished #1 is put aside on a ref of its own, and it follows the remote.
+    back = build(a, "--push", "--agent", fake_agent("follow"), env=ttl, expect=EXIT_OK)
+    assert "are kept under refs/iteratr/SPEC/left-behind/" in back
+    kept = git(a, "for-each-ref", "--format=%(refname)", "refs/iteratr/SPEC/left-behind/")
+    assert kept and git(a, "diff", "--stat", f"{kept}^", kept)  # the killed iteration's changes, reachable
+    assert git(a, "rev-parse", "iteratr/SPEC") == git(origin, "rev-parse", "iteratr/SPEC")
