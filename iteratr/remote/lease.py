@@ -22,13 +22,14 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iteratr.errors import LockedError
+from iteratr.errors import IteratrError, LockedError
 from iteratr.remote import refs
 
 CLONE_ID_FILE = Path("iteratr") / "clone-id"
@@ -121,6 +122,10 @@ class Lease:
         self.work_tree = str(work_tree)
         self.started = _iso(time.time())
         self.sha: str | None = None  # ours on the remote, once taken
+        # Held around every push of the lease: the run's pushes (sync) and the renewals during a long turn.
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
 
     @property
     def ref(self) -> str:
@@ -161,13 +166,36 @@ class Lease:
         self.sha = new
         return warning
 
+    def keep_alive(self, every: float) -> None:
+        """Renew the lease every ``every`` seconds in the background, so a turn longer than ``ttl`` does not let it
+        lapse. A renewal that fails is left to the next iteration's push, which finds out why (``sync``)."""
+        self._renewer = threading.Thread(target=self._renew_until_stopped, args=(every,), daemon=True)
+        self._renewer.start()
+
+    def _renew_until_stopped(self, every: float) -> None:
+        while not self._stop.wait(every):
+            with self.lock:
+                if self.sha is None:
+                    return
+                try:
+                    new = self.make()
+                    if not refs.push(self.cwd, self.remote, [refs.Update(self.ref, new, self.sha)]):
+                        return  # taken over: the next push says so, and the run stops
+                    self.sha = new
+                except (OSError, IteratrError):
+                    continue  # the network: tried again next time, and by the next push
+
     def release(self) -> None:
         """Delete the lease, only if it is still ours. Never raises: the run is over; it expires anyway."""
-        if self.sha is None:
-            return
-        with contextlib.suppress(OSError, refs.RemoteError):
-            refs.push(self.cwd, self.remote, [refs.Update(self.ref, "", self.sha)])
-        self.sha = None
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(refs.NETWORK_TIMEOUT)
+        with self.lock:
+            if self.sha is None:
+                return
+            with contextlib.suppress(OSError, IteratrError):
+                refs.push(self.cwd, self.remote, [refs.Update(self.ref, "", self.sha)])
+            self.sha = None
 
     def _held(self, holder: Holder | None) -> LeaseLost:
         who = holder.describe() if holder is not None else "another machine"

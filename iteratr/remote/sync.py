@@ -81,6 +81,7 @@ class Link:
             warning = self.lease.take(tips.lease)
             if warning:
                 said.append(warning)
+            self.lease.keep_alive(self.lease.ttl / 3)  # renewed during a long turn too, not only with each push
         else:
             holder = read(self.cwd, tips.lease)
             if holder is not None and holder.clone != self.lease.clone and holder.live():
@@ -172,6 +173,10 @@ class Link:
     def push(self, tip: str) -> str:
         """Push ``tip`` and renew the lease in one atomic push; return the tip pushed (a merge of messages sent
         meanwhile, on top of ``tip``, if any). Raises LeaseLost (exit 4) or PushRejected (exit 1)."""
+        with self.lease.lock:  # never at the same time as a background renewal
+            return self._push(tip)
+
+    def _push(self, tip: str) -> str:
         failures: list[str] = []
         for _ in range(REJECTIONS):
             try:

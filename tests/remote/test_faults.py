@@ -3,14 +3,17 @@ a push rejected mid-run, a lease taken over, a remote lost while renewing."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from iteratr.agent.events import TurnResult
-from iteratr.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_LOCKED
+from iteratr.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_LOCKED, EXIT_OK, IteratrError
 from iteratr.gitrepo import GitRepo
 from iteratr.remote import refs
 from iteratr.remote.lease import Lease
@@ -133,3 +136,23 @@ def test_a_remote_lost_while_renewing_is_retried_then_the_run_stops_as_if_the_le
     assert "stopped: lost contact with origin" in run.output
     assert _iterations_on(a, "iteratr/SPEC") == [0, 1]
     assert remote_iterations(origin) == [0]
+
+
+def test_the_lease_is_renewed_during_a_turn_longer_than_its_ttl(origin: Path, clone: Callable[[str], Path]) -> None:
+    a, b = clone("a"), clone("b")
+    seen: dict[str, object] = {}
+
+    async def a_long_turn(agent: FakeAgent, prompt: str) -> TurnResult:
+        first = lease_of(origin)
+        taken = json.loads(git(origin, "log", "-1", "--format=%B", "refs/iteratr/leases/SPEC"))["expires_epoch"]
+        while time.time() <= taken + 0.5:  # past the expiry the lease had: only a renewal keeps it live
+            await asyncio.sleep(0.1)
+        seen["renewed"] = lease_of(origin) != first
+        seen["refused"] = start_error(b)
+        return await agent._follow(prompt)
+
+    remote_loop(a, Script(a_long_turn, "follow"), ttl=1.5, expect=EXIT_OK)
+    assert seen["renewed"] is True
+    refused = seen["refused"]
+    assert isinstance(refused, IteratrError) and refused.exit_code == EXIT_LOCKED
+    assert "is held through origin by another machine" in str(refused)
