@@ -9,7 +9,8 @@ build of the session on one machine does.
 
 - **taken** when a build starts: none, or an expired one (its holder died: taken over with a warning), or one
   left by an earlier run of this very clone (it holds the clone's run lock, so that run is gone);
-- **renewed** with each iteration's push, in the same atomic push as the branch (``sync``);
+- **renewed** with each iteration's push, in the same atomic push as the branch (``sync``), and every ``ttl``/3
+  in the background (``keep_alive``), so a turn longer than ``ttl`` keeps it;
 - **released** (deleted, again only if it is still ours) when the run ends.
 
 Expiry is judged with the reader's clock against the time the holder wrote: machines whose clocks differ by
