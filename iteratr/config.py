@@ -151,11 +151,11 @@ KEYS: dict[str, Key] = {
             "push",
             str,
             "",
-            "git remote to push the session branch to; empty = no push",
+            "git remote carrying the session (fetch, lease, push each commit); empty = none",
             v.remote,
             Option(
                 ("--push",),
-                "Push the session branch after each commit (to REMOTE, default origin).",
+                "Carry the session through REMOTE (default origin): resume from it, hold its lease, push each commit.",
                 "REMOTE",
                 "optional",
                 bare="origin",
