@@ -156,3 +156,21 @@ def test_the_lease_is_renewed_during_a_turn_longer_than_its_ttl(origin: Path, cl
     refused = seen["refused"]
     assert isinstance(refused, IteratrError) and refused.exit_code == EXIT_LOCKED
     assert "is held through origin by another machine" in str(refused)
+
+
+def test_fetch_only_resumes_from_the_remote_writes_nothing_there_and_respects_a_live_lease(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    a, b = clone("a"), clone("b")
+    remote_loop(a, Script("follow"), iterations=1, expect=EXIT_INCOMPLETE)
+    tip = _rev(origin, "iteratr/SPEC")
+    out = build(b, "--remote", "origin", "-i", "1", "--agent", fake_agent("follow"), expect=EXIT_INCOMPLETE)
+    assert "resuming from origin/iteratr/SPEC" in out and "=== #0" not in out
+    assert _iterations_on(b, "iteratr/SPEC") == [0, 1, 2]  # resumed, and ran on here
+    assert (_rev(origin, "iteratr/SPEC"), lease_of(origin)) == (tip, None)  # nothing pushed, no lease taken
+
+    d = clone("d")  # another machine holds the session now
+    holder = Lease(d, "origin", "SPEC", ttl=600, common_dir=GitRepo.open(d).common_dir(), work_tree=d)
+    assert holder.take(None) is None
+    refused = build(clone("c"), "--remote", "origin", "--agent", fake_agent("follow"), expect=EXIT_LOCKED)
+    assert "is held through origin by another machine: pid" in refused and "starting the agent" not in refused
