@@ -153,7 +153,8 @@ def _read_settled(
             except OSError as exc:
                 log.warning("%s %s: %s", what, found[-1], exc)
                 return None
-        if (found and complete(lines)) or time.monotonic() >= deadline:
+        # No file at all: the agent keeps its record elsewhere (or none), and waiting will not bring one.
+        if not found or complete(lines) or time.monotonic() >= deadline:
             break
         time.sleep(0.05)
     if not found:

@@ -66,7 +66,8 @@ def _setup(target: Path, project: bool, force: bool, out: Printer) -> int:
     chosen: dict[str, object] = {"agent": agent} if agent is not None else {}
     config.write_config_file(target, {**chosen, "model": model, "auto_commit": bool(auto_commit)}, force=force)
     shown_model = model or '"" (the agent\'s default)'
-    out.line(f"wrote {target}: model: {shown_model}, auto_commit: {'true' if auto_commit else 'false'}")
+    shown_agent = f"agent: {agent}, " if agent is not None else ""
+    out.line(f"wrote {target}: {shown_agent}model: {shown_model}, auto_commit: {'true' if auto_commit else 'false'}")
     overridden = [key.env for key in (config.KEYS["model"], config.KEYS["auto_commit"]) if os.environ.get(key.env)]
     if overridden:
         out.line(f"note: {' and '.join(overridden)} set in the environment win over the file (see `iteratr config`)")

@@ -1,0 +1,136 @@
+"""Agent presets through the real CLI: ``--agent <preset>`` in build, doctor and setup, as a person runs them.
+
+A preset's program is faked by a script of that name on PATH that runs the scripted agent, so these tests are fast
+and offline; ``tests/e2e/test_presets_e2e.py`` drives the real, pinned agents.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pexpect
+
+from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, run_cli
+
+NO_KEYS = {"ANTHROPIC_API_KEY": "", "ANTHROPIC_AUTH_TOKEN": "", "CLAUDE_CODE_OAUTH_TOKEN": ""}
+
+
+def fake_program(folder: Path, name: str, *modes: str) -> Path:
+    """``folder/name``: a script that runs the scripted agent (``modes``), standing in for a preset's program."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(f"#!/bin/sh\nexec {fake_agent(*modes)}\n")
+    path.chmod(0o755)
+    return path
+
+
+def only_on_path(*folders: Path) -> dict[str, str]:
+    """A PATH of ``folders`` and the system's own (git, sh): no preset installed by the developer is found."""
+    return {"PATH": os.pathsep.join([*(str(f) for f in folders), "/usr/bin", "/bin"])}
+
+
+def untouched(repo: Path, head: str) -> None:
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "branch", "--list", "iteratr/*") == ""
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert not (repo / ".iteratr").exists()
+
+
+def test_an_unknown_preset_is_exit_2_listing_the_presets_before_git_is_touched(spec_repo: Path) -> None:
+    head = git(spec_repo, "rev-parse", "HEAD")
+    result = run_cli("build", "--headless", "--agent", "claud", cwd=spec_repo, env=only_on_path(), expect=2)
+    assert "unknown agent preset 'claud'; the presets are opencode, claude, codex, gemini" in result.stderr
+    untouched(spec_repo, head)
+
+
+def test_a_preset_whose_agent_is_missing_is_exit_1_with_the_install_command(spec_repo: Path) -> None:
+    head = git(spec_repo, "rev-parse", "HEAD")
+    result = run_cli("build", "--headless", "--agent", "codex", cwd=spec_repo, env=only_on_path(), expect=1)
+    assert "the codex agent is not installed: codex-acp is not on PATH" in result.stderr
+    assert "npm install -g @zed-industries/codex-acp@0.16.0" in result.stderr
+    untouched(spec_repo, head)
+
+
+def test_a_preset_runs_its_program_from_path(spec_repo: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    fake_program(bin_dir, "claude-code-acp", "follow")
+    env = {**FAST_ENV, **only_on_path(bin_dir)}
+    result = run_cli("build", "--headless", "--agent", "claude", "-i", "5", cwd=spec_repo, env=env)
+    assert "| agent: claude |" in result.stdout
+    assert "stopped: the session is complete" in result.stdout
+
+
+def test_a_one_word_command_of_your_own_still_runs(spec_repo: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    fake_program(bin_dir, "my-agent", "follow")
+    env = {**FAST_ENV, **only_on_path(bin_dir)}
+    result = run_cli("build", "--headless", "--agent", "my-agent", "-i", "5", cwd=spec_repo, env=env)
+    assert "stopped: the session is complete" in result.stdout
+
+
+def test_doctor_names_a_missing_presets_install_command(repo: Path) -> None:
+    result = run_cli("doctor", cwd=repo, env={**only_on_path(), "ITERATR_AGENT": "gemini"}, expect=1)
+    out = result.stdout
+    assert "fail  agent command: the gemini preset's gemini is not installed" in out
+    assert "fix: install it: `npm install -g @google/gemini-cli@0.61.0`" in out
+    assert "skip  agent speaks ACP: not tried" in out
+
+
+def test_doctor_checks_a_presets_program_acp_and_key(repo: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    fake_program(bin_dir, "claude-code-acp", "ok")
+    env = {**FAST_ENV, **only_on_path(bin_dir), **NO_KEYS, "ITERATR_AGENT": "claude"}
+    out = run_cli("doctor", cwd=repo, env=env).stdout
+    assert f"ok    agent command: the claude preset: {bin_dir / 'claude-code-acp'}" in out
+    keys = "ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN or CLAUDE_CODE_OAUTH_TOKEN"
+    assert f"warn  claude credentials: none of {keys} is set" in out
+    assert "ANTHROPIC_BASE_URL" in out  # the fix says how to point it elsewhere too
+    assert "ok    agent speaks ACP: iteratr-scripted-agent" in out
+    keyed = run_cli("doctor", cwd=repo, env={**env, "ANTHROPIC_API_KEY": "sk-secret-value"}).stdout
+    assert "ok    claude credentials: ANTHROPIC_API_KEY is set" in keyed
+    assert "sk-secret-value" not in keyed
+
+
+def test_doctor_fails_an_unknown_preset_listing_the_presets(repo: Path) -> None:
+    out = run_cli("doctor", cwd=repo, env={**only_on_path(), "ITERATR_AGENT": "cluade"}, expect=1).stdout
+    assert "fail  agent command: unknown agent preset 'cluade'; the presets are opencode, claude, codex, gemini" in out
+
+
+def test_setup_offers_the_presets_found_on_path_and_saves_the_choice(repo: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    fake_program(bin_dir, "codex-acp", "ok")
+    fake_program(bin_dir, "gemini", "ok")
+    env = {
+        **os.environ,
+        **FAST_ENV,
+        **only_on_path(bin_dir),
+        "TERM": "xterm-256color",
+        "PROMPT_TOOLKIT_NO_CPR": "1",  # pexpect does not answer cursor-position requests
+    }
+    env.pop("ITERATR_AGENT", None)
+    child = pexpect.spawn(
+        ITERATR_CMD[0],
+        [*ITERATR_CMD[1:], "setup", "--project"],
+        cwd=str(repo),
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 200),
+    )
+    child.logfile_read = io.StringIO()
+    child.expect("agents found on PATH: codex, gemini")
+    child.expect("Agent:")
+    child.send("\x1b[A\r")  # from the default (keep: opencode acp, last) up to gemini
+    child.expect("Model:")
+    child.send("\r")  # the agent's default
+    child.expect(r"auto_commit\)\?")
+    child.send("y")
+    child.expect("wrote .*: agent: gemini, model: ")
+    child.expect(pexpect.EOF)
+    child.close()
+    transcript = str(child.logfile_read.getvalue())
+    assert child.exitstatus == 0, transcript
+    text = (repo / "iteratr.yml").read_text()
+    assert "agent: gemini\n" in text and "auto_commit: true\n" in text, transcript
