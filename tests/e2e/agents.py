@@ -40,3 +40,23 @@ def find_or_install(name: str, environ: Mapping[str, str]) -> Path:
     if not (folder / preset.command[0]).exists():
         raise AgentUnavailable(f"{folder / preset.command[0]} is missing after {INSTALL_SCRIPT.name}")
     return folder
+
+
+def main() -> int:
+    """Install every preset's pinned agent but opencode's (``.ci/install-opencode.sh`` does that one); for .ci/run."""
+    import os
+    import sys
+
+    for name in PRESETS:
+        if name == "opencode":
+            continue
+        try:
+            print(f"{name}: {find_or_install(name, os.environ)}")
+        except AgentUnavailable as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
