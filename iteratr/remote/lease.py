@@ -146,7 +146,7 @@ class Lease:
         if found:
             holder = read(self.cwd, found)
             if holder is not None and holder.clone != self.clone and holder.live():
-                raise self._held(holder)
+                raise self.held_error(holder)
             if holder is None:
                 warning = f"took over a lease on {self.session} at {self.remote} that iteratr cannot read"
             elif holder.clone == self.clone:
@@ -163,7 +163,7 @@ class Lease:
             tips = refs.probe(self.cwd, self.remote, self.session)
             refs.fetch(self.cwd, self.remote, self.session, tips)
             holder = read(self.cwd, tips.lease)
-            raise self._held(holder)
+            raise self.held_error(holder)
         self.sha = new
         return warning
 
@@ -198,7 +198,7 @@ class Lease:
                 refs.push(self.cwd, self.remote, [refs.Update(self.ref, "", self.sha)])
             self.sha = None
 
-    def _held(self, holder: Holder | None) -> LeaseLost:
+    def held_error(self, holder: Holder | None) -> LeaseLost:
         who = holder.describe() if holder is not None else "another machine"
         return LeaseLost(
             f"session {self.session} is held through {self.remote} by another machine: {who}",

@@ -85,7 +85,7 @@ class Link:
         else:
             holder = read(self.cwd, tips.lease)
             if holder is not None and holder.clone != self.lease.clone and holder.live():
-                raise self.lease._held(holder)
+                raise self.lease.held_error(holder)
         self.pushed = tips.branch
         said += self._resume(tips.branch)
         return said + self.notes

@@ -4,12 +4,10 @@ remote: its lease and resume before the loop, each commit pushed, the lease rele
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
 
 from iteratr.errors import IteratrError
 from iteratr.gitrepo import GitRepo
-from iteratr.output import Printer
 from iteratr.remote.sync import Link
 from tests.fakes import Script
 from tests.run import harness
@@ -46,6 +44,3 @@ def start_error(clone: Any, **kwargs: Any) -> IteratrError:
     except IteratrError as exc:
         return exc
     raise AssertionError("Link.start did not refuse")
-
-
-__all__ = ["Printer", "io", "remote_loop", "start_error"]
