@@ -119,8 +119,8 @@ class Link:
             f"{self.branch} has diverged from {self.remote_branch} ({n_ours} commit(s) here, {len(only_theirs)} "
             f"there, since {base}); nothing was changed, no agent started",
             hint=f"see both: git log --oneline {base}..{self.branch} ; git log --oneline {base}..{self.remote_branch}"
-            f" ; keep one, e.g. `git branch -f {self.branch} {self.remote_branch}` (the other stays reachable from"
-            " its branch)",
+            f" ; to carry on from the remote's and keep this one: git branch -m {self.branch} "
+            f"{self.branch}.diverged, then build again",
         )
 
     def _fast_forward(self, ours: str, theirs: str) -> None:

@@ -43,4 +43,6 @@ def start_error(clone: Any, **kwargs: Any) -> IteratrError:
         link.start()
     except IteratrError as exc:
         return exc
+    finally:
+        link.release()
     raise AssertionError("Link.start did not refuse")

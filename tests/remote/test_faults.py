@@ -46,11 +46,18 @@ def test_a_diverged_local_branch_is_refused_before_any_agent_starts_and_neither_
     out = build(a, "--push", "--agent", fake_agent("follow"), expect=EXIT_FAILED)
     assert "iteratr/SPEC has diverged from origin/iteratr/SPEC (1 commit(s) here, 1 there" in out
     assert "git log --oneline" in out and "..origin/iteratr/SPEC" in out
+    assert "git branch -m iteratr/SPEC iteratr/SPEC.diverged" in out
     assert "starting the agent" not in out
     assert (_rev(a, "iteratr/SPEC"), _rev(origin, "iteratr/SPEC")) == (ours, theirs)
     assert lease_of(origin) is None  # released on the way out
     error = start_error(a, push=False)  # fetch-only refuses it the same way
     assert "diverged" in str(error) and error.exit_code == EXIT_FAILED
+
+    git(a, "branch", "-m", "iteratr/SPEC", "iteratr/SPEC.diverged")  # the way out the hint gives
+    again = build(a, "--push", "-i", "1", "--agent", fake_agent("follow"), expect=EXIT_OK)
+    assert "resuming from origin/iteratr/SPEC" in again
+    assert remote_iterations(origin) == [0, 1, 2, 3]
+    assert _rev(a, "iteratr/SPEC.diverged") == ours  # this machine's #2 still reachable
 
 
 @pytest.mark.parametrize("remote", ["/nonexistent/remote.git", "nosuchremote"])
