@@ -1,11 +1,13 @@
-"""The snapshot's history: every note and every iteration that left the live window, in append-only files.
+"""The snapshot's history: every note, every iteration that left the live window, the done tasks and the delivered
+messages, in append-only files.
 
 Beside the snapshot (where git never goes, ``iteratr.session.store.snapshot_path``) a generation ``G`` of the
-archive is two files, ``notes.G`` and ``iterations.G``: each a run of marshalled lists of rows, appended to when
-the snapshot is saved. The snapshot records the generation and how many bytes of each file it covers, so bytes
-past that (a save that crashed before its snapshot was written) are cut off by the next save, and a reader holding
-an older snapshot reads only a prefix that never changes. A full replay starts a new generation (its name holds
-the pid and the time), so it never disturbs a reader of the old one; generations not in use for a while are removed.
+archive is a file per kind (``notes.G``, ``iterations.G``, ``tasks.G``, ``messages.G``): each a run of marshalled
+lists of rows, appended to when the snapshot is saved. The snapshot records the generation and how many bytes of
+each file it covers, so bytes past that (a save that crashed before its snapshot was written) are cut off by the
+next save, and a reader holding an older snapshot reads only a prefix that never changes. A full replay starts a
+new generation (its name holds the pid and the time), so it never disturbs a reader of the old one; generations
+not in use for a while are removed.
 
 A cache, like the snapshot: nothing is fsynced, and an archive that is missing, short or unreadable makes the
 store replay the log instead (``ArchiveError``).
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
     Opener = Callable[[str, int], int]  # (file name in the folder, os.open flags) -> fd, never through a link
 
-KINDS = ("notes", "iterations")
+KINDS = ("notes", "iterations", "tasks", "messages")
 _STALE_SECONDS = 600  # a generation untouched this long is no replay's any more
 
 
@@ -80,6 +82,12 @@ class Archive:
 
     def iteration_rows(self) -> list[tuple[Any, ...]]:
         return self.rows("iterations")
+
+    def task_rows(self) -> list[tuple[Any, ...]]:
+        return self.rows("tasks")
+
+    def message_rows(self) -> list[tuple[Any, ...]]:
+        return self.rows("messages")
 
     def append(self, kind: str, rows: list[tuple[Any, ...]]) -> None:
         """Add ``rows`` after the covered bytes (cutting off any left by a save that did not finish)."""

@@ -195,7 +195,8 @@ def task_depends(store: Store, raw_id: str, raw_dep: str) -> dict[str, Any]:
 
 
 def ready(state: State, task: Task) -> bool:
-    return all(state.tasks[d].status == "completed" if d in state.tasks else False for d in task.depends_on)
+    # status_of: a dependency done long ago is answered from the index of done tasks, never read from the archive
+    return all(state.tasks.status_of(d) == "completed" for d in task.depends_on)
 
 
 def task_next(state: State) -> tuple[Task | None, str]:
@@ -203,14 +204,15 @@ def task_next(state: State) -> tuple[Task | None, str]:
     current = state.in_progress()
     if current is not None:
         return current, "in progress: continue it"
-    candidates = [t for t in state.tasks.values() if t.status == "remaining" and ready(state, t)]
+    live = state.tasks.live()  # what is not done: never the session's history
+    candidates = [t for t in live if t.status == "remaining" and ready(state, t)]
     if candidates:
         best = min(candidates, key=lambda t: (-t.priority, id_number(t.id)))
         return best, "highest priority ready task"
     if not state.tasks:
         return None, "no tasks yet: add them with task-add or task-batch-add"
     open_tasks = state.open_tasks()
-    blocked = [t.id for t in state.tasks.values() if t.status == "blocked"]
+    blocked = [t.id for t in live if t.status == "blocked"]
     if not open_tasks and not blocked:
         return None, "all tasks are done: call session-complete"
     if not open_tasks:
@@ -265,5 +267,5 @@ def session_complete(store: Store) -> dict[str, Any]:
 
     state, _ = store.transact(decide)
     # "complete" is derived (State.complete): with a task blocked the session still needs a person.
-    blocked = sorted((t.id for t in state.tasks.values() if t.status == "blocked"), key=id_number)
+    blocked = [t.id for t in state.tasks.live() if t.status == "blocked"]
     return {"complete": state.complete, "tasks": len(state.tasks), "blocked": blocked}

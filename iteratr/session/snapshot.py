@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 SNAPSHOT_FILE = "state.marshal"
-VERSION = 5  # 5: the live state only, history in the archive; 4: everything, iterations with run/progress/usage
+# 7: the live state only (history in the archive: notes, old iterations, done tasks, delivered messages);
+# 4: everything, iterations with run/progress/usage
+VERSION = 7
 
 
 def log_stat(f: Any) -> tuple[int, int, int]:
@@ -132,7 +134,7 @@ class Snapshot:
 
 def save_history(state: State, archive: Archive) -> None:
     """Move what the state holds of history (new notes, iterations leaving the window) into the archive."""
-    notes, iterations = state.history_delta()
-    archive.append("notes", notes)
-    archive.append("iterations", iterations)
-    state.history_saved(iterations)
+    rows = state.history_delta()
+    for kind, found in rows.items():
+        archive.append(kind, found)
+    state.history_saved(rows)

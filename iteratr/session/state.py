@@ -15,6 +15,7 @@ The records themselves (``Task``, ``Note``, ``Iteration``, ``Message``) are in `
 
 from __future__ import annotations
 
+from iteratr.session.compact import IdSet, Messages
 from iteratr.session.model import (
     CLOSED_STATUSES,
     DONE_STATUSES,
@@ -31,6 +32,7 @@ from iteratr.session.model import (
     Task,
     id_number,
 )
+from iteratr.session.tasks import Tasks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # see iteratr.session.model: only mypy needs typing
@@ -41,6 +43,8 @@ if TYPE_CHECKING:  # see iteratr.session.model: only mypy needs typing
 
         def note_rows(self) -> list[tuple[Any, ...]]: ...
         def iteration_rows(self) -> list[tuple[Any, ...]]: ...
+        def task_rows(self) -> list[tuple[Any, ...]]: ...
+        def message_rows(self) -> list[tuple[Any, ...]]: ...
 
 
 __all__ = [
@@ -58,6 +62,7 @@ __all__ = [
     "Note",
     "State",
     "Task",
+    "Tasks",
     "id_number",
     "would_cycle",
 ]
@@ -92,8 +97,9 @@ class State:
     )
 
     def __init__(self, archive: History | None = None) -> None:
-        self.tasks: dict[str, Task] = {}
-        self.messages: dict[str, Message] = {}
+        # Every task; the done ones (history) in the archive until asked for (iteratr.session.tasks).
+        self.tasks = Tasks(archive.task_rows if archive is not None else None)
+        self.messages = Messages(archive.message_rows if archive is not None else None)
         # A `session.completed` was recorded since the tasks last reopened. Only a claim: whether the session
         # is complete is derived (``complete``), so a line an agent writes by hand with tasks open changes nothing.
         self.claimed = False
@@ -102,7 +108,7 @@ class State:
         # Inbox files already consumed, source -> byte offset (see iteratr.inbox).
         self.inbox_consumed: dict[str, int] = {}
         # Tasks whose on_task_complete hooks have run: each fires once per task.
-        self.completed_hooked: set[str] = set()
+        self.completed_hooked = IdSet()
         self.tokens = 0
         self.cost = 0.0
         self.currency: str | None = None
@@ -255,37 +261,34 @@ class State:
         """Derived, never claimed: at least one task, every task completed or cancelled, no message waiting."""
         if not self.tasks:
             return False
-        for task in self.tasks.values():
+        for task in self.tasks.live():
             if task.status not in DONE_STATUSES:
                 return False
         return not self.pending_messages()
 
     def pending_messages(self) -> list[Message]:
-        return [m for m in self.messages.values() if m.delivered_to is None]
+        return self.messages.waiting()
 
     def open_tasks(self) -> list[Task]:
-        return [t for t in self.tasks.values() if t.status not in CLOSED_STATUSES]
+        return [t for t in self.tasks.live() if t.status not in CLOSED_STATUSES]
 
     def in_progress(self) -> Task | None:
-        for task in self.tasks.values():
+        for task in self.tasks.live():
             if task.status == "in_progress":
                 return task
         return None
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(TASK_STATUSES, 0)
-        for task in self.tasks.values():
-            counts[task.status] = counts.get(task.status, 0) + 1
-        return counts
+        return self.tasks.counts()
 
     # -- as data ---------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "tasks": [t.to_dict() for t in self.tasks.values()],
+            "tasks": [t.to_dict() for t in sorted(self.tasks.values(), key=lambda t: id_number(t.id))],
             "notes": [n.to_dict() for n in self.notes],
             "iterations": [i.to_dict() for _, i in sorted(self.iterations.items())],
-            "messages": [m.to_dict() for m in self.messages.values()],
+            "messages": [m.to_dict() for m in self.messages.values()],  # in id-number order
             "complete": self.complete,
             "claimed": self.claimed,
             "last_task_num": self.last_task_num,
@@ -296,15 +299,23 @@ class State:
             "currency": self.currency,
         }
 
-    def history_delta(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """What the archive lacks: the notes added since the last save, and the iterations leaving the window
-        (or changed outside it). ``history_saved`` once they are written."""
+    def history_delta(self) -> dict[str, list[tuple[Any, ...]]]:
+        """What the archive lacks, by kind: the notes added since the last save, the iterations leaving the window
+        (or changed outside it), the tasks done. ``history_saved`` once they are written."""
         low = self._max_n - WINDOW
         leaving = [n for n in self._its if n <= low and (n in self._dirty or n in self._live_ns)]
-        return list(self._new_notes), [self._its[n].row() for n in sorted(leaving)]
+        return {
+            "notes": list(self._new_notes),
+            "iterations": [self._its[n].row() for n in sorted(leaving)],
+            "tasks": self.tasks.history_delta(),
+            "messages": self.messages.history_delta(),
+        }
 
-    def history_saved(self, iteration_rows: list[tuple[Any, ...]]) -> None:
+    def history_saved(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
         """The rows ``history_delta`` gave are in the archive: memory keeps only what is live (unless all was read)."""
+        self.tasks.history_saved(rows["tasks"])
+        self.messages.history_saved(rows["messages"])
+        iteration_rows = rows["iterations"]
         self._new_notes = []
         low = self._max_n - WINDOW
         if iteration_rows:
@@ -321,12 +332,12 @@ class State:
         """The live state as tuples of plain values, for the store's snapshot (marshal): no history in it."""
         low = self._max_n - WINDOW
         return (
-            [(t.id, t.content, t.status, t.priority, t.depends_on) for t in self.tasks.values()],
-            [(m.id, m.text, m.ts, m.delivered_to) for m in self.messages.values()],
+            self.tasks.live_rows(),
+            self.messages.live_rows(),
             self.claimed,
             self.last_task_num,
             self.inbox_consumed,
-            sorted(self.completed_hooked),
+            self.completed_hooked.pack(),
             self.tokens,
             self.cost,
             self.currency,
@@ -336,6 +347,8 @@ class State:
             self._max_n,
             self._has_its,
             self._archived_max,
+            bytes(self.tasks.done),
+            self.messages.archived_bits(),
         )
 
     @classmethod
@@ -343,13 +356,17 @@ class State:
         """The inverse of ``pack_live``; history comes from ``archive`` when asked for."""
         (tasks, messages, claimed, last_task_num, consumed, hooked, tokens, cost, currency) = packed[:9]
         s = cls(archive)
-        s.tasks = {row[0]: Task(*row) for row in tasks}
+        s.tasks = Tasks(archive.task_rows if archive is not None else None, packed[15])
+        for row in tasks:
+            s.tasks[row[0]] = Task(*row)
+        s.messages = Messages(archive.message_rows if archive is not None else None, packed[16])
         for mid, text, ts, delivered_to in messages:
             msg = s.messages[mid] = Message(mid, text, ts)
             msg.delivered_to = delivered_to
-        s.claimed, s.last_task_num, s.inbox_consumed, s.completed_hooked = claimed, last_task_num, consumed, set(hooked)
+        s.claimed, s.last_task_num, s.inbox_consumed = claimed, last_task_num, consumed
+        s.completed_hooked = IdSet(hooked)
         s.tokens, s.cost, s.currency = tokens, cost, currency
-        s._note_count, s._recent, window, s._max_n, s._has_its, s._archived_max = packed[9:]
+        s._note_count, s._recent, window, s._max_n, s._has_its, s._archived_max = packed[9:15]
         s._its = {row[0]: Iteration.from_row(row) for row in window}
         s._live_ns = set(s._its)
         if archive is None:  # nothing was ever archived: what is here is all there is
@@ -374,7 +391,7 @@ class State:
         s.claimed = bool(d.get("claimed", False))
         s.last_task_num = d["last_task_num"]
         s.inbox_consumed = dict(d["inbox_consumed"])
-        s.completed_hooked = set(d["completed_hooked"])
+        s.completed_hooked = IdSet(ids=d["completed_hooked"])
         s.tokens, s.cost, s.currency = d["tokens"], d["cost"], d["currency"]
         return s
 

@@ -378,6 +378,18 @@ class _Recovering:
         except (OSError, ArchiveError):
             return [it.row() for it in self._replayed().iterations.values()]
 
+    def task_rows(self) -> list[tuple[Any, ...]]:
+        try:
+            return self.archive.task_rows()
+        except (OSError, ArchiveError):
+            return [(t.id, t.content, t.status, t.priority, t.depends_on) for t in self._replayed().tasks.values()]
+
+    def message_rows(self) -> list[tuple[Any, ...]]:
+        try:
+            return self.archive.message_rows()
+        except (OSError, ArchiveError):
+            return [(m.id, m.text, m.ts, m.delivered_to) for m in self._replayed().messages.values()]
+
     def _replayed(self) -> State:
         state = State()
         with safe_open.open_read(self.store.data_dir, self.store._events_rel) as f:

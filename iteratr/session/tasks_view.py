@@ -1,8 +1,9 @@
 """``tasks.yaml``: the readable view of a session's tasks and notes, written with ruamel.yaml.
 
 The view is derived: it always equals what replaying ``events.jsonl`` gives, and is rewritten after
-every change. It shows every task and the last ``VIEW_NOTES`` notes: all the notes of a long session would make
-every write (and every commit of the file) cost the session's history; ``iteratr tool note-list`` lists them all.
+every change. It shows the counts of every status, the tasks not done (remaining, in progress, blocked) and the
+last ``VIEW_NOTES`` notes: the done tasks and all the notes of a long session would make every write (and every
+commit of the file) cost the session's history; ``iteratr tool task-list --all`` and ``note-list`` list them all.
 Tasks are in numeric id order and notes in log order, so that git diffs stay small.
 
 ruamel needs about half a millisecond per task, which on a 500-task session would be most of the
@@ -136,7 +137,7 @@ def document(name: str, state: State) -> dict[str, Any]:
         "session": name,
         "complete": state.complete,
         "counts": counts,
-        "tasks": [t.to_dict() for t in state.tasks.values()],
+        "tasks": [t.to_dict() for t in state.tasks.live()],
         "notes": [n.to_dict() for n in state.recent_notes(VIEW_NOTES)],
     }
 
@@ -204,7 +205,7 @@ def render(name: str, state: State, cache: dict[str, Any] | None = None) -> tupl
     else:
         new_cache["head"] = (head_key, _head_text(name, state.complete, counts))
     parts = [HEADER, new_cache["head"][1]]
-    tasks = list(state.tasks.values())
+    tasks = state.tasks.live()
     task_keys = [(t.id, t.content, t.status, t.priority, tuple(t.depends_on)) for t in tasks]
     note_keys = state.recent_note_rows(VIEW_NOTES)  # (id, content, type, iteration): live, never the archive
     sections: list[tuple[str, list[tuple[Any, ...]], Callable[[int], dict[str, Any]]]] = [

@@ -180,7 +180,6 @@ def test_end_of_run_commits_what_was_recorded_after_the_last_iteration(recorder:
 
 def test_commit_message_names_the_outcome_tasks_and_messages() -> None:
     before, after = State(), State()
-    after.tasks = {}
     attempt = Attempt(n=3, kind="main", outcome="failed", error="x" * 80, duration=12.0, delivered=["MSG-1"])
     message = commit_message("S", before, after, attempt)
     subject, _, *rest = message.splitlines()

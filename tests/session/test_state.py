@@ -221,7 +221,7 @@ class MemoryArchive:
     """The archive's contract (``iteratr.session.archive.Archive``) in memory, counting its reads."""
 
     def __init__(self) -> None:
-        self.kept: dict[str, list[tuple[Any, ...]]] = {"notes": [], "iterations": []}
+        self.kept: dict[str, list[tuple[Any, ...]]] = {"notes": [], "iterations": [], "tasks": [], "messages": []}
         self.reads = 0
 
     def append(self, kind: str, rows: list[tuple[Any, ...]]) -> None:
@@ -234,6 +234,14 @@ class MemoryArchive:
     def iteration_rows(self) -> list[tuple[Any, ...]]:
         self.reads += 1
         return list(self.kept["iterations"])
+
+    def task_rows(self) -> list[tuple[Any, ...]]:
+        self.reads += 1
+        return list(self.kept["tasks"])
+
+    def message_rows(self) -> list[tuple[Any, ...]]:
+        self.reads += 1
+        return list(self.kept["messages"])
 
 
 def saved_and_unpacked(s: State, archive: MemoryArchive | None = None) -> tuple[State, MemoryArchive]:

@@ -174,15 +174,19 @@ def test_a_cold_replay_keeps_only_the_live_state_in_memory(tmp_path: Path, monke
     assert state.to_dict() == expected(store)[0]
 
 
-def test_tasks_yaml_shows_every_task_and_the_last_notes_only(tmp_path: Path) -> None:
-    """A long session's notes would make every write, and every commit of the view, cost the history."""
+def test_tasks_yaml_shows_the_counts_the_tasks_not_done_and_the_last_notes(tmp_path: Path) -> None:
+    """A long session's done tasks and notes would make every write, and every commit of the view, cost the history."""
     from ruamel.yaml import YAML
 
     store = Store(tmp_path / ".iteratr", "S")
-    store.append(make_event("task.added", {"id": "TAS-1", "content": "t", "status": "completed", "priority": 2}, 0))
+    for n, status in enumerate(["completed", "remaining", "cancelled", "blocked", "in_progress"], 1):
+        data = {"id": f"TAS-{n}", "content": "t", "status": status, "priority": 2, "depends_on": []}
+        store.append(make_event("task.added", data, 0))
     for n in range(1, 101):
         store.append(make_event("note.added", {"id": f"NOT-{n}", "content": f"note {n}", "type": "tip"}, 0))
     view = YAML(typ="safe").load(store.tasks_path.read_text())
-    assert [t["id"] for t in view["tasks"]] == ["TAS-1"]
+    assert view["counts"] == {"remaining": 1, "in_progress": 1, "completed": 1, "blocked": 1, "cancelled": 1}
+    assert [t["id"] for t in view["tasks"]] == ["TAS-2", "TAS-4", "TAS-5"]
     assert [n["id"] for n in view["notes"]] == [f"NOT-{n}" for n in range(71, 101)]
-    assert len(Store(store.data_dir, "S").load().notes) == 100  # all of them are still there to read
+    state = Store(store.data_dir, "S").load()
+    assert len(state.notes) == 100 and len(state.tasks) == 5  # all of them are still there to read

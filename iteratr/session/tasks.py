@@ -1,0 +1,158 @@
+"""Every task of a session by id, with only the live ones in memory.
+
+A task completed or cancelled is history: a long session closes tens of thousands, and a call that loaded them
+all would cost the history. So ``Tasks`` keeps in memory the tasks not done (remaining, in progress, blocked) and
+any task changed since the last save; done tasks go to the archive (``iteratr.session.archive``) when the store
+saves, leaving one byte each in ``done`` (indexed by the task's number: completed or cancelled). That answers
+what the tools ask of a done task without reading it: does it exist, is it completed (a dependency is ready), how
+many are there. Asking for a done task itself (``get``) reads the archive once; iterating every task reads it too.
+
+It behaves as the ``dict`` it replaces for reading (``get``, ``[]``, ``in``, ``len``, ``values``, ``items``,
+iteration in id-number order); the reducer adds with ``[]=``. ``live()`` gives the tasks not done, cheaply.
+"""
+
+from __future__ import annotations
+
+from iteratr.session.model import DONE_STATUSES, TASK_STATUSES, Task, id_number
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+_CODES = {"completed": 1, "cancelled": 2}
+_STATUS_OF_CODE = {1: "completed", 2: "cancelled"}
+_MAX_ARCHIVED_NUMBER = 10_000_000  # a hand-written TAS-999999999 stays in memory rather than grow the index
+
+
+def _number(task_id: str) -> int | None:
+    try:
+        n = id_number(task_id)
+    except (ValueError, IndexError, AttributeError):
+        return None
+    return n if task_id == f"TAS-{n}" and 0 < n <= _MAX_ARCHIVED_NUMBER else None
+
+
+class Tasks:
+    __slots__ = ("_all", "_live", "_load", "done")
+
+    def __init__(self, load: Callable[[], list[tuple[Any, ...]]] | None = None, done: bytes = b"") -> None:
+        self._live: dict[str, Task] = {}  # not done, or changed since the last save
+        self.done = bytearray(done)  # per task number: 1 completed, 2 cancelled (archived); 0 not archived
+        self._load = load  # the archived rows (a later row of an id replaces an earlier one)
+        self._all: dict[str, Task] | None = None if load is not None and any(self.done) else self._live
+
+    # -- what is cheap -----------------------------------------------------------------------------
+
+    def _archived_status(self, task_id: str) -> str | None:
+        n = _number(task_id)
+        return _STATUS_OF_CODE.get(self.done[n]) if n is not None and n < len(self.done) else None
+
+    def status_of(self, task_id: str) -> str | None:
+        """A task's status without reading the archive (None: no such task)."""
+        task = self._live.get(task_id)
+        return task.status if task is not None else self._archived_status(task_id)
+
+    def __contains__(self, task_id: object) -> bool:
+        return isinstance(task_id, str) and self.status_of(task_id) is not None
+
+    def __len__(self) -> int:
+        if self._all is not None:
+            return len(self._all)
+        archived = len(self.done) - self.done.count(0)
+        return archived + sum(1 for tid in self._live if self._archived_status(tid) is None)
+
+    def __bool__(self) -> bool:
+        return bool(self._live) or any(self.done)
+
+    def live(self) -> list[Task]:
+        """The tasks not done, in id-number order."""
+        found = [t for t in self._live.values() if t.status not in DONE_STATUSES]
+        return sorted(found, key=lambda t: id_number(t.id))
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(TASK_STATUSES, 0)
+        if self._all is not None:
+            tasks: Any = self._all.values()
+        else:
+            counts["completed"], counts["cancelled"] = self.done.count(1), self.done.count(2)
+            tasks = self._live.values()
+        for task in tasks:
+            if self._all is None:
+                was = self._archived_status(task.id)
+                if was is not None:
+                    counts[was] -= 1
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return counts
+
+    # -- what may read the archive -----------------------------------------------------------------
+
+    def _everything(self) -> dict[str, Task]:
+        if self._all is None:
+            merged: dict[str, Task] = {}
+            for row in self._load() if self._load is not None else []:
+                if self._archived_status(row[0]) is not None:
+                    merged[row[0]] = Task(*row)
+            merged.update(self._live)
+            self._all = dict(sorted(merged.items(), key=lambda item: id_number(item[0])))
+        return self._all
+
+    def get(self, task_id: str, default: Task | None = None) -> Task | None:
+        """A task by id; a done one is read from the archive and kept live until the next save (it may change)."""
+        task = self._live.get(task_id)
+        if task is None and self._archived_status(task_id) is not None:
+            task = self._everything().get(task_id)
+            if task is not None:
+                self._live[task_id] = task
+        return task if task is not None else default
+
+    def __getitem__(self, task_id: str) -> Task:
+        task = self.get(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        return task
+
+    def __setitem__(self, task_id: str, task: Task) -> None:
+        self._live[task_id] = task
+        if self._all is not None and self._all is not self._live:
+            self._all[task_id] = task
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._everything()))
+
+    def keys(self) -> list[str]:
+        return list(self._everything())
+
+    def values(self) -> list[Task]:
+        return list(self._everything().values())
+
+    def items(self) -> list[tuple[str, Task]]:
+        return list(self._everything().items())
+
+    # -- saving --------------------------------------------------------------------------------------
+
+    def history_delta(self) -> list[tuple[Any, ...]]:
+        """Rows of the done tasks still in memory: the archive takes them."""
+        return [
+            (t.id, t.content, t.status, t.priority, t.depends_on)
+            for t in self._live.values()
+            if t.status in DONE_STATUSES and _number(t.id) is not None
+        ]
+
+    def history_saved(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._all is self._live and rows:  # it was all there was: with no archive to read back, keep a copy
+            self._all = dict(self._live) if self._load is None else None
+        for row in rows:
+            n = _number(row[0])
+            assert n is not None
+            if n >= len(self.done):
+                self.done.extend(bytes(n + 1 - len(self.done) + 1024))
+            self.done[n] = _CODES[row[2]]
+            del self._live[row[0]]
+        for tid, task in self._live.items():  # reopened since archived: live again
+            n = _number(tid)
+            if n is not None and n < len(self.done) and task.status not in DONE_STATUSES:
+                self.done[n] = 0
+
+    def live_rows(self) -> list[tuple[Any, ...]]:
+        return [(t.id, t.content, t.status, t.priority, t.depends_on) for t in self._live.values()]
