@@ -13,7 +13,9 @@ Refs, for session S and remote R:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +38,20 @@ def lease_ref(session: str) -> str:
     return f"refs/iteratr/leases/{session}"
 
 
+def label(remote: str) -> str:
+    """The remote's name in local ref names: itself for a named remote, a digest for a URL or path (``--push
+    /srv/git/project.git``), which cannot be part of a ref name."""
+    if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", remote) and ".." not in remote and not remote.endswith(".lock"):
+        return remote
+    return "url-" + hashlib.sha256(remote.encode()).hexdigest()[:12]
+
+
 def tracking_ref(remote: str, session: str) -> str:
-    return f"refs/remotes/{remote}/iteratr/{session}"
+    return f"refs/remotes/{label(remote)}/iteratr/{session}"
 
 
 def fetched_lease_ref(remote: str, session: str) -> str:
-    return f"refs/iteratr/remote-leases/{remote}/{session}"
+    return f"refs/iteratr/remote-leases/{label(remote)}/{session}"
 
 
 def _env() -> dict[str, str]:
@@ -172,10 +182,11 @@ def only_in(cwd: Path, tip: str, base: str | None) -> list[str]:
 def remote_sessions(cwd: Path) -> dict[str, list[str]]:
     """Sessions on remote-tracking branches (``refs/remotes/<remote>/iteratr/<S>``): name -> remotes, sorted."""
     out = gitrepo.run_git(cwd, "for-each-ref", "--format=%(refname)", "refs/remotes/", check=False).out
+    configured = set(gitrepo.run_git(cwd, "remote", check=False).out.split())  # not a --push URL's digest
     found: dict[str, list[str]] = {}
     for ref in out.splitlines():
         remote, sep, name = ref.removeprefix("refs/remotes/").partition("/iteratr/")
-        if sep and paths.NAME_RE.fullmatch(name):  # S.archived-… is an archive, not a session
+        if sep and remote in configured and paths.NAME_RE.fullmatch(name):  # S.archived-… is no session
             found.setdefault(name, []).append(remote)
     return {name: sorted(remotes) for name, remotes in sorted(found.items())}
 

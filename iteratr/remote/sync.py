@@ -68,7 +68,8 @@ class Link:
 
     @property
     def remote_branch(self) -> str:
-        return f"{self.remote}/iteratr/{self.session}"
+        """How the remote's branch is named here (its remote-tracking ref's short name)."""
+        return f"{refs.label(self.remote)}/iteratr/{self.session}"
 
     # -- before the agent starts ------------------------------------------------------------------
 

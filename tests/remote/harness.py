@@ -19,11 +19,13 @@ def link_for(clone: Any, *, remote: str = "origin", push: bool = True, ttl: floa
     return Link(repo.root, remote, "SPEC", push=push, ttl=ttl, common_dir=repo.common_dir(), retry_delay=0.0)
 
 
-def remote_loop(clone: Any, script: Script, *, expect: int | None = 0, ttl: float = 60.0, **kwargs: Any) -> LoopRun:
+def remote_loop(
+    clone: Any, script: Script, *, expect: int | None = 0, ttl: float = 60.0, remote: str = "origin", **kwargs: Any
+) -> LoopRun:
     """Lease and resume (``Link.start``), then the loop with each commit pushed; the lease released at the end."""
-    link = link_for(clone, ttl=ttl)
+    link = link_for(clone, ttl=ttl, remote=remote)
     said = link.start()
-    loop, run = harness.prepare(clone, script, push="origin", **kwargs)
+    loop, run = harness.prepare(clone, script, push=remote, **kwargs)
     loop.record.link = link
     run.stream.write("".join(line + "\n" for line in said))
     try:

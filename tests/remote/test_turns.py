@@ -33,3 +33,12 @@ def test_two_clones_take_turns_to_completion_numbers_contiguous_no_replanning(
     assert sum("planning" in s for s in subjects) == 1
     assert git(a, "rev-parse", "iteratr/SPEC") == git(origin, "rev-parse", "iteratr/SPEC")
     assert third.state.complete
+
+
+def test_a_remote_given_as_a_path_works_as_a_named_one(origin: Path, clone: Callable[[str], Path]) -> None:
+    a, b = clone("a"), clone("b")
+    remote_loop(a, Script("follow"), iterations=1, remote=str(origin), expect=EXIT_INCOMPLETE)
+    assert remote_iterations(origin) == [0, 1]
+    run = remote_loop(b, Script("follow"), remote=str(origin), expect=EXIT_OK)  # no tracking ref named by a path
+    assert "resuming from url-" in run.output
+    assert remote_iterations(origin) == [0, 1, 2, 3] and lease_of(origin) is None
