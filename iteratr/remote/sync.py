@@ -184,6 +184,11 @@ class Link:
                 new_lease = self.lease.make()
                 updates = [refs.Update(refs.branch_ref(self.session), tip, self.pushed)]
                 updates.append(refs.Update(self.lease.ref, new_lease, self.lease.sha))
+                if self.pushed is not None and not refs.is_ancestor(self.cwd, self.pushed, tip):
+                    # Not on top of what the remote has (`--reset` started the session afresh): the remote's
+                    # history is kept there under an archive branch, as --reset keeps it here.
+                    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                    updates.append(refs.Update(f"{refs.branch_ref(self.session)}.archived-{stamp}", self.pushed, None))
                 if refs.push(self.cwd, self.remote, updates):
                     self.pushed, self.lease.sha = tip, new_lease
                     return tip

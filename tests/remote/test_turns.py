@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from iteratr.errors import EXIT_INCOMPLETE, EXIT_OK
-from tests.conftest import git
+from tests.conftest import fake_agent, git
 from tests.fakes import Script
 from tests.remote.conftest import lease_of, remote_iterations, remote_log
 from tests.remote.harness import remote_loop
+from tests.run.helpers import build
 
 
 def test_two_clones_take_turns_to_completion_numbers_contiguous_no_replanning(
@@ -42,3 +43,16 @@ def test_a_remote_given_as_a_path_works_as_a_named_one(origin: Path, clone: Call
     run = remote_loop(b, Script("follow"), remote=str(origin), expect=EXIT_OK)  # no tracking ref named by a path
     assert "resuming from url-" in run.output
     assert remote_iterations(origin) == [0, 1, 2, 3] and lease_of(origin) is None
+
+
+def test_a_reset_with_a_remote_keeps_the_remotes_old_history_under_an_archive_branch_there(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    a = clone("a")
+    remote_loop(a, Script("follow"), iterations=1, expect=EXIT_INCOMPLETE)
+    old = git(origin, "rev-parse", "iteratr/SPEC")
+    out = build(a, "--push", "--reset", "-i", "1", "--agent", fake_agent("follow"), expect=EXIT_INCOMPLETE)
+    assert "started afresh" in out
+    assert remote_iterations(origin) == [0, 1]  # the fresh session's
+    archived = git(origin, "for-each-ref", "--format=%(objectname)", "refs/heads/iteratr/SPEC.archived-*")
+    assert archived == old  # the old history, still reachable on the remote
