@@ -114,9 +114,9 @@ class BuildLoop:
         async with self.inbox.watching():
             try:
                 self.record.recover()
-                self.inbox.take()
                 if self.record.halt is not None:  # a push at recovery: rejected, or the lease lost
                     return self._final(*self.record.halt)
+                self.inbox.take()
                 state = self.store.load()
                 if state.complete:
                     self.out.line(f"session {self.s.session} is already complete; nothing to do", "ok")
@@ -146,9 +146,9 @@ class BuildLoop:
                 return stop
             kind = "planning" if not state.tasks else "main"
             attempt = await self._one_iteration(state, kind)
-            self._another_try = False
             if self.record.halt is not None:  # its push was rejected, or the lease lost: committed here, not pushed
                 return self._final(*self.record.halt)
+            self._another_try = False
             ran += kind == "main"
             if attempt.budget is not None:
                 return self._final(EXIT_INCOMPLETE, attempt.budget)
