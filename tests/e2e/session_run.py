@@ -101,6 +101,19 @@ def wait_for_iteration_start(events_path: Path, n: int, build: BuildThread, time
     return False
 
 
+def tasks_in(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The session's tasks as its event log has them (id, content, last status), in the order they were added; read
+    from the log rather than ``task-list``, whose listing of done tasks is the store's business."""
+    tasks: dict[str, dict[str, Any]] = {}
+    for event in events:
+        data = event.get("data") or {}
+        if event.get("type") == "task.added":
+            tasks[str(data["id"])] = {"id": data["id"], "content": data["content"], "status": data.get("status")}
+        elif event.get("type") == "task.status" and str(data.get("id")) in tasks:
+            tasks[str(data["id"])]["status"] = data["status"]
+    return list(tasks.values())
+
+
 def iteration_number(prompt: str) -> int:
     """The iteration a prompt was rendered for: its first line ends with ``Iteration: #N``."""
     return int(prompt.lstrip().splitlines()[0].rsplit("#", 1)[-1])
@@ -146,14 +159,14 @@ def run_two_task_session(repo: Path, agent: str, env: dict[str, str], server: Se
     assert server.errors == [], info
 
     # Planning loaded the spec's two tasks; each was completed.
-    tasks = json.loads(run_cli("tool", "task-list", "--json", "--name", SESSION, cwd=repo).stdout)
-    assert sorted(task["content"] for task in tasks) == TASKS, info
-    assert [task["status"] for task in tasks] == ["completed"] * 2, info
+    events = read_events(events_path)
+    tasks = tasks_in(events)
+    assert sorted(task["content"] for task in tasks) == TASKS, f"{tasks}{info}"
+    assert [task["status"] for task in tasks] == ["completed"] * 2, f"{tasks}{info}"
     planning = [t for t in server.turns if PLANNING_MARKER in t.prompt and iteration_number(t.prompt) == 0]
     assert planning and any(" tool task-batch-add" in s.command for t in planning for s in t.steps), info
 
     # One commit per iteration, each with its trailers; one work file per task on the branch.
-    events = read_events(events_path)
     numbers = sorted(int(e["data"]["n"]) for e in events if e.get("type") == "iteration.started")
     commits = git(repo, "rev-list", f"{base}..iteratr/{SESSION}").split()
     assert len(commits) == len(numbers), f"{len(commits)} commits for iterations {numbers}{info}"

@@ -24,6 +24,7 @@ from tests.conftest import CliResult, git, run_cli
 
 from .model_server import PLANNING_MARKER, ScriptedModelServer
 from .opencode_env import OpencodeEnv
+from .session_run import tasks_in
 
 SESSION = "three"
 SPEC = """# Three small things
@@ -154,8 +155,7 @@ def test_build_with_real_opencode_completes_spec_with_inbox_and_hooks(
     assert model_server.errors == [], info
 
     # All three spec tasks were loaded by planning and completed by the agent.
-    listing = run_cli("tool", "task-list", "--json", "--name", SESSION, cwd=repo)
-    tasks = json.loads(listing.stdout)
+    tasks = tasks_in(read_events(events_path))
     assert sorted(task["content"] for task in tasks) == [
         "Create the alpha file",
         "Create the beta file",
