@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from iteratr.agent.events import TurnResult
 from iteratr.errors import EXIT_INCOMPLETE, EXIT_OK
 from tests.conftest import fake_agent, git
-from tests.fakes import Script
+from tests.fakes import FakeAgent, Script
 from tests.remote.conftest import lease_of, remote_iterations, remote_log
 from tests.remote.harness import remote_loop
 from tests.run.helpers import build
@@ -56,3 +57,17 @@ def test_a_reset_with_a_remote_keeps_the_remotes_old_history_under_an_archive_br
     assert remote_iterations(origin) == [0, 1]  # the fresh session's
     archived = git(origin, "for-each-ref", "--format=%(objectname)", "refs/heads/iteratr/SPEC.archived-*")
     assert archived == old  # the old history, still reachable on the remote
+
+
+def test_each_commit_is_on_the_remote_before_the_next_iteration_starts(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    seen: list[list[int]] = []
+
+    async def look_at_the_remote(agent: FakeAgent, prompt: str) -> TurnResult:
+        seen.append(remote_iterations(origin))
+        return await agent._follow(prompt)
+
+    remote_loop(clone("a"), Script(look_at_the_remote), expect=EXIT_OK)
+    assert seen == [[], [0], [0, 1], [0, 1, 2]]
+    assert remote_iterations(origin) == [0, 1, 2, 3]
