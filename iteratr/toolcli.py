@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, list[tuple[str, str, bool, bool]]]] = {
         "Make a task depend on another",
         [("--id", "ID", True, False), ("--depends-on", "ID", True, False)],
     ),
-    "task-list": ("List all tasks grouped by status", []),
+    "task-list": ("List the open tasks grouped by status (--all: every task)", [("--all", "", False, False)]),
     "task-next": ("Show the task to work on next", []),
     "note-add": ("Record a note", [("--content", "TEXT", True, False), ("--type", "TYPE", True, False)]),
     "note-list": ("List notes, optionally of one type", [("--type", "TYPE", False, False)]),
@@ -58,6 +58,8 @@ COMMON = [
 STATUS_HELP = "remaining, in_progress, completed, blocked, cancelled"
 # The commands that only read: they also find a session that exists only on its branch (iteratr.branch_log).
 READS = ("task-list", "task-next", "note-list")
+# Flags that take no value, per subcommand (like --json).
+SWITCHES = {"task-list": ("--all",)}
 TYPE_HELP = "learning, stuck, tip, decision"
 
 
@@ -86,7 +88,7 @@ def usage() -> str:
 def command_usage(name: str) -> str:
     summary, flags = COMMANDS[name]
     parts = [
-        f"{flag} {meta}" + (" ..." if rep else "") if req else f"[{flag} {meta}{' ...' if rep else ''}]"
+        f"{flag} {meta}" + (" ..." if rep else "") if req else f"[{f'{flag} {meta}'.strip()}{' ...' if rep else ''}]"
         for flag, meta, req, rep in flags
     ]
     lines = [
@@ -107,8 +109,8 @@ def parse(name: str, argv: list[str]) -> dict[str, Any]:
     while i < len(argv):
         arg = argv[i]
         flag, eq, inline = arg.partition("=")
-        if flag == "--json" and not eq:
-            opts["--json"] = True
+        if flag in ("--json", *SWITCHES.get(name, ())) and not eq:  # switches take no value
+            opts[flag] = True
             i += 1
             continue
         if flag not in spec:
@@ -151,8 +153,9 @@ def task_line(t: dict[str, Any]) -> str:
 GROUP_ORDER = ("in_progress", "remaining", "blocked", "completed", "cancelled")
 
 
-def render_task_list(tasks: list[dict[str, Any]]) -> str:
-    if not tasks:
+def render_task_list(tasks: list[dict[str, Any]], done: dict[str, int] | None = None) -> str:
+    """The tasks by status; ``done``: the completed and cancelled ones only counted (``--all`` lists them)."""
+    if not tasks and not done:
         return "no tasks yet"
     lines = []
     for status in GROUP_ORDER:
@@ -160,6 +163,8 @@ def render_task_list(tasks: list[dict[str, Any]]) -> str:
         if group:
             lines.append(f"{status} ({len(group)}):")
             lines += ["  " + task_line(t) for t in group]
+        elif done and done.get(status):
+            lines.append(f"{status} ({done[status]}): not listed (task-list --all lists them)")
     return "\n".join(lines)
 
 
@@ -253,8 +258,15 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[]
             raise UsageError(f"invalid note type {note_type!r}: use one of {TYPE_HELP}")
     state = _read_state(store)  # the rest only read
     if name == "task-list":
-        tasks = [t.to_dict() for t in state.tasks.values()]
-        return tasks, lambda: render_task_list(tasks)
+        # Done tasks are the session's history: listed with --all; otherwise counted, so a long session's list
+        # costs (and fills an agent's context with) what is open, not every task ever closed.
+        listed = state.tasks.values() if o.get("--all") else state.tasks.live()
+        tasks = [t.to_dict() for t in listed]
+        if o.get("--all"):
+            return tasks, lambda: render_task_list(tasks)
+        counts = state.counts()
+        done = {s: counts[s] for s in ("completed", "cancelled") if counts.get(s)}
+        return tasks, lambda: render_task_list(tasks, done)
     if name == "task-next":
         chosen, why = tools.task_next(state)
         if chosen is None:

@@ -172,7 +172,8 @@ def render_tasks(state: State, binary: str = "iteratr", mcp: str = "") -> str:
         for task in closed[-CLOSED_SHOWN:]:
             content = cap(task.content, "closed_task")
             lines.append("- " + task_line(task.id, task.priority, task.status, content, task.depends_on))
-        lines.append(f"`{mcp}task_list` shows every task." if mcp else f"`{binary} tool task-list` shows every task.")
+        every = f"`{mcp}task_list`" if mcp else f"`{binary} tool task-list --all`"
+        lines.append(f"{every} shows every task.")
     counts = ", ".join(f"{n} {s}" for s, n in state.counts().items() if n)
     return "\n".join(lines) + f"\n({len(state.tasks)} tasks: {counts})"
 

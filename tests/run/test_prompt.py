@@ -280,7 +280,10 @@ def test_spec_with_template_syntax_reaches_the_agent_literally(spec_repo: Path, 
     # The tool command lines name a binary that really runs this iteratr.
     binary = re.findall(r"`(.+) tool task-next`", main)[0]
     tool = subprocess.run(
-        [*shlex.split(binary), "tool", "task-list", "-n", "SPEC"], cwd=spec_repo, capture_output=True, text=True
+        [*shlex.split(binary), "tool", "task-list", "--all", "-n", "SPEC"],
+        cwd=spec_repo,
+        capture_output=True,
+        text=True,
     )
     assert tool.returncode == 0 and "First task" in tool.stdout, tool
 
@@ -322,7 +325,7 @@ def test_the_prompt_lists_open_tasks_in_full_and_summarises_closed_ones_under_a_
     assert all(f"TAS-{n} [P2] remaining" in tasks for n in range(901, 1001))  # open: every one, in full
     assert "Closed: 900 tasks (810 completed, 90 cancelled). The last 5:" in tasks
     assert "TAS-900 [P2] cancelled" in tasks and "TAS-895 " not in tasks
-    assert "`B tool task-list` shows every task." in tasks
+    assert "`B tool task-list --all` shows every task." in tasks
     assert "[... 4700 more characters in the session log]" in text  # a long note is capped
 
 

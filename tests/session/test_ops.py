@@ -146,8 +146,9 @@ def test_ids_are_never_reused(tmp_path: Path) -> None:
     ]
     assert tj(tmp_path, "note-add", "--content", "n1", "--type", "tip")["id"] == "NOT-1"
     assert tj(tmp_path, "note-add", "--content", "n2", "--type", "tip")["id"] == "NOT-2"
-    ids = [t["id"] for t in tj(tmp_path, "task-list")]
+    ids = [t["id"] for t in tj(tmp_path, "task-list", "--all")]
     assert ids == ["TAS-1", "TAS-2", "TAS-3", "TAS-4", "TAS-5"]
+    assert [t["id"] for t in tj(tmp_path, "task-list")] == ["TAS-1", "TAS-3", "TAS-4", "TAS-5"]  # open ones
 
 
 def test_batch_is_all_or_nothing_and_names_the_entry(tmp_path: Path) -> None:
@@ -499,7 +500,8 @@ def test_task_list_json_and_text(tmp_path: Path) -> None:
     add(tmp_path, "ship", "--depends-on", "TAS-2")
     tj(tmp_path, "task-status", "--id", "TAS-1", "--status", "completed")
     tj(tmp_path, "task-status", "--id", "TAS-3", "--status", "in_progress")
-    listing = tj(tmp_path, "task-list")
+    assert [t["id"] for t in tj(tmp_path, "task-list")] == ["TAS-2", "TAS-3"]  # the open ones
+    listing = tj(tmp_path, "task-list", "--all")
     assert isinstance(listing, list)
     for task in listing:
         assert set(task) >= {"id", "content", "status", "priority", "depends_on"}
@@ -510,11 +512,16 @@ def test_task_list_json_and_text(tmp_path: Path) -> None:
         "priority": 4,
         "depends_on": [],
     }
-    text = tool(tmp_path, "task-list", "--name", S).stdout
+    text = tool(tmp_path, "task-list", "--name", S, "--all").stdout
     assert text == (
         "in_progress (1):\n  TAS-3 [P2] in_progress: ship (after TAS-2)\n"
         "remaining (1):\n  TAS-2 [P4] remaining: write tests\n"
         "completed (1):\n  TAS-1 [P2] completed: x\n"
+    )
+    assert tool(tmp_path, "task-list", "--name", S).stdout == (
+        "in_progress (1):\n  TAS-3 [P2] in_progress: ship (after TAS-2)\n"
+        "remaining (1):\n  TAS-2 [P4] remaining: write tests\n"
+        "completed (1): not listed (task-list --all lists them)\n"
     )
 
 
