@@ -26,9 +26,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 WORDS = (
-    "parser config cache index retry timeout schema migration handler request response token session branch "
-    "commit build test fixture module error status report prompt budget limit queue worker lock snapshot"
-).split()
+    "parser", "config", "cache", "index", "retry", "timeout", "schema", "migration", "handler", "request",
+    "response", "token", "session", "branch", "commit", "build", "test", "fixture", "module", "error",
+    "status", "report", "prompt", "budget", "limit", "queue", "worker", "lock", "snapshot",
+)  # fmt: skip
 NOTE_TYPES = ("learning", "tip", "decision", "learning", "tip", "stuck")
 
 
@@ -63,7 +64,13 @@ class Generator:
         self.tasks += 1
         tid = f"TAS-{self.tasks}"
         deps = [self.rng.choice(self.open)] if self.open and self.rng.random() < 0.15 else []
-        data = {"id": tid, "content": _text(self.rng, 60, 160), "status": "remaining", "priority": 2, "depends_on": deps}
+        data = {
+            "id": tid,
+            "content": _text(self.rng, 60, 160),
+            "status": "remaining",
+            "priority": 2,
+            "depends_on": deps,
+        }
         data["priority"] = self.rng.randint(0, 4)
         self.open.append(tid)
         return self._event("task.added", data)
@@ -110,7 +117,12 @@ class Generator:
             yield self._event("user.message", {"id": f"MSG-{self.messages}", "text": text, "source": "inbox.md"})
         yield self._event("iteration.summary", {"summary": _text(rng, 80, 240)})
         usage = {"input_tokens": 12000, "output_tokens": 900, "total_tokens": 12900, "cost": 0.05, "currency": "USD"}
-        data = {"n": n, "outcome": "ok", "duration": round(rng.uniform(20, 300), 1), "usage": {**usage, "source": "turn"}}
+        data = {
+            "n": n,
+            "outcome": "ok",
+            "duration": round(rng.uniform(20, 300), 1),
+            "usage": {**usage, "source": "turn"},
+        }
         yield self._event("iteration.ended", {**data, "progress": True})
 
 
