@@ -21,7 +21,8 @@ def fake_program(folder: Path, name: str, *modes: str) -> Path:
     """``folder/name``: a script that runs the scripted agent (``modes``), standing in for a preset's program."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_text(f"#!/bin/sh\nexec {fake_agent(*modes)}\n")
+    # It answers --version as a real program does (doctor asks), else it would wait on stdin as an agent.
+    path.write_text(f'#!/bin/sh\n[ "$1" = --version ] && echo "{name} 0.0.1" && exit 0\nexec {fake_agent(*modes)}\n')
     path.chmod(0o755)
     return path
 
@@ -83,7 +84,7 @@ def test_doctor_checks_a_presets_program_acp_and_key(repo: Path, tmp_path: Path)
     fake_program(bin_dir, "claude-code-acp", "ok")
     env = {**FAST_ENV, **only_on_path(bin_dir), **NO_KEYS, "ITERATR_AGENT": "claude"}
     out = run_cli("doctor", cwd=repo, env=env).stdout
-    assert f"ok    agent command: the claude preset: {bin_dir / 'claude-code-acp'}" in out
+    assert f"ok    agent command: the claude preset: {bin_dir / 'claude-code-acp'} (`claude-code-acp --version`" in out
     keys = "ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN or CLAUDE_CODE_OAUTH_TOKEN"
     assert f"warn  claude credentials: none of {keys} is set" in out
     assert "ANTHROPIC_BASE_URL" in out  # the fix says how to point it elsewhere too
