@@ -147,14 +147,18 @@ class Lease:
             holder = read(self.cwd, found)
             if holder is not None and holder.clone != self.clone and holder.live():
                 raise self.held_error(holder)
-            if holder is None:
-                warning = f"took over a lease on {self.session} at {self.remote} that iteratr cannot read"
+            if holder is None:  # another version's, or damaged: held until lease_ttl after it was written
+                written = refs.commit_time(self.cwd, found)
+                if written is None or written + self.ttl > time.time():
+                    raise LeaseLost(
+                        f"session {self.session} at {self.remote} has a lease iteratr cannot read"
+                        + (f", written at {_iso(written)}" if written is not None else ""),
+                        hint="it counts as held until lease_ttl after it was written",
+                    )
+                warning = f"took over a lease on {self.session} at {self.remote} that iteratr cannot read, written at "
+                warning += f"{_iso(written)}, over lease_ttl ago"
             elif holder.clone == self.clone:
-                warning = (
-                    None
-                    if not holder.live()
-                    else f"took over the lease of this clone's earlier run ({holder.describe()}): it is gone"
-                )
+                warning = f"took over the lease of this clone's earlier run ({holder.describe()}): it is gone"
             else:
                 warning = f"took over the expired lease of {holder.describe()}: that run is gone"
         new = self.make()

@@ -164,6 +164,12 @@ def message_of(cwd: Path, sha: str) -> str | None:
     return raw.split("\n\n", 1)[1] if "\n\n" in raw else ""
 
 
+def commit_time(cwd: Path, sha: str) -> float | None:
+    """When a commit here was made (its committer time, epoch seconds); None if it is not here."""
+    done = gitrepo.run_git(cwd, "show", "-s", "--format=%ct", sha, check=False)
+    return float(done.out.strip()) if done.returncode == 0 and done.out.strip().isdigit() else None
+
+
 def rev(cwd: Path, ref: str) -> str | None:
     done = gitrepo.run_git(cwd, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
     return done.out.strip() or None if done.returncode == 0 else None

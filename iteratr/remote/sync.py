@@ -82,7 +82,7 @@ class Link:
             warning = self.lease.take(tips.lease)
             if warning:
                 said.append(warning)
-            self.lease.keep_alive(self.lease.ttl / 3)  # renewed during a long turn too, not only with each push
+            self.lease.keep_alive(max(self.lease.ttl / 3, 0.5))  # renewed during a long turn too, not only per push
         else:
             holder = read(self.cwd, tips.lease)
             if holder is not None and holder.clone != self.lease.clone and holder.live():

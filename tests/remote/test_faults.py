@@ -181,3 +181,15 @@ def test_fetch_only_resumes_from_the_remote_writes_nothing_there_and_respects_a_
     assert holder.take(None) is None
     refused = build(clone("c"), "--remote", "origin", "--agent", fake_agent("follow"), expect=EXIT_LOCKED)
     assert "is held through origin by another machine: pid" in refused and "starting the agent" not in refused
+
+
+def test_a_lease_iteratr_cannot_read_counts_as_held_until_lease_ttl_after_it_was_written(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    d = clone("d")  # another version of iteratr, say, wrote it
+    foreign = refs.commit_object(d, "written by something else\n")
+    assert refs.push(d, "origin", [refs.Update("refs/iteratr/leases/SPEC", foreign, None)])
+    refused = start_error(clone("a"))
+    assert refused.exit_code == EXIT_LOCKED and "has a lease iteratr cannot read, written at" in str(refused)
+    run = remote_loop(clone("b"), Script("follow"), ttl=0.001, iterations=1, expect=EXIT_INCOMPLETE)
+    assert "took over a lease on SPEC at origin that iteratr cannot read" in run.output
