@@ -62,7 +62,7 @@ def _run_the_step(cwd: Path, bin_dir: Path, **env: str) -> subprocess.CompletedP
     step = _run_step()
     job_env = {k: v for k, v in step["env"].items() if not v.startswith("${{")}
     full = {**os.environ, **FAST_ENV, **job_env, **env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=cwd, env=full, capture_output=True, text=True)
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=cwd, env=full, capture_output=True, text=True)
 
 
 @pytest.fixture
