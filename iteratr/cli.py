@@ -66,9 +66,9 @@ def tool(args: tuple[str, ...]) -> int:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def mcp(args: tuple[str, ...]) -> int:
     """Serve the session tools over MCP on stdio (the agent starts it). See `iteratr mcp --help`."""
-    from iteratr.mcp import server
+    from iteratr.mcp import command
 
-    return server.run(list(args))
+    return command.run(list(args))
 
 
 def _click_option(dest: str, option: config.Option) -> Callable[[Any], Any]:

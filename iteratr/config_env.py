@@ -28,6 +28,7 @@ OTHER_VARIABLES = frozenset(
         "ITERATR_TRUST",  # trust for one run (iteratr.trust)
         "ITERATR_PROBE_TIMEOUT",  # bound of each agent probe (iteratr.agent.models)
         "ITERATR_MCP",  # 0/off: no MCP server in session/new (iteratr.agent.mcp_servers)
+        "ITERATR_MCP_SOCKET",  # set by iteratr for `iteratr mcp`: the run's server to relay to (iteratr.mcp.relay)
         "ITERATR_KILL_SEED",  # replays a kill-trial seed (tests)
     }
 )

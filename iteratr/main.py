@@ -15,9 +15,9 @@ def main(argv: list[str] | None = None) -> None:
 
         code = guarded(lambda: toolcli.run(args[1:]))
     elif args[:1] == ["mcp"]:  # started once per iteration by the agent: no click either
-        from iteratr.mcp import server
+        from iteratr.mcp import command
 
-        code = guarded(lambda: server.run(args[1:]))
+        code = guarded(lambda: command.run(args[1:]))
     else:
         from iteratr import cli
 

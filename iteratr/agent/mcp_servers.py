@@ -6,7 +6,9 @@ session's variables in the agent's environment. The agent starts it with the ses
 calls its tools over that one connection, instead of a Python start per ``iteratr tool`` call.
 
 Its command is the one that runs this iteratr (``ITERATR_BIN``) with ``mcp``, its environment the session's
-variables. ``ITERATR_MCP=0`` (or off, false, no) leaves it out: the agent then has only the shell commands.
+variables and the socket of the run's listener (``McpHost``): what the agent starts each iteration is a relay of
+milliseconds, and the SDK's import is paid once per run (``iteratr.mcp.relay``). ``ITERATR_MCP=0`` (or off, false,
+no) leaves the server out: the agent then has only the shell commands.
 
 What the prompt can teach depends on how the agent names the server's tools, which ACP does not say: opencode
 shows ``task_add`` as ``iteratr_task_add``. ``TOOL_PREFIXES`` holds the namings seen (by an end-to-end test); for
@@ -16,11 +18,20 @@ the typed tools are still there for the agent to use.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import os
 import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from iteratr import procs
 from iteratr.agent.events import AgentInfo
 
 SERVER_NAME = "iteratr"  # iteratr.mcp.tools.SERVER_NAME: the agent's tool names start from it
@@ -50,6 +61,63 @@ class StdioServer:
             args=list(self.args),
             env=[EnvVariable(name=k, value=v) for k, v in self.env],
         )
+
+
+class McpHost:
+    """iteratr's MCP server for one agent process: the listener that serves the whole run, started with the agent
+    (``iteratr mcp --listen``, see ``iteratr.mcp.relay``), and the relay to it that each ``session/new`` carries.
+
+    If the listener cannot start, the server given is plain ``iteratr mcp``, which serves by itself. The listener
+    reads nothing on stdin: it exits when the pipe closes, so a build killed with SIGKILL leaves it no time alive.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.server = iteratr_server(env)
+        self._env = dict(env)
+        self._given = self.server
+        self._proc: asyncio.subprocess.Process | None = None
+        self._dir: str | None = None
+
+    async def start(self, cwd: Path) -> None:
+        """Start the listener, unless there is nothing to serve or it runs (it outlives an agent's restart)."""
+        if self.server is None or (self._proc is not None and self._proc.returncode is None):
+            return
+        await self.stop()
+        self._dir = tempfile.mkdtemp(prefix="iteratr-mcp-")  # mode 0700: only this user reaches the socket
+        path = os.path.join(self._dir, "socket")
+        argv = [self.server.command, *self.server.args, "--listen", path]
+        env = {**self._env, **dict(self.server.env)}
+        try:
+            self._proc = await procs.start_async(
+                argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        except OSError:
+            return  # the relays find no socket and serve by themselves
+        self._given = dataclasses.replace(self.server, env=(*self.server.env, ("ITERATR_MCP_SOCKET", path)))
+
+    def servers(self) -> list[Any]:
+        """``session/new``'s ``mcpServers``."""
+        return [self._given.to_acp()] if self._given is not None else []
+
+    def describe(self, info: AgentInfo) -> AgentInfo:
+        return describe(info, self.server)
+
+    async def stop(self) -> None:
+        proc, self._proc, self._given = self._proc, None, self.server
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()  # its cue to exit
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 2.0)
+            if proc.returncode is None:
+                await procs.stop_async(proc, grace=1.0)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def kill_now(self) -> None:
+        if self._proc is not None:
+            procs.signal_group(self._proc.pid, signal.SIGKILL)
 
 
 def iteratr_server(env: Mapping[str, str]) -> StdioServer | None:

@@ -108,7 +108,7 @@ class AgentRunner:
         self._process = AgentProcess(
             command, cwd=self._cwd, env=env, stderr_log=stderr_log, line_limit=line_limit, close_timeout=close_timeout
         )
-        self._mcp = mcp_servers.iteratr_server(env)  # `iteratr mcp`, in every turn's session/new
+        self._mcp = mcp_servers.McpHost(env)  # `iteratr mcp`, in every turn's session/new
         self._acp: AcpConnection | None = None
         self._broken = False
         self._info: AgentInfo | None = None
@@ -139,8 +139,9 @@ class AgentRunner:
         """Spawn the agent and complete ``initialize``; a no-op while it is alive."""
         if self.alive and self._info is not None:
             return self._info
-        await self.close()
+        await self._close_agent()  # not the MCP listener: it serves the run, restarts included
         await self._process.start()
+        await self._mcp.start(self._cwd)
         # Imported only now, so that loading the SDK (pydantic: most of a second) overlaps the agent's own start-up.
         from iteratr.agent.protocol import AcpConnection
 
@@ -162,14 +163,18 @@ class AgentRunner:
             raise AgentStartError(message) from None
         try:
             info = self._acp.check_version(response, Path(self._process.argv[0]).name)
-            self._info = mcp_servers.describe(info, self._mcp)
+            self._info = self._mcp.describe(info)
         except ValueError as exc:
             await self.close()
             raise AgentStartError(str(exc)) from None
         return self._info
 
     async def close(self) -> None:
-        """Stop the agent: EOF on stdin, wait, SIGTERM the group, SIGKILL the group. Never hangs."""
+        """Stop the agent: EOF on stdin, wait, SIGTERM the group, SIGKILL the group; and its MCP listener."""
+        await self._close_agent()
+        await self._mcp.stop()
+
+    async def _close_agent(self) -> None:
         connection, self._acp, self._broken = self._acp, None, False
         await self._process.stop()
         if connection is not None:
@@ -180,6 +185,7 @@ class AgentRunner:
         """SIGKILL the agent's process group at once (a second Ctrl+C, just before iteratr exits)."""
         self._broken = True
         self._process.kill_now()
+        self._mcp.kill_now()
 
     async def open_session(self, timeout: float) -> SessionSetup:
         """A new ACP session and its model choice (for probes); raises AgentStartError saying why not."""
@@ -284,7 +290,7 @@ class AgentRunner:
     async def _turn_body(self, turn: Turn, prompt: str) -> PromptResponse | None:
         connection = self._acp
         assert connection is not None
-        session = await connection.new_session(self._cwd, [self._mcp.to_acp()] if self._mcp else [])
+        session = await connection.new_session(self._cwd, self._mcp.servers())
         turn.session_id = session.session_id
         self._process.log.line(f"session {session.session_id}: the agent's text of this turn follows")
         current = session.current

@@ -33,20 +33,9 @@ if TYPE_CHECKING:
 
     from iteratr.session.store import Store
 
-USAGE = """Usage: iteratr mcp
 
-Serve the session tools as an MCP server over stdio (what `iteratr build` gives the agent).
-The session and data dir come from $ITERATR_SESSION and $ITERATR_DATA_DIR (default .iteratr).
-Tools: """
-
-
-def run(argv: list[str]) -> int:
-    """The ``iteratr mcp`` command: serve until the client closes stdin."""
-    if argv and argv[0] in ("-h", "--help"):
-        print(USAGE + ", ".join(tools.TOOLS))
-        return 0
-    if argv:
-        raise UsageError(f"`iteratr mcp` takes no arguments (got {' '.join(argv)}): it reads $ITERATR_SESSION")
+def serve_stdio() -> int:
+    """Serve the session of the environment on this process's stdio until the client closes it."""
     store = open_store()
     import anyio
 

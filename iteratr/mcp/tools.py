@@ -73,7 +73,11 @@ TOOLS: dict[str, tuple[str, dict[str, Any], bool]] = {
         _object({"id": _ID, "depends_on": {**_ID, "description": "the task it waits for"}}, "id", "depends_on"),
         False,
     ),
-    "task_list": ("List all tasks grouped by status.", _object({}), True),
+    "task_list": (
+        "List the open tasks grouped by status; the completed and cancelled ones are counted (all: list them too).",
+        _object({"all": {"type": "boolean", "description": "also list completed and cancelled tasks"}}),
+        True,
+    ),
     "task_next": ("Show the task to work on next: the one in progress, else the best ready one.", _object({}), True),
     "note_add": (
         "Record a note for later iterations.",
@@ -108,7 +112,13 @@ class SchemaError(ValueError):
     """A call that does not match its tool's schema; the message names the field."""
 
 
-_TYPES = {"string": "a string", "integer": "a whole number", "array": "an array", "object": "an object"}
+_TYPES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "array": "an array",
+    "object": "an object",
+    "boolean": "true or false",
+}
 
 
 def check(name: str, arguments: object) -> dict[str, Any]:
@@ -130,6 +140,7 @@ def _check(schema: dict[str, Any], value: Any, where: str) -> Any:
         "integer": isinstance(value, int) and not isinstance(value, bool),
         "array": isinstance(value, list),
         "object": isinstance(value, dict),
+        "boolean": isinstance(value, bool),
     }[kind]
     if not ok:
         raise SchemaError(f"{field}: must be {_TYPES[kind]}, not {_short(value)}")

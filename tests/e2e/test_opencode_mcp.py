@@ -66,30 +66,39 @@ def mcp_agent(turn: AgentTurn) -> Text | Call:
 
 
 class ServerStarts(threading.Thread):
-    """The pids of the ``iteratr mcp`` processes of ``session`` seen while the build runs (sampled from /proc).
-
-    A server lives as long as its ACP session (a turn of seconds here), so sampling every 20 ms sees each one."""
+    """The ``iteratr mcp`` processes of ``session`` seen while the build runs (sampled from /proc): the run's
+    listener (``iteratr mcp --listen``), and the relays the agent starts, each with its ACP session (a turn of
+    seconds here, so sampling every 20 ms sees each one); and whether any relay loaded the MCP SDK."""
 
     def __init__(self, session: str) -> None:
         super().__init__(daemon=True)
         self.session = session
-        self.pids: set[int] = set()
+        self.relays: set[int] = set()
+        self.listeners: set[int] = set()
+        self.relays_with_sdk: set[int] = set()
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.02):
             for entry in os.scandir("/proc"):
-                if entry.name.isdigit() and self._is_server(entry.path):
-                    self.pids.add(int(entry.name))
+                if entry.name.isdigit():
+                    self._look(int(entry.name), entry.path)
 
-    def _is_server(self, proc: str) -> bool:
+    def _look(self, pid: int, proc: str) -> None:
         try:
             argv = Path(proc, "cmdline").read_bytes().split(b"\0")
-            if b"mcp" not in argv[-3:] or not any(b"iteratr" in a for a in argv):
-                return False
-            return f"ITERATR_SESSION={self.session}".encode() in Path(proc, "environ").read_bytes().split(b"\0")
+            if "mcp" not in [a.decode(errors="replace") for a in argv] or not any(b"iteratr" in a for a in argv):
+                return
+            if f"ITERATR_SESSION={self.session}".encode() not in Path(proc, "environ").read_bytes().split(b"\0"):
+                return
+            if b"--listen" in argv:
+                self.listeners.add(pid)
+            else:
+                self.relays.add(pid)
+                if b"pydantic_core" in Path(proc, "maps").read_bytes():
+                    self.relays_with_sdk.add(pid)
         except OSError:
-            return False
+            return
 
 
 @pytest.fixture
@@ -157,8 +166,10 @@ def test_opencode_keeps_the_session_through_the_typed_mcp_tools(
     ], info
 
     # The store shows every typed call's effect: both tasks completed, a note and a summary per task, complete.
-    tasks = json.loads(run_cli("tool", "task-list", "--json", "-n", SESSION, cwd=repo).stdout)
-    assert [(t["id"], t["status"]) for t in tasks] == [("TAS-1", "completed"), ("TAS-2", "completed")], info
+    status = {t["id"]: t["status"] for t in added} | {
+        e["data"]["id"]: e["data"]["status"] for e in events if e["type"] == "task.status"
+    }
+    assert status == {"TAS-1": "completed", "TAS-2": "completed"}, info
     notes = json.loads(run_cli("tool", "note-list", "--json", "-n", SESSION, cwd=repo).stdout)
     assert [(n["type"], n["content"]) for n in notes] == [("learning", "done: TAS-1"), ("learning", "done: TAS-2")]
     summaries = {e["iteration"]: e["data"]["summary"] for e in events if e["type"] == "iteration.summary"}
@@ -166,7 +177,10 @@ def test_opencode_keeps_the_session_through_the_typed_mcp_tools(
     assert any(e["type"] == "session.completed" for e in events), info
     assert "the session is complete" in result.stdout, info
 
-    # One server per ACP session (iteration) at most, each serving several calls: never a start per call.
+    # One server for the run, which imported the SDK; the agent started one relay per ACP session (iteration) at
+    # most, each light (no SDK) and serving several calls: never a start per call.
     iterations = sum(e["type"] == "iteration.started" for e in events)
-    assert 1 <= len(starts.pids) <= iterations < len(calls), f"{starts.pids} for {iterations} iterations{info}"
+    assert len(starts.listeners) == 1, f"listeners: {starts.listeners}{info}"
+    assert 1 <= len(starts.relays) <= iterations < len(calls), f"{starts.relays} for {iterations} iterations{info}"
+    assert starts.relays_with_sdk == set(), info
     assert took < BUILD_TIMEOUT, took

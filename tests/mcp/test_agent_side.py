@@ -104,10 +104,14 @@ def test_every_turn_gives_the_agent_a_server_it_can_run(repo: Path, tmp_path: Pa
     [server] = turn["mcpServers"]
     assert [server["command"], *server["args"]] == [*ITERATR_CMD, "mcp"]
     assert server["name"] == "iteratr"
-    assert server["env"] == [
+    *env, socket_var = server["env"]
+    assert env == [
         {"name": "ITERATR_SESSION", "value": "S"},
         {"name": "ITERATR_DATA_DIR", "value": str(repo / ".iteratr")},
     ]
+    # The run's listener: its private socket is gone once the agent is closed (tests/mcp/test_relay.py has the rest).
+    assert socket_var["name"] == "ITERATR_MCP_SOCKET"
+    assert not Path(socket_var["value"]).parent.exists()
     # The agent started it as given and called task_add over it: the store has the task.
     assert said == "iteratr: added TAS-1 [P2] remaining: Task from the agent\n"
     tasks = json.loads(run_cli("tool", "task-list", "--json", "-n", "S", cwd=repo).stdout)

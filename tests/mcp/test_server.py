@@ -110,13 +110,16 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("task_next", {}),
     ("session_complete", {}),
     ("task_list", {}),
+    ("task_list", {"all": True}),
 ]
 
 
 def cli_args(name: str, arguments: dict[str, Any]) -> list[str]:
     args = ["tool", tools.subcommand(name), "-n", "S"]
     for flag, value in tools.options(arguments).items():
-        if isinstance(value, list) and flag == "--tasks":
+        if isinstance(value, bool):
+            args += [flag] if value else []
+        elif isinstance(value, list) and flag == "--tasks":
             args += [flag, json.dumps(value)]
         elif isinstance(value, list):
             args += [flag, *value]

@@ -65,7 +65,8 @@ def test_schemas_carry_the_vocabularies_of_the_store() -> None:
         ("task_batch_add", {"tasks": [{"content": "a"}, {"priority": 1}]}, "tasks[1].content: required field missing"),
         ("task_batch_add", {"tasks": [{"content": "a", "depends_on": [3]}]}, "tasks[0].depends_on[0]: must be a"),
         ("note_add", {"content": "x", "type": "idea"}, 'type: "idea" is not one of learning, stuck, tip, decision'),
-        ("task_list", {"all": True}, "arguments: unknown field(s) all: accepted none"),
+        ("task_list", {"all": "yes"}, 'all: must be true or false, not "yes"'),
+        ("task_next", {"all": True}, "arguments: unknown field(s) all: accepted none"),
         ("task_list", [], "arguments: must be an object"),
         ("no_such_tool", {}, "unknown tool 'no_such_tool': use one of task_add,"),
     ],
@@ -90,7 +91,7 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["content", "id", "x"]), inner),
     max_leaves=6,
 )
-FIELDS = st.sampled_from(["content", "status", "priority", "depends_on", "id", "type", "summary", "tasks", "x"])
+FIELDS = st.sampled_from(["content", "status", "priority", "depends_on", "id", "type", "summary", "tasks", "all", "x"])
 
 
 @settings(max_examples=400, deadline=None)

@@ -1,0 +1,86 @@
+"""The run's one MCP server and the relays to it: ``iteratr mcp --listen PATH`` imports the SDK once and serves
+every relay; ``iteratr mcp`` with ``ITERATR_MCP_SOCKET`` relays to it without importing the SDK, and serves by
+itself when the listener is not there. The listener exits when its stdin closes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.conftest import ITERATR_CMD, run_cli
+
+SDK_LIBRARY = b"pydantic_core"  # mapped by every process that imported the MCP SDK
+
+
+def child_mcp() -> int:
+    """The pid of this process's `iteratr mcp` child (the relay the client started)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if ppid == os.getpid() and argv[-2:] == [b"mcp", b""]:
+            return int(entry.name)
+    raise AssertionError("no iteratr mcp child")
+
+
+def imported_the_sdk(pid: int) -> bool:
+    return SDK_LIBRARY in Path(f"/proc/{pid}/maps").read_bytes()
+
+
+def add_task(cwd: Path, content: str, **env: str) -> tuple[str, bool]:
+    """Add a task through a fresh `iteratr mcp`: its answer, and whether that process imported the SDK."""
+    params = StdioServerParameters(
+        command=ITERATR_CMD[0],
+        args=[*ITERATR_CMD[1:], "mcp"],
+        env={**os.environ, "ITERATR_SESSION": "S", **env},
+        cwd=str(cwd),
+    )
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with Client(params, read_timeout_seconds=60) as client:
+            result = await client.call_tool("task_add", {"content": content})
+            seen["answer"] = "".join(getattr(c, "text", "") for c in result.content)
+            seen["sdk"] = imported_the_sdk(child_mcp())
+
+    anyio.run(main)
+    return seen["answer"], seen["sdk"]
+
+
+def test_relays_reach_the_one_server_of_the_run(tmp_path: Path) -> None:
+    path = str(tmp_path / "socket")
+    listener = subprocess.Popen(
+        [*ITERATR_CMD, "mcp", "--listen", path],
+        cwd=tmp_path,
+        env={**os.environ, "ITERATR_SESSION": "S"},
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        first = add_task(tmp_path, "through the first relay", ITERATR_MCP_SOCKET=path)
+        second = add_task(tmp_path, "through the second relay", ITERATR_MCP_SOCKET=path)
+        assert first == ("added TAS-1 [P2] remaining: through the first relay", False)
+        assert second == ("added TAS-2 [P2] remaining: through the second relay", False)
+        assert imported_the_sdk(listener.pid) and listener.poll() is None
+    finally:
+        assert listener.stdin is not None
+        listener.stdin.close()  # the build closing the pipe, or dying
+        code = listener.wait(timeout=30)
+    assert code == 0, listener.stderr.read() if listener.stderr else ""
+    # No listener: the relay serves by itself, and so pays for the SDK.
+    assert add_task(tmp_path, "served by itself", ITERATR_MCP_SOCKET=path) == (
+        "added TAS-3 [P2] remaining: served by itself",
+        True,
+    )
+    listing = run_cli("tool", "task-list", "-n", "S", cwd=tmp_path).stdout
+    assert listing.count("remaining") == 4  # the group's header and three tasks
