@@ -223,18 +223,22 @@ def _check_agent_key(report: _Report, preset: Preset, env: Mapping[str, str]) ->
 def _check_acp(
     report: _Report, argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float
 ) -> ProbeResult | None:
-    from iteratr.agent import models
+    from iteratr.agent import models, presets
 
     what = "agent speaks ACP"
     try:
         result = models.probe_agent(argv, cwd=cwd, env=env, timeout=timeout)
     except IteratrError as exc:
-        report.fail(
-            what,
-            str(exc),
-            f"run `{shlex.join(argv)}` by hand: it must be an ACP agent on stdio (for opencode: `opencode acp`); "
-            f"slow to start? raise ITERATR_PROBE_TIMEOUT (now {timeout:g} s)",
-        )
+        preset = presets.preset_of(argv)
+        if preset is not None and presets.key_missing(preset, env) and "did not open a session" in str(exc):
+            # A preset's agent that speaks ACP but cannot open a session without credentials (codex, gemini say so).
+            fix = f"set {' or '.join(preset.key_env)} ({preset.key_note}), then run the doctor again"
+        else:
+            fix = (
+                f"run `{shlex.join(argv)}` by hand: it must be an ACP agent on stdio (for opencode: `opencode acp`); "
+                f"slow to start? raise ITERATR_PROBE_TIMEOUT (now {timeout:g} s)"
+            )
+        report.fail(what, str(exc), fix)
         return None
     except Exception as exc:  # an agent that answers nonsense must not crash the doctor
         report.fail(what, f"unexpected {type(exc).__name__}: {exc}", f"is `{shlex.join(argv)}` an ACP agent?")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from pathlib import Path
 
 import pexpect
@@ -92,6 +93,34 @@ def test_doctor_checks_a_presets_program_acp_and_key(repo: Path, tmp_path: Path)
     keyed = run_cli("doctor", cwd=repo, env={**env, "ANTHROPIC_API_KEY": "sk-secret-value"}).stdout
     assert "ok    claude credentials: ANTHROPIC_API_KEY is set" in keyed
     assert "sk-secret-value" not in keyed
+
+
+# An ACP agent that answers initialize and refuses every session, as codex-acp and Gemini CLI do without a key.
+NEEDS_A_KEY = """import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("method") == "initialize":
+        result = {"protocolVersion": 1, "agentInfo": {"name": "needs-a-key", "version": "1"}}
+        print(json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}), flush=True)
+    elif "id" in message:
+        error = {"code": -32000, "message": "Authentication required"}
+        print(json.dumps({"jsonrpc": "2.0", "id": message["id"], "error": error}), flush=True)
+"""
+
+
+def test_doctor_says_which_key_to_set_when_a_presets_agent_opens_no_session_without_one(
+    repo: Path, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "agent.py").write_text(NEEDS_A_KEY)
+    codex = bin_dir / "codex-acp"
+    codex.write_text(f'#!/bin/sh\n[ "$1" = --version ] && exit 2\nexec {sys.executable} {bin_dir / "agent.py"}\n')
+    codex.chmod(0o755)
+    env = {**only_on_path(bin_dir), "ITERATR_AGENT": "codex", "OPENAI_API_KEY": "", "CODEX_API_KEY": ""}
+    out = run_cli("doctor", cwd=repo, env=env, expect=1).stdout
+    assert "fail  agent speaks ACP: agent codex-acp did not open a session: it failed: Authentication required" in out
+    assert "fix: set OPENAI_API_KEY or CODEX_API_KEY (or log in with ChatGPT" in out
 
 
 def test_doctor_fails_an_unknown_preset_listing_the_presets(repo: Path) -> None:
