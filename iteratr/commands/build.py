@@ -194,6 +194,7 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
     hooks_mod.load_hooks(repo.root, hooks_checked)  # refuse a bad hooks file before the branch is touched
     data_rel = paths.data_dir_in_tree(cfg.data_dir, repo.root, cwd)
 
+    from iteratr.remote import sync
     from iteratr.run.runlock import RunLock, describe, lock_path
 
     # The lock comes first: a second build of the session exits 4 at once, having started nothing, and a
@@ -204,9 +205,9 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
         if lock.stale:
             out.warn(f"took over the lock left by a run that is gone ({describe(lock.stale)})")
         # With a remote: its lease, then the session brought up to the remote's, before any agent starts.
-        link = _link(request, cfg, repo, name)
-        for said in link.start() if link is not None else []:
-            out.line(said, "warn" if said.startswith("took over") else "dim")
+        link = sync.link_for(cfg, request.remote, repo.root, repo.common_dir(), name)
+        for said in link.start() if link is not None else sync.unused_remote_copy(repo.root, name):
+            out.line(said, "warn" if said.startswith(("took over", "note")) else "dim")
         prepared = _Prepared(request, cfg, out, repo, name, data_rel, spec_path, templates, hooks_checked, override)
         prepared.link = link
         done = prepared.nothing_to_do()
@@ -215,25 +216,6 @@ def run(request: BuildRequest, *, ask: Callable[[str], bool] | None = None) -> i
         if link is not None:
             link.release()
         lock.release()
-
-
-def _link(request: BuildRequest, cfg: config.Config, repo: GitRepo, name: str) -> Link | None:
-    """The run's remote: ``push`` (flag or config; fetch, lease, push) or ``--remote`` (fetch only); else None."""
-    from iteratr import config_values
-    from iteratr.remote.sync import Link
-
-    fetch_only = None
-    if request.remote is not None:
-        try:
-            fetch_only = config_values.remote(request.remote)
-        except config_values.InvalidValue as exc:
-            raise UsageError(f"--remote: {request.remote!r} {exc}") from None
-    remote = cfg.push or fetch_only
-    if not remote:
-        return None
-    if cfg.push and fetch_only and fetch_only != cfg.push:
-        raise UsageError(f"--remote {fetch_only} and push {cfg.push} ({cfg.source('push')}) name different remotes")
-    return Link(repo.root, remote, name, push=bool(cfg.push), ttl=cfg.lease_ttl, common_dir=repo.common_dir())
 
 
 @dataclass

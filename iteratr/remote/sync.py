@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from iteratr import gitrepo
-from iteratr.errors import GitError
+from iteratr import config, config_values, gitrepo
+from iteratr.errors import GitError, UsageError
 from iteratr.remote import messages, refs
 from iteratr.remote.lease import Lease, LeaseLost, read
 
@@ -234,3 +234,31 @@ class Link:
     def release(self) -> None:
         if self.pushing:
             self.lease.release()
+
+
+def link_for(cfg: config.Config, fetch_only: str | None, root: Path, common_dir: Path, name: str) -> Link | None:
+    """A build's remote: ``push`` (flag or config: fetch, lease, push) or ``--remote`` (``fetch_only``); else None."""
+    if fetch_only is not None:
+        try:
+            fetch_only = config_values.remote(fetch_only)
+        except config_values.InvalidValue as exc:
+            raise UsageError(f"--remote: {fetch_only!r} {exc}") from None
+    remote = cfg.push or fetch_only
+    if not remote:
+        return None
+    if cfg.push and fetch_only and fetch_only != cfg.push:
+        raise UsageError(f"--remote {fetch_only} and push {cfg.push} ({cfg.source('push')}) name different remotes")
+    return Link(root, remote, name, push=bool(cfg.push), ttl=cfg.lease_ttl, common_dir=common_dir)
+
+
+def unused_remote_copy(root: Path, name: str) -> list[str]:
+    """A build without a remote, of a session this clone knows only from a remote-tracking branch: say so, as it
+    starts a session of its own (the remote's is resumed with --remote or --push)."""
+    remotes = refs.remote_sessions(root).get(name)
+    if not remotes or refs.rev(root, refs.branch_ref(name)) is not None:
+        return []
+    there = refs.preferred(remotes)
+    return [
+        f"note: {there}/iteratr/{name} exists, but this build has no remote, so it starts session {name} afresh "
+        f"here; to carry that one on: --push {there} (or --remote {there})"
+    ]

@@ -62,7 +62,8 @@ def _run_the_step(cwd: Path, bin_dir: Path, **env: str) -> subprocess.CompletedP
     step = _run_step()
     job_env = {k: v for k, v in step["env"].items() if not v.startswith("${{")}
     full = {**os.environ, **FAST_ENV, **job_env, **env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=cwd, env=full, capture_output=True, text=True)
+    shell = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]  # as GitHub Actions runs a `run` step
+    return subprocess.run([*shell, step["run"]], cwd=cwd, env=full, capture_output=True, text=True)
 
 
 @pytest.fixture

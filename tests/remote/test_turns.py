@@ -71,3 +71,12 @@ def test_each_commit_is_on_the_remote_before_the_next_iteration_starts(
     remote_loop(clone("a"), Script(look_at_the_remote), expect=EXIT_OK)
     assert seen == [[], [0], [0, 1], [0, 1, 2]]
     assert remote_iterations(origin) == [0, 1, 2, 3]
+
+
+def test_a_build_without_a_remote_of_a_session_known_only_remotely_says_how_to_resume_it(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    remote_loop(clone("a"), Script("follow"), iterations=1, expect=EXIT_INCOMPLETE)
+    out = build(clone("b"), "-i", "1", "--agent", fake_agent("follow"), expect=EXIT_INCOMPLETE)
+    assert "note: origin/iteratr/SPEC exists, but this build has no remote" in out
+    assert "--push origin" in out
