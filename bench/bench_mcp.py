@@ -94,8 +94,9 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def server_pid() -> int:
-    """The ``iteratr mcp`` child of this process."""
+def mcp_children() -> list[int]:
+    """The ``iteratr mcp`` children of this process (a relay or a server the client started), not the listener."""
+    found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -104,41 +105,59 @@ def server_pid() -> int:
             argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if int(stat[1]) == os.getpid() and b"mcp" in argv:
-            return int(entry.name)
-    raise RuntimeError("no iteratr mcp child found")
+        if int(stat[1]) == os.getpid() and b"mcp" in argv and b"--listen" not in argv:
+            found.append(int(entry.name))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one iteratr mcp child, found {found}")
+    return found
 
 
-async def measure_mcp(root: Path, env: dict[str, str], runs: int, starts: int) -> dict[str, Any]:
+def cpu(pids: list[int]) -> float:
+    return sum(process_cpu(pid) for pid in pids)
+
+
+async def measure_mcp(root: Path, env: dict[str, str], runs: int, starts: int, listener: int | None) -> dict[str, Any]:
+    """Start-ups and calls through ``iteratr mcp``; with ``listener`` (its pid), the relay and the listener both
+    count: the relay's process, and what the listener spends on the connection."""
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
 
     command = iteratr_command()
     params = StdioServerParameters(command=command[0], args=[*command[1:], "mcp"], env=env, cwd=str(root))
+    shared = [listener] if listener is not None else []
     startup: list[float] = []
-    for _ in range(starts + 1):  # the first start compiles the SDK's byte-code into the cache: not counted
+    for _ in range(starts + 1):  # the first start compiles byte-code into the cache (and loads the listener)
+        before = cpu(shared)
         async with Client(params) as client:
             await client.list_tools()
-            startup.append(process_cpu(server_pid()))
-    startup = startup[1:]
+            startup.append(cpu([*mcp_children(), *shared]) - before)
+    first, startup = startup[0], startup[1:]  # with a listener, the first includes its start-up
     per_call: dict[str, float] = {}
     client_cpu: list[float] = []
     walls: dict[str, float] = {}
     async with Client(params) as client:
         await client.list_tools()
-        pid = server_pid()
+        pids = [*mcp_children(), *shared]
         for name, arguments in ITERATION:
             await client.call_tool(name, arguments)  # warm: the first call of a kind imports what it needs
         for index, (name, arguments) in enumerate(ITERATION):
             key = f"{index}:{name}"
-            before, mine, wall = process_cpu(pid), time.process_time(), time.perf_counter()
+            before, mine, wall = cpu(pids), time.process_time(), time.perf_counter()
             for _ in range(runs):
                 result = await client.call_tool(name, arguments)
                 assert not result.is_error, result
-            per_call[key] = (process_cpu(pid) - before) / runs
+            per_call[key] = (cpu(pids) - before) / runs
             client_cpu.append((time.process_time() - mine) / runs)
             walls[key] = (time.perf_counter() - wall) / runs
-    return {"startup": startup, "per_call": per_call, "client": client_cpu, "wall": walls}
+    return {"first": first, "startup": startup, "per_call": per_call, "client": client_cpu, "wall": walls}
+
+
+def start_listener(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """``iteratr mcp --listen``, as the build starts it with the agent; stopped by closing its stdin."""
+    path = str(root / "listener" / "socket")
+    Path(path).parent.mkdir()
+    proc = subprocess.Popen([*iteratr_command(), "mcp", "--listen", path], cwd=root, env=env, stdin=subprocess.PIPE)
+    return proc, path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,36 +178,50 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.cli_runs):  # round-robin, so that load spreads over every kind of call
             for index, (name, arguments) in enumerate(ITERATION):
                 cli[f"{index}:{name}"].append(cli_call(root, env, name, arguments))
-        mcp = anyio.run(measure_mcp, root, env, args.mcp_runs, args.starts)
+        direct = anyio.run(measure_mcp, root, env, args.mcp_runs, args.starts, None)
+        listener, path = start_listener(root, env)
+        try:
+            relayed = anyio.run(
+                measure_mcp, root, {**env, "ITERATR_MCP_SOCKET": path}, args.mcp_runs, args.starts, listener.pid
+            )
+            listener_startup = relayed["first"] - statistics.median(relayed["startup"])
+        finally:
+            assert listener.stdin is not None
+            listener.stdin.close()
+            listener.wait(30)
 
     load = os.getloadavg()[0]
     print(f"python {sys.version.split()[0]}, iteratr {' '.join(iteratr_command())}, load average {load:.2f}")
     print(f"session: {args.tasks} tasks, in git; CLI {args.cli_runs} runs per call, MCP {args.mcp_runs} per call")
+    print("MCP as a build runs it: a relay per iteration to the run's listener; MCP direct: a server per iteration")
     print()
-    print("| call | CLI CPU (wall) | MCP CPU (wall) | MCP / CLI |")
-    print("|---|---|---|---|")
+    print("| call | CLI | MCP (relay + listener) | MCP direct | relayed / CLI |")
+    print("|---|---|---|---|---|")
     ratios = []
-    cli_total = mcp_calls = 0.0
+    totals = {"cli": 0.0, "relayed": 0.0, "direct": 0.0}
     for key, samples in cli.items():
-        cpu = statistics.median(s[0] for s in samples)
-        wall = statistics.median(s[1] for s in samples)
-        served = mcp["per_call"][key]
-        ratios.append(served / cpu)
-        cli_total += cpu
-        mcp_calls += served
+        by_cli = statistics.median(s[0] for s in samples)
+        by_relay, by_direct = relayed["per_call"][key], direct["per_call"][key]
+        ratios.append(by_relay / by_cli)
+        totals["cli"] += by_cli
+        totals["relayed"] += by_relay
+        totals["direct"] += by_direct
         name = key.split(":", 1)[1]
         print(
-            f"| `{name}` | {cpu * 1000:.1f} ms ({wall * 1000:.1f} ms) | {served * 1000:.2f} ms "
-            f"({mcp['wall'][key] * 1000:.2f} ms) | 1/{cpu / served:.0f} |"
+            f"| `{name}` | {by_cli * 1000:.1f} ms | {by_relay * 1000:.2f} ms | {by_direct * 1000:.2f} ms "
+            f"| 1/{by_cli / by_relay:.0f} |"
         )
-    startup = statistics.median(mcp["startup"])
-    print()
-    print(f"MCP server start-up (once per iteration): {startup * 1000:.0f} ms CPU (median of {args.starts})")
-    print(f"MCP client (this Python SDK client) per call: {statistics.median(mcp['client']) * 1000:.2f} ms CPU")
+    relay_start = statistics.median(relayed["startup"])
+    direct_start = statistics.median(direct["startup"])
     n = len(ITERATION)
+    print()
+    print(f"start-up per iteration: relay {relay_start * 1000:.0f} ms CPU; direct server {direct_start * 1000:.0f} ms")
+    print(f"start-up per run: the listener, {listener_startup * 1000:.0f} ms CPU")
+    print(f"the MCP SDK client (this process) per call: {statistics.median(relayed['client']) * 1000:.2f} ms CPU")
     print(
-        f"per iteration of {n} calls: CLI {cli_total * 1000:.0f} ms CPU; "
-        f"MCP {(startup + mcp_calls) * 1000:.0f} ms CPU ({startup * 1000:.0f} start-up + {mcp_calls * 1000:.1f} calls)"
+        f"per iteration of {n} calls: CLI {totals['cli'] * 1000:.0f} ms CPU; "
+        f"MCP relayed {(relay_start + totals['relayed']) * 1000:.0f} ms; "
+        f"MCP direct {(direct_start + totals['direct']) * 1000:.0f} ms"
     )
     median_ratio = statistics.median(ratios)
     verdict = "met" if median_ratio <= 0.1 else "MISSED"
