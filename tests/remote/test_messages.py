@@ -9,10 +9,11 @@ from typing import Any
 
 from iteratr.agent.events import TurnResult
 from iteratr.errors import EXIT_INCOMPLETE, EXIT_OK
-from tests.conftest import git, run_cli
+from tests.conftest import fake_agent, git, run_cli
 from tests.fakes import FakeAgent, Script
 from tests.remote.conftest import remote_iterations, remote_log
 from tests.remote.harness import remote_loop
+from tests.run.helpers import build
 
 
 def _delivered(events: list[dict[str, Any]]) -> list[str]:
@@ -76,3 +77,16 @@ def test_say_while_another_machine_holds_the_lease_is_delivered_at_its_next_fetc
     assert any(s.startswith("iteratr(SPEC): messages from origin/iteratr/SPEC") for s in remote_log(origin))
     assert git(a, "rev-parse", "iteratr/SPEC") == git(origin, "rev-parse", "iteratr/SPEC")
     assert "Reply to the mail" in {t.content for t in run.state.tasks.values()}
+
+
+def test_a_message_through_the_remote_reopens_a_complete_session_on_the_next_machine(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    remote_loop(clone("a"), Script("follow"), expect=EXIT_OK)  # complete: 3 tasks done
+    run_cli("say", "-n", "SPEC", "Add a task: One more thing", cwd=clone("c"))
+    out = build(clone("b"), "--push", "--agent", fake_agent("follow"), expect=EXIT_OK)
+    assert "nothing to do" not in out
+    assert "(MSG-1, through the remote): Add a task: One more thing" in out
+    assert remote_iterations(origin) == [0, 1, 2, 3, 4]  # one more iteration, for the new task
+    again = build(clone("e"), "--push", "--agent", fake_agent("follow"), expect=EXIT_OK)
+    assert "already complete; nothing to do" in again  # taken once: it does not reopen it again
