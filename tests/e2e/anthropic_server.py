@@ -78,7 +78,7 @@ class AnthropicServer(ScriptedApiServer):
         turn = parse_turn(body, time.time())
         is_turn = bool(body.get("tools"))
         if is_turn:
-            action = self.decide(turn)
+            action = self.decide(turn, str(body.get("model", "")))
         else:
             self.record_side(f"no-tools call: {turn.prompt[:80]!r}")
             action = Text("Scripted session")

@@ -121,7 +121,7 @@ class GeminiServer(ScriptedApiServer):
         is_turn = bool(body.get("tools"))
         action: Action
         if is_turn:
-            action = self.decide(turn)
+            action = self.decide(turn, route.rsplit("/", 1)[-1].split(":", 1)[0])
         else:
             config = body.get("generationConfig") or {}
             wants_json = config.get("responseMimeType") == "application/json"

@@ -115,7 +115,7 @@ class ResponsesServer(ScriptedApiServer):
         is_turn = bool(body.get("tools"))
         action: Action
         if is_turn:
-            action = self.decide(turn)
+            action = self.decide(turn, str(body.get("model", "")))
         else:
             self.record_side(f"no-tools call: {turn.prompt[:80]!r}")
             action = Text("Scripted session")

@@ -47,6 +47,7 @@ class ApiState:
     served: list[Served] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     side_requests: list[str] = field(default_factory=list)  # calls that are not agent turns (titles, checks)
+    models: list[str] = field(default_factory=list)  # the model each agent turn asked for, as the wire says
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
     counter: int = 0
@@ -80,11 +81,13 @@ class ScriptedApiServer:
 
     # -- helpers for subclasses ------------------------------------------------------------------------------
 
-    def decide(self, turn: AgentTurn) -> Action:
-        """Record the agent turn and ask the script for the next step (bounded; a failing script ends the turn)."""
+    def decide(self, turn: AgentTurn, model: str) -> Action:
+        """Record the agent turn (and the model it asked for) and ask the script for the next step (bounded; a
+        failing script ends the turn)."""
         state = self.state
         with state.lock:
             state.turns.append(turn)
+            state.models.append(model)
             state.changed.notify_all()
         if len(turn.steps) >= MAX_STEPS_PER_TURN:
             return Text(f"Stopping after {len(turn.steps)} steps.")
@@ -151,6 +154,11 @@ class ScriptedApiServer:
     def errors(self) -> list[str]:
         with self.state.lock:
             return list(self.state.errors)
+
+    @property
+    def models(self) -> list[str]:
+        with self.state.lock:
+            return list(self.state.models)
 
     @property
     def side_requests(self) -> list[str]:

@@ -128,7 +128,8 @@ class Ran:
     info: str  # diagnostics for assertion messages
 
 
-def run_two_task_session(repo: Path, agent: str, env: dict[str, str], server: Server) -> Ran:
+def run_two_task_session(repo: Path, agent: str, env: dict[str, str], server: Server, model: str | None = None) -> Ran:
+    """The whole session (``model``: set with ``--model``, through the agent's own way of choosing one)."""
     (repo / "specs").mkdir()
     (repo / "specs" / f"{SESSION}.md").write_text(SPEC, encoding="utf-8")
     git(repo, "add", "specs")
@@ -137,6 +138,7 @@ def run_two_task_session(repo: Path, agent: str, env: dict[str, str], server: Se
     session_dir = repo / ".iteratr" / SESSION
     events_path = session_dir / "events.jsonl"
     args = ["build", "--headless", "--spec", f"specs/{SESSION}.md", "--agent", agent, "--iterations", "6"]
+    args += ["--model", model] if model else []
     build = BuildThread(args, cwd=repo, env=env)
     build.start()
     started = wait_for_iteration_start(events_path, 1, build, timeout=BUILD_TIMEOUT)
@@ -156,6 +158,8 @@ def run_two_task_session(repo: Path, agent: str, env: dict[str, str], server: Se
     assert build.error is None and build.result is not None, info
     assert build.result.returncode == 0, info  # the session completed
     assert "stopped: the session is complete (2 tasks)" in build.result.stdout, info
+    if model:
+        assert f"\nmodel: {model}\n" in build.result.stdout, info  # set, and reported back by the agent
     assert server.errors == [], info
 
     # Planning loaded the spec's two tasks; each was completed.

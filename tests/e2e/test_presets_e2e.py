@@ -52,8 +52,10 @@ def test_claude_preset_runs_a_whole_session_against_a_scripted_anthropic_server(
         }
         if os.geteuid() == 0:  # Claude Code refuses to run as root outside a sandbox it is told of
             env["IS_SANDBOX"] = "1"
-        ran = run_two_task_session(repo, "claude", env, server)
+        ran = run_two_task_session(repo, "claude", env, server, model="haiku")  # session/set_model
         side = server.side_requests
+        models = set(server.models)
+    assert models and all("haiku" in m for m in models), f"the model on the wire: {models}"
 
     # Usage: Claude Code's transcript (agent-record). Every agent-turn call's input is there, exactly; Claude Code
     # records output as the count at each answer's start (1 per call here), not the final one, so output is bounded.
@@ -85,8 +87,10 @@ def test_gemini_preset_runs_a_whole_session_against_a_scripted_gemini_api_server
             "GOOGLE_GEMINI_BASE_URL": server.root_url,
             "GEMINI_API_KEY": "gemini-scripted-test-key",
         }
-        ran = run_two_task_session(repo, "gemini", env, server)
+        ran = run_two_task_session(repo, "gemini", env, server, model="gemini-2.5-pro")  # session/set_model
         side = server.side_requests
+        models = set(server.models)
+    assert models == {"gemini-2.5-pro"}, f"the model on the wire: {models}"
 
     # Usage: Gemini CLI's own per-prompt totals (_meta.quota.token_count), source "turn": every agent-turn call,
     # none of the side calls (model routing, the next-speaker check), which it counts apart.
@@ -130,8 +134,10 @@ def test_codex_preset_runs_a_whole_session_against_a_scripted_responses_server(
             "CODEX_HOME": str(codex_home),
             "SCRIPTED_API_KEY": "codex-scripted-test-key",
         }
-        ran = run_two_task_session(repo, "codex", env, server)
+        ran = run_two_task_session(repo, "codex", env, server, model="gpt-5.4")  # the config option
         side = server.side_requests
+        models = set(server.models)
+    assert models == {"gpt-5.4"}, f"the model on the wire: {models}"
 
     # Usage: Codex's rollout (agent-record), the thread's totals: every call of the turn, exactly.
     found = footers(ran.result.stdout)
