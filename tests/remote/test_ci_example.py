@@ -109,3 +109,22 @@ def test_the_step_passes_on_0_3_4_and_fails_on_every_other_status(tmp_path: Path
     assert (done.returncode != 0) == fails
     if fails:
         assert done.returncode == status and f"exited with status {status}" in done.stdout
+
+
+def test_a_run_stopped_with_commits_the_remote_lacks_keeps_them_on_the_remote(
+    origin: Path, clone: Callable[[str], Path], tmp_path: Path
+) -> None:
+    runner = clone("runner")
+    git(runner, "switch", "-q", "-c", "iteratr/SPEC")
+    git(runner, "commit", "-q", "--allow-empty", "-m", "an iteration the run could not push")
+    kept = git(runner, "rev-parse", "iteratr/SPEC")
+    bin_dir = tmp_path / "stub"
+    bin_dir.mkdir()
+    (bin_dir / "iteratr").write_text("#!/bin/sh\nexit 4\n")  # e.g. it lost its lease after that commit
+    (bin_dir / "iteratr").chmod(0o755)
+    done = _run_the_step(runner, bin_dir, GITHUB_RUN_ID="77")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert git(origin, "rev-parse", "refs/heads/iteratr/SPEC.unpushed-77") == kept
+    nothing = _run_the_step(clone("idle"), bin_dir, GITHUB_RUN_ID="78")  # no session branch: nothing pushed
+    assert nothing.returncode == 0
+    assert git(origin, "for-each-ref", "refs/heads/iteratr/SPEC.unpushed-78") == ""
