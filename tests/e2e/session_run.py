@@ -75,15 +75,15 @@ def save_like_an_editor(path: Path, text: str) -> None:
 class BuildThread(threading.Thread):
     """``iteratr build`` run through ``run_cli`` in the background, keeping its result or exception."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float = BUILD_TIMEOUT) -> None:
         super().__init__(daemon=True)
-        self.args, self.cwd, self.env = args, cwd, env
+        self.args, self.cwd, self.env, self.timeout = args, cwd, env, timeout
         self.result: CliResult | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = run_cli(*self.args, cwd=self.cwd, env=self.env, expect=None, timeout=BUILD_TIMEOUT)
+            self.result = run_cli(*self.args, cwd=self.cwd, env=self.env, expect=None, timeout=self.timeout)
         except BaseException as exc:  # reported by the test thread
             self.error = exc
 

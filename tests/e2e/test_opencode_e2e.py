@@ -12,19 +12,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CliResult, git, run_cli
+from tests.conftest import git
 
 from .model_server import PLANNING_MARKER, ScriptedModelServer
 from .opencode_env import OpencodeEnv
-from .session_run import tasks_in
+from .session_run import (
+    BuildThread,
+    iteration_number,
+    read_events,
+    save_like_an_editor,
+    tasks_in,
+    wait_for_iteration_start,
+)
 
 SESSION = "three"
 SPEC = """# Three small things
@@ -45,61 +50,6 @@ MESSAGE = "Please also keep the zebra-42 convention in mind"
 BUILD_TIMEOUT = 240.0
 # An iteration's footer (its header, ``=== #N | task`` or ``=== #N planning``, has no outcome word).
 FOOTER_RE = re.compile(r"^=== #\d+ (ok|failed|timeout|interrupted) \| ")
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """The events in a JSONL log; a torn or unreadable line (the log is being appended to) is skipped."""
-    events: list[dict[str, Any]] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return events
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
-
-
-def save_like_an_editor(path: Path, text: str) -> None:
-    """Write a temp file next to ``path`` with its current content plus ``text``, and rename it over ``path``."""
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".inbox-", suffix=".swp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(current.rstrip("\n") + "\n\n" + text + "\n")
-    os.replace(tmp, path)
-
-
-class BuildThread(threading.Thread):
-    """``iteratr build`` run through ``run_cli`` in the background, keeping its result or exception."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
-        super().__init__(daemon=True)
-        self.args, self.cwd, self.env = args, cwd, env
-        self.result: CliResult | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.result = run_cli(*self.args, cwd=self.cwd, env=self.env, expect=None, timeout=BUILD_TIMEOUT)
-        except BaseException as exc:  # reported by the test thread
-            self.error = exc
-
-
-def wait_for_iteration_start(events_path: Path, n: int, build: BuildThread, timeout: float) -> bool:
-    """Poll the event log until iteration ``n`` has started; False if the build ended or time ran out first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in read_events(events_path):
-            if event.get("type") == "iteration.started" and (event.get("data") or {}).get("n") == n:
-                return True
-        if not build.is_alive():
-            return False
-        time.sleep(0.05)
-    return False
 
 
 def diagnostics(build: BuildThread, server: ScriptedModelServer, repo: Path) -> str:
@@ -140,6 +90,7 @@ def test_build_with_real_opencode_completes_spec_with_inbox_and_hooks(
         ],
         cwd=repo,
         env={**opencode_env.env, "PATH": f"{opencode_env.binary.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+        timeout=BUILD_TIMEOUT,
     )
     build.start()
     started = wait_for_iteration_start(events_path, 1, build, timeout=BUILD_TIMEOUT)
@@ -200,11 +151,6 @@ def test_build_with_real_opencode_completes_spec_with_inbox_and_hooks(
         assert f"HOOK-MARKER-{number}" in prompt, f"{header}: no hook output in prompt{info}"
 
     assert_usage_is_what_the_model_served(events, build.result.stdout, model_server, info)
-
-
-def iteration_number(prompt: str) -> int:
-    """The iteration a prompt was rendered for: its first line ends with ``Iteration: #N``."""
-    return int(prompt.lstrip().splitlines()[0].rsplit("#", 1)[-1])
 
 
 def assert_usage_is_what_the_model_served(
