@@ -46,6 +46,7 @@ class Preset:
     base_url: str  # the settings that point it at another server (a proxy, a gateway, the tests' server)
     usage: str  # how it reports tokens and cost, and what iteratr reads
     verified: str  # what the end-to-end test checks with it
+    root_env: str = ""  # a variable the agent insists on, set to anything, before it runs as root ("": none)
 
     @property
     def install(self) -> str:
@@ -98,6 +99,7 @@ PRESETS: dict[str, Preset] = {
             "input tokens of every call; output tokens as it records them (the count at each answer's start); "
             "no cost",
             verified=_E2E + " (input exact; output as Claude Code records it)",
+            root_env="IS_SANDBOX",  # else: "--dangerously-skip-permissions cannot be used with root/sudo privileges"
         ),
         Preset(
             name="codex",
@@ -198,6 +200,11 @@ def require_installed(value: str, env: Mapping[str, str] | None = None) -> list[
 def key_missing(preset: Preset, env: Mapping[str, str]) -> bool:
     """True when the preset needs an API key variable and none of them is set (it may still be logged in)."""
     return bool(preset.key_env) and not any(env.get(name, "").strip() for name in preset.key_env)
+
+
+def root_refused(preset: Preset, env: Mapping[str, str]) -> bool:
+    """True when this process runs as root and the preset's agent will refuse to, lacking its ``root_env``."""
+    return bool(preset.root_env) and os.geteuid() == 0 and not env.get(preset.root_env, "").strip()
 
 
 def installed(env: Mapping[str, str] | None = None) -> list[Preset]:

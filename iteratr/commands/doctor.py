@@ -230,7 +230,9 @@ def _check_acp(
         result = models.probe_agent(argv, cwd=cwd, env=env, timeout=timeout)
     except IteratrError as exc:
         preset = presets.preset_of(argv)
-        if preset is not None and presets.key_missing(preset, env) and "did not open a session" in str(exc):
+        if preset is not None and presets.root_refused(preset, env):
+            fix = f"set {preset.root_env}=1: run as root, {preset.title} refuses to start without it"
+        elif preset is not None and presets.key_missing(preset, env) and "did not open a session" in str(exc):
             # A preset's agent that speaks ACP but cannot open a session without credentials (codex, gemini say so).
             fix = f"set {' or '.join(preset.key_env)} ({preset.key_note}), then run the doctor again"
         else:

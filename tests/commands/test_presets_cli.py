@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
 
 from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, run_cli
 
@@ -121,6 +122,20 @@ def test_doctor_says_which_key_to_set_when_a_presets_agent_opens_no_session_with
     out = run_cli("doctor", cwd=repo, env=env, expect=1).stdout
     assert "fail  agent speaks ACP: agent codex-acp did not open a session: it failed: Authentication required" in out
     assert "fix: set OPENAI_API_KEY or CODEX_API_KEY (or log in with ChatGPT" in out
+
+
+def test_doctor_says_claude_code_needs_is_sandbox_as_root(repo: Path, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root is refused by Claude Code")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "agent.py").write_text(NEEDS_A_KEY)
+    claude = bin_dir / "claude-code-acp"
+    claude.write_text(f"#!/bin/sh\nexec {sys.executable} {bin_dir / 'agent.py'}\n")
+    claude.chmod(0o755)
+    env = {**only_on_path(bin_dir), "ITERATR_AGENT": "claude", "ANTHROPIC_API_KEY": "sk-x-123456", "IS_SANDBOX": ""}
+    out = run_cli("doctor", cwd=repo, env=env, expect=1).stdout
+    assert "fix: set IS_SANDBOX=1: run as root, Claude Code" in out
 
 
 def test_doctor_fails_an_unknown_preset_listing_the_presets(repo: Path) -> None:
