@@ -4,7 +4,7 @@ A preset is one row of :data:`PRESETS`: the command that starts the agent in ACP
 version the end-to-end tests drove (``tests/e2e/test_presets_e2e.py``), the provider API it speaks, how a model is
 chosen, the environment it needs (API key variables), how it is pointed at another server (base URL and key
 settings), and how it reports usage. Only agents proven end to end, offline, against a scripted model server are
-presets; :data:`NOT_SHIPPED` says why the others are not.
+presets; the README's agent table (held to this one by ``tests/agent/test_presets.py``) says what was verified.
 
 How the ``agent`` setting is read (``command_line``):
 - a value that is exactly a preset's name is that preset (its name wins over a program of the same name:
@@ -14,7 +14,7 @@ How the ``agent`` setting is read (``command_line``):
 one word (no ``/``, no space) that is not a preset and not a program on PATH is an unknown preset (exit 2, listing
 the presets); a preset whose program is missing is exit 1 with its install command.
 
-Stdlib only and nothing at import time: ``config.Config.agent_argv`` imports it lazily.
+The standard library and ``iteratr.errors`` only: ``config.Config.agent_argv`` imports it (lazily).
 """
 
 from __future__ import annotations
@@ -135,9 +135,6 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-# Agents looked at and not made presets: why, and what to use instead.
-NOT_SHIPPED: dict[str, str] = {}
-
 
 def find(value: str) -> Preset | None:
     """The preset ``value`` names, if it is exactly a preset's name."""
@@ -161,9 +158,8 @@ def names() -> str:
 
 def unknown_message(value: str) -> str:
     word = value.strip()
-    why = f" ({NOT_SHIPPED[word]})" if word in NOT_SHIPPED else ""
     return (
-        f"unknown agent preset {word!r}{why}; the presets are {names()}. A program of your own: give its path "
+        f"unknown agent preset {word!r}; the presets are {names()}. A program of your own: give its path "
         f"(./{word}) or its arguments, e.g. '{word} --acp'"
     )
 

@@ -30,6 +30,17 @@ def test_every_preset_is_complete_and_installs_its_tested_version() -> None:
         assert not presets.is_unknown(name, "/nonexistent")
 
 
+def test_the_readme_agent_table_is_the_preset_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The agent presets", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == list(presets.PRESETS)
+    for row, preset in zip(rows, presets.PRESETS.values(), strict=True):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        package = f"`{preset.package}` {preset.version_tested}"
+        assert cells[:3] == [f"`{preset.name}`", f"`{preset.command_line}`", package]
+
+
 def test_a_preset_name_is_its_command_and_anything_else_a_command_line() -> None:
     assert presets.command_line("claude") == ["claude-code-acp"]
     assert presets.command_line(" gemini ") == ["gemini", "--experimental-acp"]
