@@ -50,7 +50,7 @@ log = logging.getLogger("iteratr.agent")
 EXPORT_TIMEOUT = 30.0
 # A session id that may name a file (a uuid): no path, no glob character.
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-CLAUDE_SETTLE = 3.0  # seconds to wait for Claude Code's transcript (Codex's rollout) to hold a turn's last call
+RECORD_SETTLE = 3.0  # seconds to wait for Claude Code's transcript (Codex's rollout) to hold a turn's last call
 
 SOURCE_WORDS = {
     "turn": "",
@@ -123,7 +123,7 @@ def _task_complete(lines: list[str]) -> bool:
     return any('"task_complete"' in line for line in lines[-5:])
 
 
-def codex_turn_usage(session_id: str, *, env: Mapping[str, str], settle: float = CLAUDE_SETTLE) -> TurnUsage | None:
+def codex_turn_usage(session_id: str, *, env: Mapping[str, str], settle: float = RECORD_SETTLE) -> TurnUsage | None:
     """Read ``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-…-<session_id>.jsonl`` (``~/.codex`` by default); the ACP
     session id is Codex's thread id. Read again for up to ``settle`` seconds until the turn's ``task_complete``
     event is there, as the file may lag the ACP answer."""
@@ -202,13 +202,14 @@ def _final_answer_recorded(lines: list[str]) -> bool:
         except ValueError:
             continue
         if isinstance(entry, dict) and entry.get("type") == "assistant":
-            content = (entry.get("message") or {}).get("content")
+            message = entry.get("message")
+            content = message.get("content") if isinstance(message, dict) else None
             blocks = content if isinstance(content, list) else []
             return not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
     return False
 
 
-def claude_turn_usage(session_id: str, *, env: Mapping[str, str], settle: float = CLAUDE_SETTLE) -> TurnUsage | None:
+def claude_turn_usage(session_id: str, *, env: Mapping[str, str], settle: float = RECORD_SETTLE) -> TurnUsage | None:
     """Read ``<config dir>/projects/*/<session_id>.jsonl`` (``CLAUDE_CONFIG_DIR``, else ``~/.claude``).
 
     Claude Code may answer ``session/prompt`` before its transcript holds the turn's last call (seen: the final
