@@ -388,7 +388,7 @@ class AgentRunner:
         oversized = self._acp.transport.oversized if self._acp is not None else ""
         said = f"{oversized}" if oversized else f"agent {how} during the turn"
         message = f"{said}; {self._process.stderr_tail()}"
-        await self.close()
+        await self._close_agent()  # the MCP listener stays for the restart (a new child mid-turn would look escaped)
         return AgentDied(message, returncode=returncode, partial=turn.result("failed"))
 
 

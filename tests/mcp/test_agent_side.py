@@ -18,7 +18,7 @@ from iteratr.agent import mcp_servers
 from iteratr.agent.events import AgentInfo, AgentText
 from iteratr.agent.runner import AgentRunner
 from iteratr.agent.seam import AgentLaunch
-from tests.conftest import ITERATR_CMD, run_cli
+from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, run_cli
 from tests.fakes import FakeAgent, Script
 from tests.run.harness import run_loop
 
@@ -157,3 +157,14 @@ def test_without_a_known_naming_the_loop_teaches_the_shell(spec_repo: Path) -> N
     planning, main = script.prompts
     assert " tool task-batch-add --tasks" in planning and " tool task-next`" in main
     assert "iteratr_" not in planning + main
+
+
+def test_the_mcp_server_outlives_an_agent_crash_and_is_never_taken_for_an_escaped_process(
+    spec_repo: Path, tmp_path: Path
+) -> None:
+    """The run's MCP server is iteratr's child from the agent's start to the run's end: restarting a crashed agent
+    keeps it (a new one started mid-turn would be stopped as a process the agent left running)."""
+    agent = fake_agent("follow", "follow", "crash", "follow", state_file=tmp_path / "state")
+    out = run_cli("build", "--headless", "-i", "3", "--agent", agent, cwd=spec_repo, env=FAST_ENV, expect=None)
+    assert "exited with status 3" in out.stdout + out.stderr, out  # the crash happened, and the run went on
+    assert "left running past its turn" not in out.stdout + out.stderr, out
