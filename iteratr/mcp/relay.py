@@ -9,9 +9,10 @@ server code as ``iteratr mcp`` on stdio. What the agent starts each iteration is
 stdio and the socket. Where the socket cannot be reached (no listener, or it died), the relay serves the session
 itself, as ``iteratr mcp`` does without the variable: slower to start, never absent.
 
-The listener binds and listens before it imports the SDK, so a relay connects at once and its first message waits
-in the socket's queue. It exits when its stdin (a pipe from the build) reaches end of file: the build closed it, or
-died, so it never outlives the run.
+The listener binds and listens first, and imports the SDK only when the first relay connects: a relay connects at
+once and its first message waits in the socket's queue, and an agent that never starts MCP servers costs the run a
+Python start, not the SDK. It exits when its stdin (a pipe from the build) reaches end of file: the build closed it,
+or died, so it never outlives the run.
 """
 
 from __future__ import annotations
@@ -100,13 +101,16 @@ def listen(path: str) -> int:
         os._exit(0)
 
     threading.Thread(target=exit_with_the_build, daemon=True).start()
+    # The SDK is loaded for the first connection, not before: an agent that never starts its MCP servers (or a run
+    # that ends first) costs this process a Python start, not the SDK's import.
+    first, _ = sock.accept()
     import anyio
 
-    anyio.run(_serve_all, sock, store)
+    anyio.run(_serve_all, sock, store, first)
     return 0
 
 
-async def _serve_all(sock: socket.socket, store: Store) -> None:
+async def _serve_all(sock: socket.socket, store: Store, first: socket.socket) -> None:
     import anyio
     import anyio.to_thread
 
@@ -114,9 +118,10 @@ async def _serve_all(sock: socket.socket, store: Store) -> None:
 
     app = server.build(store)
     async with anyio.create_task_group() as group:
+        conn = first
         while True:
-            conn, _ = await anyio.to_thread.run_sync(sock.accept, abandon_on_cancel=True)
             group.start_soon(_serve_one, app, conn)
+            conn, _ = await anyio.to_thread.run_sync(sock.accept, abandon_on_cancel=True)
 
 
 async def _serve_one(app: Server[object], conn: socket.socket) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,10 @@ def test_relays_reach_the_one_server_of_the_run(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
+        while not Path(path).exists():  # bound: it is listening (and waits for a first connection)
+            assert listener.poll() is None, listener.stderr.read() if listener.stderr else ""
+            time.sleep(0.01)  # a poll's pace, on a shared machine
+        assert not imported_the_sdk(listener.pid)  # not before an agent connects
         first = add_task(tmp_path, "through the first relay", ITERATR_MCP_SOCKET=path)
         second = add_task(tmp_path, "through the second relay", ITERATR_MCP_SOCKET=path)
         assert first == ("added TAS-1 [P2] remaining: through the first relay", False)
