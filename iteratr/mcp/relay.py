@@ -89,9 +89,6 @@ def listen(path: str) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
     sock.listen(16)  # first of all: relays connect at once, and wait in the queue while the SDK loads
-    from iteratr.mcp import server
-
-    store = server.open_store()
 
     def exit_with_the_build() -> None:
         with contextlib.suppress(OSError):
@@ -104,6 +101,9 @@ def listen(path: str) -> int:
     # The SDK is loaded for the first connection, not before: an agent that never starts its MCP servers (or a run
     # that ends first) costs this process a Python start, not the SDK's import.
     first, _ = sock.accept()
+    from iteratr.mcp import server
+
+    store = server.open_store()
     import anyio
 
     anyio.run(_serve_all, sock, store, first)
