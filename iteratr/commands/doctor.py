@@ -248,6 +248,14 @@ def _check_acp(
     offered = f"{len(result.models)} model(s) offered" if result.models else "no model choice offered"
     current = f", default {result.current_model}" if result.current_model else ""
     report.ok(what, f"{result.info.name} {result.info.version} ({offered}{current})")
+    preset = presets.preset_of(argv)
+    if preset is not None and result.info.version != preset.version_tested:
+        report.warn(
+            "agent version",
+            f"{result.info.name} {result.info.version}; the {preset.name} preset was tested with "
+            f"{preset.package} {preset.version_tested}",
+            f"it may work as well; the tested one: `{preset.install}`",
+        )
     return result
 
 

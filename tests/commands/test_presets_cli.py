@@ -91,6 +91,10 @@ def test_doctor_checks_a_presets_program_acp_and_key(repo: Path, tmp_path: Path)
     assert f"warn  claude credentials: none of {keys} is set" in out
     assert "ANTHROPIC_BASE_URL" in out  # the fix says how to point it elsewhere too
     assert "ok    agent speaks ACP: iteratr-scripted-agent" in out
+    assert (
+        "warn  agent version: iteratr-scripted-agent 0.1.0; the claude preset was tested with "
+        "@zed-industries/claude-code-acp 0.16.2" in out
+    )
     keyed = run_cli("doctor", cwd=repo, env={**env, "ANTHROPIC_API_KEY": "sk-secret-value"}).stdout
     assert "ok    claude credentials: ANTHROPIC_API_KEY is set" in keyed
     assert "sk-secret-value" not in keyed
