@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from iteratr.session.state import DONE_STATUSES, Iteration, State, Task
+from iteratr.session.state import DONE_STATUSES, WINDOW, Iteration, State, Task
+from iteratr.session.tasks import changes
 
 __all__ = ["DONE_STATUSES", "Budgets", "Totals"]
 
@@ -115,7 +116,7 @@ def all_blocked(state: State) -> list[Task]:
     """The blocked tasks, when every task not done is blocked (so no iteration can make progress); else []."""
     if state.pending_messages():
         return []  # a message may unblock them: the agent gets to read it first
-    undone = [t for t in state.tasks.values() if t.status not in DONE_STATUSES]
+    undone = state.tasks.live()  # the tasks not done: never the session's history
     if undone and all(t.status == "blocked" for t in undone):
         return sorted(undone, key=lambda t: _number(t.id))
     return []
@@ -135,9 +136,8 @@ def made_progress(before: State, after: State, *, delivered: int, tree_changed: 
         return True
     if len(after.tasks) > len(before.tasks):
         return True
-    for task_id, task in after.tasks.items():
-        old = before.tasks.get(task_id)
-        if task.status in DONE_STATUSES and (old is None or old.status not in DONE_STATUSES):
+    for old, task in changes(before.tasks, after.tasks):  # what changed, not every task
+        if task.status in DONE_STATUSES and (old is None or old not in DONE_STATUSES):
             return True
     return False
 
@@ -149,8 +149,10 @@ def without_progress(state: State) -> int:
     log) ends the count, as progress does.
     """
     count = 0
-    for n in sorted(state.iterations, reverse=True):
-        it = state.iterations[n]
+    recent = state.recent_iterations(WINDOW)  # live; the whole history only for a stall longer than the window
+    if len(recent) == WINDOW and all(it.progress is False or it.outcome in (None, "interrupted") for it in recent):
+        recent = [state.iterations[n] for n in sorted(state.iterations)]
+    for it in reversed(recent):
         if it.outcome is None or it.outcome == "interrupted":
             continue
         if it.progress is not False:

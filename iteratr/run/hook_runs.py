@@ -105,6 +105,7 @@ class HookRunner:
         """``on_task_complete`` once per task that became completed since the last check."""
         if self.s.hooks is None or not self.s.hooks.of("on_task_complete"):
             return
-        for task in sorted(state.tasks.values(), key=lambda t: id_number(t.id)):
-            if task.status == "completed" and task.id not in state.completed_hooked:
+        for task_id in sorted(state.unhooked, key=id_number):  # completed, hooks not run: kept live by the reducer
+            task = state.tasks.get(task_id)
+            if task is not None and task.status == "completed" and task.id not in state.completed_hooked:
                 self.held += await self.run("on_task_complete", iteration, task_id=task.id, task_content=task.content)

@@ -223,7 +223,7 @@ class BuildLoop:
 
     def _acted_since(self, state: State) -> bool:
         """Whether someone changed the tasks after the last iteration ended (between runs, by hand)."""
-        return acted_since(state, self.store.events())
+        return acted_since(state, self.store.iter_events())  # streamed: once per run, never a list of the log
 
     def _unmeasured(self, attempt: Attempt) -> str | None:
         """After the first turn that ended well: a budget the agent does not measure stops the run (exit 2)."""

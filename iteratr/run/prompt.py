@@ -22,7 +22,7 @@ from typing import Any
 
 from iteratr.errors import ConfigError, UsageError
 from iteratr.fsutil import atomic_write
-from iteratr.session.state import DONE_STATUSES, Iteration, Message, State, id_number
+from iteratr.session.state import DONE_STATUSES, RECENT_NOTES, WINDOW, Iteration, Message, State, id_number
 from iteratr.text import clock, task_line
 from iteratr.text import duration_text as duration_text  # old name: run/loop.py and run/attempt.py use it
 
@@ -159,17 +159,19 @@ def render_tasks(state: State, binary: str = "iteratr", mcp: str = "") -> str:
     """Open tasks in full; closed ones (completed, cancelled) in full only while they are few."""
     if not state.tasks:
         return "(no tasks yet)"
-    ordered = sorted(state.tasks.values(), key=lambda t: id_number(t.id))
-    closed = [t for t in ordered if t.status in DONE_STATUSES]
+    # The counts and the live tasks, never every task: the done ones of a long session are history.
+    counted = state.counts()
+    closed_count = sum(n for s, n in counted.items() if s in DONE_STATUSES)
     lines = []
-    few = len(closed) <= CLOSED_SHOWN
-    shown = ordered if few else [t for t in ordered if t.status not in DONE_STATUSES]
+    few = closed_count <= CLOSED_SHOWN
+    live = state.tasks.live()
+    shown = sorted([*live, *state.tasks.last_done(closed_count)], key=lambda t: id_number(t.id)) if few else live
     for task in shown:
         lines.append("- " + task_line(task.id, task.priority, task.status, task.content, task.depends_on))
     if not few:
-        kinds = ", ".join(f"{n} {s}" for s, n in state.counts().items() if n and s in DONE_STATUSES)
-        lines.append(f"Closed: {len(closed)} tasks ({kinds}). The last {CLOSED_SHOWN}:")
-        for task in closed[-CLOSED_SHOWN:]:
+        kinds = ", ".join(f"{n} {s}" for s, n in counted.items() if n and s in DONE_STATUSES)
+        lines.append(f"Closed: {closed_count} tasks ({kinds}). The last {CLOSED_SHOWN}:")
+        for task in state.tasks.last_done(CLOSED_SHOWN):
             content = cap(task.content, "closed_task")
             lines.append("- " + task_line(task.id, task.priority, task.status, content, task.depends_on))
         every = f"`{mcp}task_list`" if mcp else f"`{binary} tool task-list --all`"
@@ -179,7 +181,8 @@ def render_tasks(state: State, binary: str = "iteratr", mcp: str = "") -> str:
 
 
 def render_notes(state: State) -> str:
-    notes = sorted(state.notes, key=lambda n: id_number(n.id))[-NOTES_SIZE:]
+    # The last notes in the log, kept live (never every note), in id order as a shuffled log would have them.
+    notes = sorted(state.recent_notes(RECENT_NOTES), key=lambda n: id_number(n.id))[-NOTES_SIZE:]
     if not notes:
         return "(no notes yet)"
     return "\n".join(f"- {n.id} [{n.type}, #{n.iteration}] {cap(n.content, 'note')}" for n in notes)
@@ -194,7 +197,9 @@ def describe_iteration(it: Iteration) -> str:
 
 
 def render_history(state: State, limit: int = HISTORY_SIZE) -> str:
-    done = [state.iterations[n] for n in sorted(state.iterations) if state.iterations[n].outcome is not None]
+    done = [it for it in state.recent_iterations(WINDOW) if it.outcome is not None]  # live: never every iteration
+    if len(done) < limit and state.current_iteration >= WINDOW:  # too few ended lately: look further back
+        done = [state.iterations[n] for n in sorted(state.iterations) if state.iterations[n].outcome is not None]
     if not done:
         return "(this is the first iteration)"
     return "\n".join(describe_iteration(it) for it in done[-limit:])

@@ -21,8 +21,9 @@ from iteratr.run.history import History
 from iteratr.secrets import Masker
 from iteratr.session import journal
 from iteratr.session.events import make_event
-from iteratr.session.state import State, id_number
+from iteratr.session.state import State
 from iteratr.session.store import Store
+from iteratr.session.tasks import changes as task_changes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -273,12 +274,11 @@ def commit_message(
     it = after.iterations.get(attempt.n)
     summary = (it.summary or "").strip().splitlines()[0] if it and it.summary else ""
     changes = []
-    for task in sorted(after.tasks.values(), key=lambda t: id_number(t.id)):
-        old = before.tasks.get(task.id)
+    for old, task in task_changes(before.tasks, after.tasks):  # what changed, not every task of the session
         if old is None:
             changes.append(f"- {task.id} added ({task.status}): {task.content}")
-        elif old.status != task.status:
-            changes.append(f"- {task.id} {old.status} -> {task.status}: {task.content}")
+        else:
+            changes.append(f"- {task.id} {old} -> {task.status}: {task.content}")
     if attempt.outcome == "ok":
         what = summary or (f"planning: {len(after.tasks)} tasks" if attempt.kind == "planning" else "")
         what = what or (changes[0][2:] if changes else "no summary recorded")

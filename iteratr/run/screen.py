@@ -50,7 +50,7 @@ class Screen:
         self.out.header(f"#{attempt.n}{' (retry)' if retry else ''}{what}")
 
     def footer(self, after: State, attempt: Attempt) -> None:
-        done = sum(1 for t in after.tasks.values() if t.status == "completed")
+        done = after.counts()["completed"]
         parts = [
             f"#{attempt.n} {attempt.outcome}",
             time.strftime("%H:%M:%S"),  # the clock time it ended (local): when to look in other logs

@@ -47,6 +47,15 @@ class IdSet:
             self._bits.extend(bytes(byte + 1 - len(self._bits) + 256))
         self._bits[byte] |= 1 << bit
 
+    def discard(self, some_id: str) -> None:
+        n = _number(some_id, "TAS-")
+        if n is None:
+            self._other.discard(some_id)
+            return
+        byte, bit = divmod(n, 8)
+        if byte < len(self._bits):
+            self._bits[byte] &= ~(1 << bit) & 0xFF
+
     def __contains__(self, some_id: object) -> bool:
         n = _number(some_id, "TAS-")
         if n is None:

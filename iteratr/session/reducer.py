@@ -41,6 +41,15 @@ def _task_added(s: State, d: dict[str, Any], ev: Event) -> None:
     s.tasks[tid] = Task(tid, d["content"], d["status"], _checked_priority(d["priority"]), deps)
     s.last_task_num = max(s.last_task_num, num)
     s.claimed = False
+    _track_hook(s, tid, d["status"])
+
+
+def _track_hook(s: State, tid: str, status: str) -> None:
+    """Which completed tasks still wait for their on_task_complete hooks (State.unhooked)."""
+    if status == "completed" and tid not in s.completed_hooked:
+        s.unhooked.add(tid)
+    else:
+        s.unhooked.discard(tid)
 
 
 def _task_status(s: State, d: dict[str, Any], ev: Event) -> None:
@@ -49,6 +58,7 @@ def _task_status(s: State, d: dict[str, Any], ev: Event) -> None:
         task.status = d["status"]
         if task.status not in CLOSED_STATUSES:
             s.claimed = False
+        _track_hook(s, task.id, task.status)
 
 
 def _task_priority(s: State, d: dict[str, Any], ev: Event) -> None:
@@ -134,6 +144,7 @@ def _user_delivered(s: State, d: dict[str, Any], ev: Event) -> None:
 def _hook_ran(s: State, d: dict[str, Any], ev: Event) -> None:
     if d.get("hook") == "on_task_complete" and d.get("task_id"):
         s.completed_hooked.add(d["task_id"])
+        s.unhooked.discard(d["task_id"])
 
 
 _REDUCERS = {

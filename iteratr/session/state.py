@@ -94,6 +94,7 @@ class State:
         "messages",
         "tasks",
         "tokens",
+        "unhooked",
     )
 
     def __init__(self, archive: History | None = None) -> None:
@@ -109,6 +110,8 @@ class State:
         self.inbox_consumed: dict[str, int] = {}
         # Tasks whose on_task_complete hooks have run: each fires once per task.
         self.completed_hooked = IdSet()
+        # Completed tasks whose on_task_complete hooks have not run yet: the hooks' to-do, kept as it changes.
+        self.unhooked = IdSet()
         self.tokens = 0
         self.cost = 0.0
         self.currency: str | None = None
@@ -349,6 +352,8 @@ class State:
             self._archived_max,
             bytes(self.tasks.done),
             self.messages.archived_bits(),
+            self.tasks.recent,
+            self.unhooked.pack(),
         )
 
     @classmethod
@@ -356,7 +361,8 @@ class State:
         """The inverse of ``pack_live``; history comes from ``archive`` when asked for."""
         (tasks, messages, claimed, last_task_num, consumed, hooked, tokens, cost, currency) = packed[:9]
         s = cls(archive)
-        s.tasks = Tasks(archive.task_rows if archive is not None else None, packed[15])
+        s.tasks = Tasks(archive.task_rows if archive is not None else None, packed[15], packed[17])
+        s.unhooked = IdSet(packed[18])
         for row in tasks:
             s.tasks[row[0]] = Task(*row)
         s.messages = Messages(archive.message_rows if archive is not None else None, packed[16])
@@ -392,6 +398,9 @@ class State:
         s.last_task_num = d["last_task_num"]
         s.inbox_consumed = dict(d["inbox_consumed"])
         s.completed_hooked = IdSet(ids=d["completed_hooked"])
+        s.unhooked = IdSet(
+            ids=(t.id for t in s.tasks.values() if t.status == "completed" and t.id not in s.completed_hooked)
+        )
         s.tokens, s.cost, s.currency = d["tokens"], d["cost"], d["currency"]
         return s
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 _CODES = {"completed": 1, "cancelled": 2}
 _STATUS_OF_CODE = {1: "completed", 2: "cancelled"}
-_MAX_ARCHIVED_NUMBER = 10_000_000  # a hand-written TAS-999999999 stays in memory rather than grow the index
+_MAX_ARCHIVED_NUMBER = 10_000_000
+RECENT = 64  # the last done tasks archived, kept in full: what an iteration's commit message and prompt name  # a hand-written TAS-999999999 stays in memory rather than grow the index
 
 
 def _number(task_id: str) -> int | None:
@@ -34,12 +35,18 @@ def _number(task_id: str) -> int | None:
 
 
 class Tasks:
-    __slots__ = ("_all", "_live", "_load", "done")
+    __slots__ = ("_all", "_live", "_load", "done", "recent")
 
-    def __init__(self, load: Callable[[], list[tuple[Any, ...]]] | None = None, done: bytes = b"") -> None:
+    def __init__(
+        self,
+        load: Callable[[], list[tuple[Any, ...]]] | None = None,
+        done: bytes = b"",
+        recent: list[tuple[Any, ...]] | None = None,
+    ) -> None:
         self._live: dict[str, Task] = {}  # not done, or changed since the last save
         self.done = bytearray(done)  # per task number: 1 completed, 2 cancelled (archived); 0 not archived
         self._load = load  # the archived rows (a later row of an id replaces an earlier one)
+        self.recent: list[tuple[Any, ...]] = recent or []  # the last RECENT rows archived, oldest first
         self._all: dict[str, Task] | None = None if load is not None and any(self.done) else self._live
 
     # -- what is cheap -----------------------------------------------------------------------------
@@ -101,10 +108,40 @@ class Tasks:
         """A task by id; a done one is read from the archive and kept live until the next save (it may change)."""
         task = self._live.get(task_id)
         if task is None and self._archived_status(task_id) is not None:
-            task = self._everything().get(task_id)
+            task = self._from_recent(task_id) if self._all is None else None
+            task = task or self._everything().get(task_id)
             if task is not None:
                 self._live[task_id] = task
         return task if task is not None else default
+
+    def _from_recent(self, task_id: str) -> Task | None:
+        for row in reversed(self.recent):
+            if row[0] == task_id:
+                task = Task(row[0], row[1], row[2], row[3], list(row[4]))
+                if self._all is not None:
+                    self._all[task_id] = task
+                return task
+        return None
+
+    def last_done(self, count: int) -> list[Task]:
+        """The ``count`` done tasks with the highest numbers, in number order, reading the archive only if they
+        are not among the recently archived ones."""
+        numbered: dict[int, Task] = {}
+        for live in self._live.values():
+            number = _number(live.id)
+            if number is None:
+                return [t for t in self.values() if t.status in DONE_STATUSES][-count:] if count else []
+            numbered[number] = live
+        found: list[Task] = []
+        n = max(len(self.done) - 1, max(numbered, default=0))
+        while n > 0 and len(found) < count:
+            task: Task | None = numbered.get(n)
+            if task is None and n < len(self.done) and self.done[n]:
+                task = self.get(f"TAS-{n}")
+            if task is not None and task.status in DONE_STATUSES:
+                found.append(task)
+            n -= 1
+        return found[::-1]
 
     def __getitem__(self, task_id: str) -> Task:
         task = self.get(task_id)
@@ -140,6 +177,8 @@ class Tasks:
         ]
 
     def history_saved(self, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self.recent = [*self.recent, *rows][-RECENT:]
         if self._all is self._live and rows:  # it was all there was: with no archive to read back, keep a copy
             self._all = dict(self._live) if self._load is None else None
         for row in rows:
@@ -156,3 +195,25 @@ class Tasks:
 
     def live_rows(self) -> list[tuple[Any, ...]]:
         return [(t.id, t.content, t.status, t.priority, t.depends_on) for t in self._live.values()]
+
+
+def changes(before: Tasks, after: Tasks) -> list[tuple[str | None, Task]]:
+    """Tasks added or whose status changed from ``before`` to ``after``: (the old status or None, the task now), in
+    number order. What a long session keeps in its index is compared as bytes, so this costs what changed."""
+    ids = set(before._live) | set(after._live)
+    old, new = before.done, after.done
+    step = 4096
+    for start in range(0, max(len(old), len(new)), step):
+        if old[start : start + step] != new[start : start + step]:
+            for n in range(start, start + step):
+                if (old[n] if n < len(old) else 0) != (new[n] if n < len(new) else 0):
+                    ids.add(f"TAS-{n}")
+    found = []
+    for task_id in ids:
+        now = after.status_of(task_id)
+        was = before.status_of(task_id)
+        if now is not None and was != now:
+            task = after.get(task_id)
+            if task is not None:
+                found.append((was, task))
+    return sorted(found, key=lambda pair: id_number(pair[1].id))

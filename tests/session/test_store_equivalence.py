@@ -20,7 +20,9 @@ from iteratr.session import replay as replay_module
 from iteratr.session import tasks_view
 from iteratr.session.events import make_event
 from iteratr.session.reducer import replay
+from iteratr.session.state import DONE_STATUSES, id_number
 from iteratr.session.store import Store
+from iteratr.session.tasks import changes
 
 
 class Session:
@@ -90,6 +92,15 @@ def expected(store: Store) -> tuple[dict[str, Any], str]:
 def check(store: Store) -> None:
     fresh = Store(store.data_dir, store.name)
     state = fresh.load()
+    full = replay(store.events())
+    # The live indexes, before anything reads the history: what the loop and the prompt ask of them.
+    assert set(state.unhooked) == {t.id for t in full.tasks.values() if t.status == "completed"} - set(
+        full.completed_hooked
+    )
+    done = [t.id for t in sorted(full.tasks.values(), key=lambda t: id_number(t.id)) if t.status in DONE_STATUSES]
+    assert [t.id for t in state.tasks.last_done(5)] == done[-5:]
+    assert state.counts() == full.counts() and len(state.tasks) == len(full.tasks)
+    assert [t.id for t in state.open_tasks()] == sorted((t.id for t in full.open_tasks()), key=id_number)
     want_state, want_view = expected(store)
     assert state.to_dict() == want_state
     fresh.write_view(state)  # the view as a write renders it from this state and the snapshot's render cache
@@ -190,3 +201,22 @@ def test_tasks_yaml_shows_the_counts_the_tasks_not_done_and_the_last_notes(tmp_p
     assert [n["id"] for n in view["notes"]] == [f"NOT-{n}" for n in range(71, 101)]
     state = Store(store.data_dir, "S").load()
     assert len(state.notes) == 100 and len(state.tasks) == 5  # all of them are still there to read
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_changes_between_two_reads_are_those_of_full_replays(tmp_path: Path, seed: int) -> None:
+    """What the commit message and the progress check compare (``tasks.changes``), from live states only."""
+    rng = random.Random(seed)
+    session = Session(rng)
+    store = Store(tmp_path / ".iteratr", "S")
+    store.append(*[session.event() for _ in range(300)])
+    for _ in range(6):
+        before, full_before = Store(store.data_dir, "S").load(), replay(store.events())
+        store.append(*[session.event() for _ in range(rng.randint(1, 30))])
+        after, full_after = Store(store.data_dir, "S").load(), replay(store.events())
+        want = []
+        for task in sorted(full_after.tasks.values(), key=lambda t: id_number(t.id)):
+            old = full_before.tasks.get(task.id)
+            if old is None or old.status != task.status:
+                want.append((old.status if old else None, task.to_dict()))
+        assert [(was, task.to_dict()) for was, task in changes(before.tasks, after.tasks)] == want
