@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 _CODES = {"completed": 1, "cancelled": 2}
 _STATUS_OF_CODE = {1: "completed", 2: "cancelled"}
-_MAX_ARCHIVED_NUMBER = 10_000_000
-RECENT = 64  # the last done tasks archived, kept in full: what an iteration's commit message and prompt name  # a hand-written TAS-999999999 stays in memory rather than grow the index
+_MAX_ARCHIVED_NUMBER = 10_000_000  # a hand-written TAS-999999999 stays in memory rather than grow the index
+RECENT = 64  # the last done tasks archived, kept in full: what an iteration's commit message and prompt name
 
 
 def _number(task_id: str) -> int | None:
