@@ -78,10 +78,11 @@ class McpHost:
         self._proc: asyncio.subprocess.Process | None = None
         self._dir: str | None = None
 
-    async def start(self, cwd: Path) -> None:
-        """Start the listener, unless there is nothing to serve or it runs (it outlives an agent's restart)."""
+    async def start(self, cwd: Path) -> bool:
+        """Start the listener, unless there is nothing to serve or it runs (it outlives an agent's restart); True if
+        it was started now."""
         if self.server is None or (self._proc is not None and self._proc.returncode is None):
-            return
+            return False
         await self.stop()
         self._dir = tempfile.mkdtemp(prefix="iteratr-mcp-")  # mode 0700: only this user reaches the socket
         path = os.path.join(self._dir, "socket")
@@ -92,8 +93,9 @@ class McpHost:
                 argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
         except OSError:
-            return  # the relays find no socket and serve by themselves
+            return False  # the relays find no socket and serve by themselves
         self._given = dataclasses.replace(self.server, env=(*self.server.env, ("ITERATR_MCP_SOCKET", path)))
+        return True
 
     def servers(self) -> list[Any]:
         """``session/new``'s ``mcpServers``."""

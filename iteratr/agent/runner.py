@@ -141,7 +141,7 @@ class AgentRunner:
             return self._info
         await self._close_agent()  # not the MCP listener: it serves the run, restarts included
         await self._process.start()
-        await self._mcp.start(self._cwd)
+        fresh = await self._mcp.start(self._cwd)  # a failed start stops a listener it started, keeps an older one
         # Imported only now, so that loading the SDK (pydantic: most of a second) overlaps the agent's own start-up.
         from iteratr.agent.protocol import AcpConnection
 
@@ -154,18 +154,19 @@ class AgentRunner:
             on_update=self._on_update,
             on_permission=self._on_permission,
             on_incoming=self._heard,
+            auth_env=self._process.env,
         )
         try:
             response = await self.call(self._acp.initialize(), self._start_timeout)
         except Exception as exc:
             message = await self.failure_message("did not complete initialize", exc, self._start_timeout)
-            await self.close()
+            await (self.close() if fresh else self._close_agent())
             raise AgentStartError(message) from None
         try:
             info = self._acp.check_version(response, Path(self._process.argv[0]).name)
             self._info = self._mcp.describe(info)
         except ValueError as exc:
-            await self.close()
+            await (self.close() if fresh else self._close_agent())
             raise AgentStartError(str(exc)) from None
         return self._info
 

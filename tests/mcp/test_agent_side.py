@@ -168,3 +168,11 @@ def test_the_mcp_server_outlives_an_agent_crash_and_is_never_taken_for_an_escape
     out = run_cli("build", "--headless", "-i", "3", "--agent", agent, cwd=spec_repo, env=FAST_ENV, expect=None)
     assert "exited with status 3" in out.stdout + out.stderr, out  # the crash happened, and the run went on
     assert "left running past its turn" not in out.stdout + out.stderr, out
+
+
+def test_an_agent_that_cannot_start_leaves_no_mcp_server_behind(spec_repo: Path, tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    agent = shlex.join([sys.executable, "-c", "pass"])  # exits before initialize
+    run_cli("build", "--headless", "--agent", agent, cwd=spec_repo, env={**FAST_ENV, "TMPDIR": str(tmp)}, expect=1)
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("iteratr-mcp-")] == []
