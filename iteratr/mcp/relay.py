@@ -93,8 +93,11 @@ def listen(path: str) -> int:
     def exit_with_the_build() -> None:
         with contextlib.suppress(OSError):
             sys.stdin.buffer.read()
-        # Every write is already on disk, under the store's lock: nothing to flush. The socket stays, refusing:
-        # a relay then serves by itself at once.
+        # Every write is already on disk, under the store's lock: nothing to flush. The socket and its private
+        # directory go (also after a build killed with SIGKILL, which never cleans up): a relay then serves by itself.
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            os.rmdir(os.path.dirname(path))  # only if empty: never a directory holding anything else
         os._exit(0)
 
     threading.Thread(target=exit_with_the_build, daemon=True).start()

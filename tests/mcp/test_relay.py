@@ -59,7 +59,8 @@ def add_task(cwd: Path, content: str, **env: str) -> tuple[str, bool]:
 
 
 def test_relays_reach_the_one_server_of_the_run(tmp_path: Path) -> None:
-    path = str(tmp_path / "socket")
+    (tmp_path / "private").mkdir()  # as the build makes one (mkdtemp) for the socket
+    path = str(tmp_path / "private" / "socket")
     listener = subprocess.Popen(
         [*ITERATR_CMD, "mcp", "--listen", path],
         cwd=tmp_path,
@@ -82,6 +83,7 @@ def test_relays_reach_the_one_server_of_the_run(tmp_path: Path) -> None:
         listener.stdin.close()  # the build closing the pipe, or dying
         code = listener.wait(timeout=30)
     assert code == 0, listener.stderr.read() if listener.stderr else ""
+    assert not (tmp_path / "private").exists()  # its socket and directory went with it
     # No listener: the relay serves by itself, and so pays for the SDK.
     assert add_task(tmp_path, "served by itself", ITERATR_MCP_SOCKET=path) == (
         "added TAS-3 [P2] remaining: served by itself",
