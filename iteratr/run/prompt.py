@@ -174,7 +174,7 @@ def render_tasks(state: State, binary: str = "iteratr", mcp: str = "") -> str:
         for task in state.tasks.last_done(CLOSED_SHOWN):
             content = cap(task.content, "closed_task")
             lines.append("- " + task_line(task.id, task.priority, task.status, content, task.depends_on))
-        every = f"`{mcp}task_list`" if mcp else f"`{binary} tool task-list --all`"
+        every = f'`{mcp}task_list` with `{{"all": true}}`' if mcp else f"`{binary} tool task-list --all`"
         lines.append(f"{every} shows every task.")
     counts = ", ".join(f"{n} {s}" for s, n in state.counts().items() if n)
     return "\n".join(lines) + f"\n({len(state.tasks)} tasks: {counts})"

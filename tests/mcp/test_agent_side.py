@@ -176,3 +176,22 @@ def test_an_agent_that_cannot_start_leaves_no_mcp_server_behind(spec_repo: Path,
     agent = shlex.join([sys.executable, "-c", "pass"])  # exits before initialize
     run_cli("build", "--headless", "--agent", agent, cwd=spec_repo, env={**FAST_ENV, "TMPDIR": str(tmp)}, expect=1)
     assert [p.name for p in tmp.iterdir() if p.name.startswith("iteratr-mcp-")] == []
+
+
+def test_a_long_task_list_points_to_the_mcp_tool_for_every_task() -> None:
+    from iteratr.run import prompt
+    from iteratr.session.reducer import replay
+
+    events = [
+        {
+            "v": 1,
+            "ts": "2026-01-01T00:00:00Z",
+            "type": "task.added",
+            "iteration": 0,
+            "data": {"id": f"TAS-{n}", "content": f"t{n}", "status": "completed", "priority": 2, "depends_on": []},
+        }
+        for n in range(1, 9)
+    ]
+    text = prompt.render_tasks(replay(events), "iteratr", "iteratr_")
+    assert '`iteratr_task_list` with `{"all": true}` shows every task.' in text
+    assert "tool task-list" not in text
