@@ -314,9 +314,12 @@ class AcpConnection:
         on_update: SessionUpdate,
         on_permission: Permission,
         on_incoming: Callable[[], None],
+        auth_env: Mapping[str, str] | None = None,
     ) -> None:
         import acp
 
+        self.auth_env: Mapping[str, str] = auth_env or {}  # the agent's environment, for ``agent.auth``
+        self.auth_methods: list[Any] = []
         self.sdk_log = SdkLog(stderr_log)
         logging.getLogger().addHandler(self.sdk_log)
         self.transport = LineTransport(reader, writer, on_incoming)
@@ -332,11 +335,13 @@ class AcpConnection:
         capabilities = ClientCapabilities(
             fs=FileSystemCapabilities(read_text_file=False, write_text_file=False), terminal=False
         )
-        return await self._sdk.initialize(
+        response = await self._sdk.initialize(
             protocol_version=acp.PROTOCOL_VERSION,
             client_capabilities=capabilities,
             client_info=Implementation(name="iteratr", version=__version__),
         )
+        self.auth_methods = list(response.auth_methods or [])
+        return response
 
     @staticmethod
     def check_version(response: InitializeResponse, default_name: str) -> AgentInfo:
@@ -352,7 +357,19 @@ class AcpConnection:
         return AgentInfo(info.name, info.version) if info else AgentInfo(default_name, "unknown")
 
     async def new_session(self, cwd: Path, mcp_servers: Sequence[Any] = ()) -> SessionSetup:
-        session = await self._sdk.new_session(cwd=str(cwd), mcp_servers=list(mcp_servers))
+        """A new session; "authentication required" is answered once by ``agent.auth`` where it can."""
+        from acp import RequestError
+
+        from iteratr.agent.auth import env_auth_method
+
+        try:
+            session = await self._sdk.new_session(cwd=str(cwd), mcp_servers=list(mcp_servers))
+        except RequestError as exc:
+            method = env_auth_method(exc.code, self.auth_methods, self.auth_env)
+            if method is None:
+                raise
+            await self._sdk.authenticate(method_id=method)
+            session = await self._sdk.new_session(cwd=str(cwd), mcp_servers=list(mcp_servers))
         legacy = self.transport.legacy_models.pop(session.session_id, None)
         return SessionSetup(session.session_id, model_option(session.config_options), legacy)
 

@@ -100,16 +100,25 @@ def test_doctor_checks_a_presets_program_acp_and_key(repo: Path, tmp_path: Path)
     assert "sk-secret-value" not in keyed
 
 
-# An ACP agent that answers initialize and refuses every session, as codex-acp and Gemini CLI do without a key.
-NEEDS_A_KEY = """import json, sys
+# An ACP agent that refuses every session until the client calls authenticate with the env_var method it lists
+# (which it accepts only with OPENAI_API_KEY set), as codex-acp 0.16.0 does.
+NEEDS_A_KEY = """import json, os, sys
+METHOD = {"type": "env_var", "id": "openai-api-key", "name": "Use OPENAI_API_KEY", "vars": [{"name": "OPENAI_API_KEY"}]}
+authenticated = False
 for line in sys.stdin:
     message = json.loads(line)
-    if message.get("method") == "initialize":
-        result = {"protocolVersion": 1, "agentInfo": {"name": "needs-a-key", "version": "1"}}
-        print(json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}), flush=True)
+    method, answer = message.get("method"), None
+    if method == "initialize":
+        info = {"name": "needs-a-key", "version": "1"}
+        answer = {"result": {"protocolVersion": 1, "agentInfo": info, "authMethods": [METHOD]}}
+    elif method == "authenticate" and os.environ.get("OPENAI_API_KEY"):
+        authenticated, answer = True, {"result": {}}
+    elif method == "session/new" and authenticated:
+        answer = {"result": {"sessionId": "s-1"}}
     elif "id" in message:
-        error = {"code": -32000, "message": "Authentication required"}
-        print(json.dumps({"jsonrpc": "2.0", "id": message["id"], "error": error}), flush=True)
+        answer = {"error": {"code": -32000, "message": "Authentication required"}}
+    if answer is not None:
+        print(json.dumps({"jsonrpc": "2.0", "id": message["id"], **answer}), flush=True)
 """
 
 
@@ -126,6 +135,10 @@ def test_doctor_says_which_key_to_set_when_a_presets_agent_opens_no_session_with
     out = run_cli("doctor", cwd=repo, env=env, expect=1).stdout
     assert "fail  agent speaks ACP: agent codex-acp did not open a session: it failed: Authentication required" in out
     assert "fix: set OPENAI_API_KEY or CODEX_API_KEY (or log in with ChatGPT" in out
+    # With the variable set, iteratr authenticates with the method that names it (ACP's env_var), as it must for
+    # codex-acp, which opens no session on a key in the environment alone.
+    keyed = run_cli("doctor", cwd=repo, env={**env, "OPENAI_API_KEY": "sk-test-123456"}).stdout
+    assert "ok    agent speaks ACP: needs-a-key 1" in keyed
 
 
 def test_doctor_says_claude_code_needs_is_sandbox_as_root(repo: Path, tmp_path: Path) -> None:

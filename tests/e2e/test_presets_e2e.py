@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
+
 from .anthropic_server import AnthropicServer
 from .gemini_server import GeminiServer
 from .responses_server import ResponsesServer
@@ -150,3 +152,28 @@ def test_codex_preset_runs_a_whole_session_against_a_scripted_responses_server(
         assert usage.get("output_tokens") == sum(c.completion_tokens for c in calls), f"#{n}: {usage}{detail}"
         assert usage.get("total_tokens") == sum(c.total_tokens for c in calls), f"#{n}: {usage}{detail}"
         assert f"tokens: {usage['total_tokens']:,}" in found[n], f"#{n}: {found.get(n)}{detail}"
+
+
+def test_codex_authenticates_with_the_api_key_in_its_environment(
+    repo: Path, codex_bin_dir: Path, tmp_path: Path
+) -> None:
+    """codex-acp opens no session on OPENAI_API_KEY alone ("Authentication required") until the client calls ACP's
+    ``authenticate`` with the env_var method naming it: doctor's probe (initialize, session/new) shows iteratr
+    does, and that without the key the doctor says which variable to set."""
+    home = tmp_path / "codex-home"
+    codex_home = home / ".codex"
+    codex_home.mkdir(parents=True)
+    env = {
+        "PATH": f"{codex_bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(home),
+        "CODEX_HOME": str(codex_home),
+        "ITERATR_AGENT": "codex",
+        "OPENAI_API_KEY": "",
+        "CODEX_API_KEY": "",
+    }
+    out = run_cli("doctor", cwd=repo, env=env, expect=1).stdout
+    assert "fail  agent speaks ACP: agent codex-acp did not open a session: it failed: Authentication required" in out
+    assert "fix: set OPENAI_API_KEY or CODEX_API_KEY" in out
+    out = run_cli("doctor", cwd=repo, env={**env, "OPENAI_API_KEY": "sk-scripted-test-key"}).stdout
+    assert "ok    agent speaks ACP: codex-acp 0.16.0" in out, out
+    assert (codex_home / "auth.json").exists()  # codex keeps the login it was given
