@@ -123,6 +123,9 @@ class Lease:
         self.work_tree = str(work_tree)
         self.started = _iso(time.time())
         self.sha: str | None = None  # ours on the remote, once taken
+        # Every lease object this run made. A push whose answer was lost (the connection dropped, the client was
+        # killed) may still have gone through: a lease on the remote that is one of these is this run's own.
+        self.made: set[str] = set()
         # Held around every push of the lease: the run's pushes (sync) and the renewals during a long turn.
         self.lock = threading.Lock()
         self._stop = threading.Event()
@@ -137,7 +140,17 @@ class Lease:
         holder = Holder(
             socket.gethostname(), os.getpid(), self.clone, self.work_tree, self.started, time.time() + self.ttl
         )
-        return refs.commit_object(self.cwd, json.dumps(holder.to_json(), sort_keys=True) + "\n")
+        made = refs.commit_object(self.cwd, json.dumps(holder.to_json(), sort_keys=True) + "\n")
+        self.made.add(made)
+        return made
+
+    def adopt(self, found: str | None) -> bool:
+        """Whether ``found``, the lease the remote holds, is this run's (a push of ours whose answer was lost went
+        through): if so it is the one expected from now on."""
+        if found is None or (found != self.sha and found not in self.made):
+            return False
+        self.sha = found
+        return True
 
     def take(self, found: str | None) -> str | None:
         """Take the lease, the remote's being ``found`` (fetched). Returns a warning to print (a lease taken over),
@@ -179,16 +192,27 @@ class Lease:
 
     def _renew_until_stopped(self, every: float) -> None:
         while not self._stop.wait(every):
-            with self.lock:
+            if not self.renew():
+                return  # taken over: the next push says so, and the run stops
+
+    def renew(self) -> bool:
+        """Push a fresh expiry; False once the lease is no longer this run's. A network failure is left to the next
+        renewal and the next push (True); a refused push whose lease turns out to be ours after all (an earlier
+        renewal went through unanswered) is tried again on it."""
+        with self.lock:
+            for _ in range(2):
                 if self.sha is None:
-                    return
+                    return False
                 try:
                     new = self.make()
-                    if not refs.push(self.cwd, self.remote, [refs.Update(self.ref, new, self.sha)]):
-                        return  # taken over: the next push says so, and the run stops
-                    self.sha = new
+                    if refs.push(self.cwd, self.remote, [refs.Update(self.ref, new, self.sha)]):
+                        self.sha = new
+                        return True
+                    if not self.adopt(refs.probe(self.cwd, self.remote, self.session).lease):
+                        return False
                 except (OSError, IteratrError):
-                    continue  # the network: tried again next time, and by the next push
+                    return True  # the network: tried again next time, and by the next push
+            return True
 
     def release(self) -> None:
         """Delete the lease, only if it is still ours. Never raises: the run is over; it expires anyway."""
@@ -196,10 +220,13 @@ class Lease:
         if self._renewer is not None:
             self._renewer.join(refs.NETWORK_TIMEOUT)
         with self.lock:
-            if self.sha is None:
-                return
             with contextlib.suppress(OSError, IteratrError):
-                refs.push(self.cwd, self.remote, [refs.Update(self.ref, "", self.sha)])
+                for _ in range(2):
+                    if self.sha is None or refs.push(self.cwd, self.remote, [refs.Update(self.ref, "", self.sha)]):
+                        break
+                    # Refused: released anyway if the remote's is ours (a renewal whose answer was lost), else not.
+                    if not self.adopt(refs.probe(self.cwd, self.remote, self.session).lease):
+                        break
             self.sha = None
 
     def held_error(self, holder: Holder | None) -> LeaseLost:

@@ -210,7 +210,7 @@ class Link:
         """Why the push was refused; the tip to push next, or LeaseLost / PushRejected."""
         tips = refs.probe(self.cwd, self.remote, self.session)
         refs.fetch(self.cwd, self.remote, self.session, tips)
-        if tips.lease != self.lease.sha:
+        if not self.lease.adopt(tips.lease):  # ours still, if an earlier push of this run went through unanswered
             holder = read(self.cwd, tips.lease)
             who = holder.describe() if holder is not None else "nobody (it was deleted)"
             raise LeaseLost(
