@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from iteratr.session.state import DONE_STATUSES, WINDOW, Iteration, State, Task
 from iteratr.session.tasks import changes
@@ -100,11 +101,17 @@ class Totals:
 
 
 def run_totals(state: State, run: str) -> Totals:
-    return Totals.of((it for it in state.iterations.values() if it.run == run), state.currency)
+    return _summed(state.iteration_totals(run), state.currency)
 
 
 def session_totals(state: State) -> Totals:
-    return Totals.of(state.iterations.values(), state.currency)
+    return _summed(state.iteration_totals(), state.currency)
+
+
+def _summed(sums: list[Any], currency: str | None) -> Totals:
+    """The state's running sums (kept as the log is replayed, so no iteration of the history is read again)."""
+    iterations, tokens, tokens_known, cost, cost_known, partial = sums
+    return Totals(tokens, cost, currency, cost_known, tokens_known, partial, iterations)
 
 
 def is_complete(state: State) -> bool:

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 SNAPSHOT_FILE = "state.marshal"
-# 7: the live state only (history in the archive: notes, old iterations, done tasks, delivered messages);
-# 4: everything, iterations with run/progress/usage
-VERSION = 7
+# 8: with the sums of the archived iterations; 7: the live state only (history in the archive: notes, old
+# iterations, done tasks, delivered messages); 4: everything, iterations with run/progress/usage
+VERSION = 8
 
 
 def log_stat(f: Any) -> tuple[int, int, int]:

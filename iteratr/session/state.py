@@ -32,7 +32,9 @@ from iteratr.session.model import (
     Task,
     id_number,
 )
+from iteratr.session.sums import Sums
 from iteratr.session.tasks import Tasks
+from iteratr.session.windowed import WINDOW, IterationsOfState
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # see iteratr.session.model: only mypy needs typing
@@ -54,8 +56,10 @@ __all__ = [
     "PRIORITY_DEFAULT",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
+    "RECENT_NOTES",
     "ROW_FIELDS",
     "TASK_STATUSES",
+    "WINDOW",
     "Event",
     "Iteration",
     "Message",
@@ -67,20 +71,12 @@ __all__ = [
     "would_cycle",
 ]
 
-WINDOW = 16  # iterations kept live: the prompt shows 5, the guards look back a few
 RECENT_NOTES = 32  # notes kept live: the prompt and tasks.yaml show 30
 
 
-class State:
+class State(IterationsOfState):
     __slots__ = (
-        "_all_its",
         "_archive",
-        "_archived_max",
-        "_dirty",
-        "_has_its",
-        "_its",
-        "_live_ns",
-        "_max_n",
         "_new_notes",
         "_note_count",
         "_notes",
@@ -124,11 +120,12 @@ class State:
         # Iterations in memory (the window, and any changed since the last save); all of them once asked for.
         self._its: dict[int, Iteration] = {}
         self._all_its = archive is None
-        self._archived_max = 0  # numbers up to this may be in the archive only
+        self._archived_max = -1  # numbers up to this may be in the archive only (-1: none is)
         self._max_n = 0
         self._has_its = False
         self._dirty: set[int] = set()  # changed since the last save
         self._live_ns: set[int] = set()  # in the saved window: archived when they leave it
+        self._sums = Sums()  # totals of the archived iterations (the guard rails' budgets)
 
     # -- notes -----------------------------------------------------------------------------------------
 
@@ -170,52 +167,6 @@ class State:
     @property
     def note_count(self) -> int:
         return self._note_count
-
-    # -- iterations ------------------------------------------------------------------------------------
-
-    @property
-    def iterations(self) -> dict[int, Iteration]:
-        """Every iteration by number, in number order (reads the archive the first time). Read-only: the
-        reducer changes iterations through ``iteration_for_update`` and ``put_iteration``."""
-        if not self._all_its:
-            merged: dict[int, Iteration] = {}
-            if self._archive is not None:
-                for row in self._archive.iteration_rows():  # a later row of a number replaces an earlier one
-                    merged[row[0]] = Iteration.from_row(row)
-            merged.update(self._its)
-            self._its, self._all_its = dict(sorted(merged.items())), True
-        return self._its
-
-    @iterations.setter
-    def iterations(self, value: dict[int, Iteration]) -> None:
-        self._its, self._all_its, self._dirty = dict(value), True, set(value)
-        self._has_its = bool(value)
-        self._max_n = max(value) if value else 0
-
-    def iteration(self, n: int) -> Iteration | None:
-        found = self._its.get(n)
-        if found is None and not self._all_its and n <= self._archived_max:
-            found = self.iterations.get(n)
-        return found
-
-    def iteration_for_update(self, n: int) -> Iteration | None:
-        found = self.iteration(n)
-        if found is not None:
-            self._dirty.add(n)
-        return found
-
-    def put_iteration(self, it: Iteration) -> None:
-        if it.n.__class__ is not int:  # numbers are compared and counted: a hand-edited "3" is skipped (reducer)
-            raise ValueError(f"bad iteration number {it.n!r}")
-        self._its[it.n] = it
-        self._dirty.add(it.n)
-        if not self._has_its or it.n > self._max_n:
-            self._max_n, self._has_its = it.n, True
-
-    def recent_iterations(self, count: int) -> list[Iteration]:
-        """The last ``count`` (at most ``WINDOW``) iterations by number, without reading the archive."""
-        low = self._max_n - min(count, WINDOW)
-        return [self._its[n] for n in sorted(n for n in self._its if n > low)]
 
     # The state allocates every id, from what was recorded: callers never build one themselves.
     @property
@@ -323,7 +274,11 @@ class State:
         low = self._max_n - WINDOW
         if iteration_rows:
             self._archived_max = max(self._archived_max, max(row[0] for row in iteration_rows))
-        if not self._all_its:
+        if self._all_its:  # the archive holds every number up to ``low`` now: its sums, afresh
+            self._sums = Sums()
+            self._sums.add_rows(self._its[n].row() for n in sorted(self._its) if n <= low)
+        else:
+            self._sums.add_rows(iteration_rows)
             for row in iteration_rows:
                 del self._its[row[0]]
             for n in [n for n in self._its if n <= low]:  # archived before, read back for a change
@@ -354,6 +309,7 @@ class State:
             self.messages.archived_bits(),
             self.tasks.recent,
             self.unhooked.pack(),
+            self._sums.by,
         )
 
     @classmethod
@@ -363,6 +319,7 @@ class State:
         s = cls(archive)
         s.tasks = Tasks(archive.task_rows if archive is not None else None, packed[15], packed[17])
         s.unhooked = IdSet(packed[18])
+        s._sums = Sums(packed[19])
         for row in tasks:
             s.tasks[row[0]] = Task(*row)
         s.messages = Messages(archive.message_rows if archive is not None else None, packed[16])
@@ -376,7 +333,7 @@ class State:
         s._its = {row[0]: Iteration.from_row(row) for row in window}
         s._live_ns = set(s._its)
         if archive is None:  # nothing was ever archived: what is here is all there is
-            s._all_its = not s._archived_max
+            s._all_its = s._archived_max < 0
         return s
 
     @classmethod

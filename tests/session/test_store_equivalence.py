@@ -100,6 +100,10 @@ def check(store: Store) -> None:
     done = [t.id for t in sorted(full.tasks.values(), key=lambda t: id_number(t.id)) if t.status in DONE_STATUSES]
     assert [t.id for t in state.tasks.last_done(5)] == done[-5:]
     assert state.counts() == full.counts() and len(state.tasks) == len(full.tasks)
+    for run in ("*", "r1", None):  # the guard rails' budgets: the session's and a run's sums, from the index
+        want = full.iteration_totals(run)
+        got = state.iteration_totals(run)
+        assert got[:3] == want[:3] and got[4:] == want[4:] and got[3] == pytest.approx(want[3])
     assert [t.id for t in state.open_tasks()] == sorted((t.id for t in full.open_tasks()), key=id_number)
     want_state, want_view = expected(store)
     assert state.to_dict() == want_state
@@ -114,6 +118,8 @@ def cache_dir(store: Store) -> Path:
 @pytest.mark.parametrize("seed", range(12))
 def test_every_read_path_equals_a_full_replay(tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replay_module, "SPILL_EVERY", 7)  # cold replays spill history to the archive often
+    for module in ("iteratr.session.state", "iteratr.session.windowed"):
+        monkeypatch.setattr(f"{module}.WINDOW", 3)  # iterations leave the live window (and their sums move) often
     rng = random.Random(seed)
     session = Session(rng)
     store = Store(tmp_path / ".iteratr", "S")
