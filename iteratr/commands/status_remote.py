@@ -43,7 +43,16 @@ def collect(root: Path, name: str, remote: str, data_rel: Path) -> dict[str, Any
         "last_activity": last,
         "lease": holder.to_json() if holder is not None else None,
         "lease_live": holder.live() if holder is not None else False,
+        "spec": _spec_of(root, ref, name),
     }
+
+
+def _spec_of(root: Path, ref: str, name: str) -> str | None:
+    """The spec the session is named after, if the branch has it where a build names sessions from (``specs/S.md``):
+    a build needs its spec, and without ``-s`` it reads ``specs/SPEC.md``. None when it is elsewhere."""
+    rel = f"specs/{name}.md"
+    done = gitrepo.run_git(root, "cat-file", "-e", f"{ref}:{rel}", check=False)
+    return rel if done.returncode == 0 else None
 
 
 def sessions(root: Path, data_rel: Path) -> list[dict[str, Any]]:
@@ -89,7 +98,8 @@ def render(data: dict[str, Any]) -> list[str]:
     counts = data["tasks"]
     shown = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
     lines.append(f"tasks: {shown} ({data['task_total']} in all)" if data["task_total"] else "tasks: none yet")
-    lines.append(f"run it here: iteratr build -n {data['session']} --push {data['remote']}")
+    spec = f"-s {data['spec']}" if data["spec"] else f"-s <its spec> -n {data['session']}"
+    lines.append(f"run it here: iteratr build {spec} --push {data['remote']}")
     return lines
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,22 @@ def test_a_message_through_the_remote_reopens_a_complete_session_on_the_next_mac
     assert remote_iterations(origin) == [0, 1, 2, 3, 4]  # one more iteration, for the new task
     again = build(clone("e"), "--push", "--agent", fake_agent("follow"), expect=EXIT_OK)
     assert "already complete; nothing to do" in again  # taken once: it does not reopen it again
+
+
+def test_status_of_a_remote_only_session_says_a_build_command_that_resumes_it(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    a = clone("a")  # the project's spec is specs/wt.md: a build without -s would look for specs/SPEC.md
+    git(a, "mv", "specs/SPEC.md", "specs/wt.md")
+    git(a, "commit", "-q", "-m", "the spec is wt")
+    git(a, "push", "-q", "origin", "main")
+    build(a, "-s", "specs/wt.md", "--push", "-i", "1", "--agent", fake_agent("follow"), expect=EXIT_INCOMPLETE)
+    c = clone("c")
+    shown = run_cli("status", "-n", "wt", cwd=c).stdout
+    (hint,) = [line for line in shown.splitlines() if line.startswith("run it here: ")]
+    words = shlex.split(hint.removeprefix("run it here: "))
+    assert words[:2] == ["iteratr", "build"]
+    out = build(c, *words[2:], "-i", "1", "--agent", fake_agent("follow"), expect=EXIT_INCOMPLETE)
+    assert "resuming from origin/iteratr/wt" in out and "=== #0" not in out
+    assert remote_iterations(origin, "wt") == [0, 1, 2]
+    assert json.loads(run_cli("status", "-n", "wt", "--json", cwd=clone("d")).stdout)["spec"] == "specs/wt.md"
