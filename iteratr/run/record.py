@@ -21,7 +21,7 @@ from iteratr.run.history import History
 from iteratr.secrets import Masker
 from iteratr.session import journal
 from iteratr.session.events import make_event
-from iteratr.session.state import State
+from iteratr.session.state import WINDOW, State
 from iteratr.session.store import Store
 from iteratr.session.tasks import changes as task_changes
 
@@ -233,7 +233,9 @@ class Recorder:
         self.recover_unfinished()
 
     def _uncommitted(self, state: State) -> int | None:
-        ended = [n for n, it in state.iterations.items() if it.outcome is not None]
+        ended = [it.n for it in state.recent_iterations(WINDOW) if it.outcome is not None]  # live, not all
+        if not ended and state.current_iteration >= WINDOW:
+            ended = [n for n, it in state.iterations.items() if it.outcome is not None]
         if not ended:
             return None
         committed = self.repo.last_committed_iteration(self.s.session)
@@ -247,7 +249,8 @@ class Recorder:
             return
         self.history.check_log(n, trust_loop_lines=True)
         state = self.store.load()
-        it = state.iterations[n]
+        it = state.iteration(n)
+        assert it is not None  # _uncommitted found it ended
         attempt = Attempt(
             n=it.n, kind=it.kind, outcome=it.outcome or "interrupted", error=it.error, duration=it.duration or 0.0
         )
@@ -271,7 +274,7 @@ class Recorder:
 def commit_message(
     session: str, before: State, after: State, attempt: Attempt, *, too_big: list[tuple[str, int]] | None = None
 ) -> str:
-    it = after.iterations.get(attempt.n)
+    it = after.iteration(attempt.n)  # one iteration, never the whole history
     summary = (it.summary or "").strip().splitlines()[0] if it and it.summary else ""
     changes = []
     for old, task in task_changes(before.tasks, after.tasks):  # what changed, not every task of the session

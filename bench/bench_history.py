@@ -1,0 +1,126 @@
+"""Benchmark of the build loop on a long session (issue 17): its own cost per iteration, and how much ``.git`` grows.
+
+Usage::
+
+    python bench/bench_history.py [--events 100000] [--files 1000] [--iterations 20] [--git-runs 20] [--keep]
+
+Builds a repository of ``--files`` files (as ``bench_loop.py`` does) whose session branch ``iteratr/bench`` already
+holds a realistic session of ``--events`` events (``gen_session.py``: 300 open tasks), committed. Then runs
+``iteratr build --headless -i N`` with the instant scripted agent and measures:
+
+* **iteratr's cost per iteration** (as ``bench_loop.py``: from one ``iteration.started`` to the next, minus the
+  turn), over this run's iterations, against one bare ``git add --all`` + ``git commit``. Budget (issue 17): at
+  100,000 events <= 3x.
+* **``.git`` growth**: the bytes ``.git/objects`` grew by during the run, against the bytes of events the run
+  added to the log. Budget (issue 17): <= 2x.
+
+Exit status: 0 if both budgets are met, 1 if one is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import gen_session
+from bench.bench_loop import (
+    SESSION,
+    bare_commit_seconds,
+    environment,
+    git,
+    make_repo,
+    run_build,
+)
+
+COST_BUDGET = 3.0
+GROWTH_BUDGET = 2.0
+
+
+def objects_bytes(repo: Path) -> int:
+    return sum(p.stat().st_size for p in (repo / ".git" / "objects").rglob("*") if p.is_file())
+
+
+def overhead_per_iteration(log: Path, offset: int) -> list[float]:
+    """As ``bench_loop.py``'s, over the iterations this run started (the log after ``offset``)."""
+    import itertools
+    import json
+    from datetime import datetime
+
+    starts: dict[int, float] = {}
+    turns: dict[int, float] = {}
+    with open(log, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            event = json.loads(line)
+            data = event["data"]
+            if event["type"] == "iteration.started":
+                starts[data["n"]] = datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
+            elif event["type"] == "iteration.ended" and data.get("duration") is not None:
+                turns[data["n"]] = float(data["duration"])
+    numbers = sorted(starts)
+    return [starts[b] - starts[a] - turns[a] for a, b in itertools.pairwise(numbers) if a in turns]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--git-runs", type=int, default=20)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="iteratr-bench-history-"))
+    try:
+        home = base / "home"
+        home.mkdir()
+        (home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@example.com\n")
+        env = environment(home)
+        repo = base / "repo"
+        make_repo(repo, args.files, env)
+        bare = bare_commit_seconds(repo, env, args.git_runs)
+        git(repo, env, "switch", "-q", "-c", f"iteratr/{SESSION}")
+        log = repo / ".iteratr" / SESSION / "events.jsonl"
+        gen_session.write(log, args.events)
+        git(repo, env, "add", "--all")
+        git(repo, env, "commit", "-q", "-m", "a long session so far")
+        git(repo, env, "gc", "-q")  # the history as a clone would have it: packed
+        before_objects, before_log = objects_bytes(repo), log.stat().st_size
+        code, wall, peak = run_build(repo, env, args.iterations)
+        if code != 3:
+            out = (base / f"build-{args.iterations}.out").read_text()
+            raise SystemExit(f"iteratr build -i {args.iterations} exited {code}, expected 3:\n{out[-3000:]}")
+        added = log.stat().st_size - before_log
+        grown = objects_bytes(repo) - before_objects
+        overheads = overhead_per_iteration(log, before_log)
+        per_iteration = statistics.median(overheads)
+        ratio, growth = per_iteration / bare, grown / max(added, 1)
+        print(
+            f"session: {args.events} events before the run ({before_log / 1e6:.1f} MB); repository: {args.files} files"
+        )
+        print(f"bare git add --all + git commit (median of {args.git_runs}): {bare * 1000:7.1f} ms")
+        print(
+            f"iteratr cost per iteration (median of {len(overheads)}):  {per_iteration * 1000:7.1f} ms"
+            f" = {ratio:.2f}x (budget {COST_BUDGET:g}x)"
+        )
+        print(
+            f".git/objects grew {grown / 1e6:.2f} MB for {added / 1e3:.1f} kB of events added"
+            f" = {growth:.1f}x (budget {GROWTH_BUDGET:g}x); peak RSS {peak / 1024:.0f} MiB; run {wall:.1f} s"
+        )
+        ok = ratio <= COST_BUDGET and growth <= GROWTH_BUDGET
+        print("budgets: met" if ok else "budgets: MISSED")
+        return 0 if ok else 1
+    finally:
+        if args.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
