@@ -8,7 +8,8 @@ exactly one push goes through, and the other finds a live lease and exits 4, nam
 build of the session on one machine does.
 
 - **taken** when a build starts: none, or an expired one (its holder died: taken over with a warning), or one
-  left by an earlier run of this very clone (it holds the clone's run lock, so that run is gone);
+  left by an earlier run of this very clone on this host (it holds the clone's run lock, so that run is gone; a
+  copy of the clone's git dir on another host carries the same id, and its lease is another machine's);
 - **renewed** with each iteration's push, in the same atomic push as the branch (``sync``), and every ``ttl``/3
   in the background (``keep_alive``), so a turn longer than ``ttl`` keeps it;
 - **released** (deleted, again only if it is still ours) when the run ends.
@@ -144,6 +145,12 @@ class Lease:
         self.made.add(made)
         return made
 
+    def earlier_run_here(self, holder: Holder) -> bool:
+        """Whether ``holder`` is an earlier run of this clone, here: the run lock this run holds proves it is gone.
+        The host too, not the clone's id alone: a git dir copied to another machine (an image, a synced
+        workspace) keeps the id, and a run there is as live as any other machine's."""
+        return holder.clone == self.clone and holder.host == socket.gethostname()
+
     def adopt(self, found: str | None) -> bool:
         """Whether ``found``, the lease the remote holds, is this run's (a push of ours whose answer was lost went
         through): if so it is the one expected from now on."""
@@ -158,7 +165,7 @@ class Lease:
         warning = None
         if found:
             holder = read(self.cwd, found)
-            if holder is not None and holder.clone != self.clone and holder.live():
+            if holder is not None and not self.earlier_run_here(holder) and holder.live():
                 raise self.held_error(holder)
             if holder is None:  # another version's, or damaged: held until lease_ttl after it was written
                 written = refs.commit_time(self.cwd, found)
@@ -170,7 +177,7 @@ class Lease:
                     )
                 warning = f"took over a lease on {self.session} at {self.remote} that iteratr cannot read, written at "
                 warning += f"{_iso(written)}, over lease_ttl ago"
-            elif holder.clone == self.clone:
+            elif self.earlier_run_here(holder):
                 warning = f"took over the lease of this clone's earlier run ({holder.describe()}): it is gone"
             else:
                 warning = f"took over the expired lease of {holder.describe()}: that run is gone"

@@ -85,7 +85,7 @@ class Link:
             self.lease.keep_alive(max(self.lease.ttl / 3, 0.5))  # renewed during a long turn too, not only per push
         else:
             holder = read(self.cwd, tips.lease)
-            if holder is not None and holder.clone != self.lease.clone and holder.live():
+            if holder is not None and not self.lease.earlier_run_here(holder) and holder.live():
                 raise self.lease.held_error(holder)
         self.pushed = tips.branch
         said += self._resume(tips.branch)
