@@ -4,15 +4,18 @@ lock, held now, proves that run is gone); the same clone id written on another h
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from iteratr.errors import EXIT_INCOMPLETE, EXIT_LOCKED
 from iteratr.gitrepo import GitRepo
 from iteratr.remote import refs
-from iteratr.remote.lease import Holder, clone_id
+from iteratr.remote.lease import Holder, Lease, LeaseLost, clone_id
 from tests.fakes import Script
 from tests.remote.conftest import lease_of
 from tests.remote.harness import remote_loop, start_error
@@ -48,3 +51,18 @@ def test_the_same_clone_id_written_on_another_host_is_a_copys_live_lease_and_hel
     assert lease_of(origin) == left  # left alone
     fetch_only = start_error(a, push=False)  # --remote respects it too
     assert fetch_only.exit_code == EXIT_LOCKED
+
+
+def test_of_two_machines_that_both_saw_no_lease_the_one_whose_push_comes_second_is_refused_naming_the_holder(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    a, b = clone("a"), clone("b")
+    first = Lease(a, "origin", "SPEC", ttl=600, common_dir=GitRepo.open(a).common_dir(), work_tree=a)
+    second = Lease(b, "origin", "SPEC", ttl=600, common_dir=GitRepo.open(b).common_dir(), work_tree=b)
+    assert refs.probe(b, "origin", "SPEC").lease is None  # b looks: nobody holds it
+    assert first.take(None) is None  # a takes it in the meantime
+    with pytest.raises(LeaseLost) as lost:
+        second.take(None)  # b's compare-and-swap, on what it saw, fails
+    assert lost.value.exit_code == EXIT_LOCKED
+    assert f"by another machine: pid {os.getpid()} on {socket.gethostname()}" in str(lost.value)
+    assert lease_of(origin) == first.sha  # a's, untouched
