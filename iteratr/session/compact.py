@@ -14,14 +14,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
-_MAX_NUMBER = 10_000_000  # a hand-written id with a huge number is kept as a string instead
+# A hand-written id with a huge number is kept as a string instead: 7 digits at most.
 
 
-def _number(some_id: object, prefix: str) -> int | None:
-    if not isinstance(some_id, str) or not some_id.startswith(prefix):
+def number_of(some_id: object, prefix: str) -> int | None:
+    """``TAS-12`` -> 12 for ``prefix`` ``TAS-``; None for any other spelling (``TAS-012``, ``TAS-0``, a huge one).
+    Called for every task event of a replay: plain string tests, no exceptions."""
+    if some_id.__class__ is not str or not some_id.startswith(prefix):
         return None
-    digits = some_id[len(prefix) :]
-    if not digits.isdigit() or digits != str(int(digits)) or not 0 < int(digits) <= _MAX_NUMBER:
+    digits: str = some_id[len(prefix) :]
+    if not digits.isascii() or not digits.isdigit() or digits[0] == "0" or len(digits) > 7:
         return None
     return int(digits)
 
@@ -38,7 +40,7 @@ class IdSet:
             self.add(some_id)
 
     def add(self, some_id: str) -> None:
-        n = _number(some_id, "TAS-")
+        n = number_of(some_id, "TAS-")
         if n is None:
             self._other.add(some_id)
             return
@@ -48,7 +50,7 @@ class IdSet:
         self._bits[byte] |= 1 << bit
 
     def discard(self, some_id: str) -> None:
-        n = _number(some_id, "TAS-")
+        n = number_of(some_id, "TAS-")
         if n is None:
             self._other.discard(some_id)
             return
@@ -57,7 +59,7 @@ class IdSet:
             self._bits[byte] &= ~(1 << bit) & 0xFF
 
     def __contains__(self, some_id: object) -> bool:
-        n = _number(some_id, "TAS-")
+        n = number_of(some_id, "TAS-")
         if n is None:
             return some_id in self._other
         byte, bit = divmod(n, 8)
@@ -98,7 +100,7 @@ class Messages:
         self._all: dict[str, Message] | None = self._live if not archived else None
 
     def _is_archived(self, mid: str) -> bool:
-        n = _number(mid, "MSG-")
+        n = number_of(mid, "MSG-")
         return n is not None and f"TAS-{n}" in self._archived
 
     def get(self, mid: str, default: Message | None = None) -> Message | None:
@@ -158,14 +160,14 @@ class Messages:
         return [
             (m.id, m.text, m.ts, m.delivered_to)
             for m in self._live.values()
-            if m.delivered_to is not None and _number(m.id, "MSG-") is not None
+            if m.delivered_to is not None and number_of(m.id, "MSG-") is not None
         ]
 
     def history_saved(self, rows: list[tuple[Any, ...]]) -> None:
         if self._all is self._live and rows:  # it was all there was: with no archive to read back, keep a copy
             self._all = dict(self._live) if self._load is None else None
         for row in rows:
-            self._archived.add(f"TAS-{_number(row[0], 'MSG-')}")
+            self._archived.add(f"TAS-{number_of(row[0], 'MSG-')}")
             del self._live[row[0]]
 
     def live_rows(self) -> list[tuple[Any, ...]]:

@@ -13,6 +13,7 @@ iteration in id-number order); the reducer adds with ``[]=``. ``live()`` gives t
 
 from __future__ import annotations
 
+from iteratr.session.compact import number_of
 from iteratr.session.model import DONE_STATUSES, TASK_STATUSES, Task, id_number
 
 TYPE_CHECKING = False
@@ -22,16 +23,11 @@ if TYPE_CHECKING:
 
 _CODES = {"completed": 1, "cancelled": 2}
 _STATUS_OF_CODE = {1: "completed", 2: "cancelled"}
-_MAX_ARCHIVED_NUMBER = 10_000_000  # a hand-written TAS-999999999 stays in memory rather than grow the index
 RECENT = 64  # the last done tasks archived, kept in full: what an iteration's commit message and prompt name
 
 
 def _number(task_id: str) -> int | None:
-    try:
-        n = id_number(task_id)
-    except (ValueError, IndexError, AttributeError):
-        return None
-    return n if task_id == f"TAS-{n}" and 0 < n <= _MAX_ARCHIVED_NUMBER else None
+    return number_of(task_id, "TAS-")
 
 
 class Tasks:
