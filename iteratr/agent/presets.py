@@ -46,7 +46,7 @@ class Preset:
     base_url: str  # the settings that point it at another server (a proxy, a gateway, the tests' server)
     usage: str  # how it reports tokens and cost, and what iteratr reads
     verified: str  # what the end-to-end test checks with it
-    root_env: str = ""  # a variable the agent insists on, set to anything, before it runs as root ("": none)
+    root_env: str = ""  # a variable the agent insists on being exactly "1" before it runs as root ("": none)
 
     @property
     def install(self) -> str:
@@ -199,8 +199,11 @@ def key_missing(preset: Preset, env: Mapping[str, str]) -> bool:
 
 
 def root_refused(preset: Preset, env: Mapping[str, str]) -> bool:
-    """True when this process runs as root and the preset's agent will refuse to, lacking its ``root_env``."""
-    return bool(preset.root_env) and os.geteuid() == 0 and not env.get(preset.root_env, "").strip()
+    """True when this process runs as root and the preset's agent will refuse to, lacking its ``root_env``.
+
+    Only ``1`` will do: Claude Code tests ``IS_SANDBOX !== "1"``, so ``IS_SANDBOX=yes`` (or ``true``) is refused too.
+    """
+    return bool(preset.root_env) and os.geteuid() == 0 and env.get(preset.root_env) != "1"
 
 
 def installed(env: Mapping[str, str] | None = None) -> list[Preset]:

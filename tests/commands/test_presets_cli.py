@@ -141,7 +141,8 @@ def test_doctor_says_which_key_to_set_when_a_presets_agent_opens_no_session_with
     assert "ok    agent speaks ACP: needs-a-key 1" in keyed
 
 
-def test_doctor_says_claude_code_needs_is_sandbox_as_root(repo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("is_sandbox", ["", "yes"])  # Claude Code takes only IS_SANDBOX=1 (`!== "1"`)
+def test_doctor_says_claude_code_needs_is_sandbox_as_root(repo: Path, tmp_path: Path, is_sandbox: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("only root is refused by Claude Code")
     bin_dir = tmp_path / "bin"
@@ -150,7 +151,12 @@ def test_doctor_says_claude_code_needs_is_sandbox_as_root(repo: Path, tmp_path: 
     claude = bin_dir / "claude-code-acp"
     claude.write_text(f"#!/bin/sh\nexec {sys.executable} {bin_dir / 'agent.py'}\n")
     claude.chmod(0o755)
-    env = {**only_on_path(bin_dir), "ITERATR_AGENT": "claude", "ANTHROPIC_API_KEY": "sk-x-123456", "IS_SANDBOX": ""}
+    env = {
+        **only_on_path(bin_dir),
+        "ITERATR_AGENT": "claude",
+        "ANTHROPIC_API_KEY": "sk-x-123456",
+        "IS_SANDBOX": is_sandbox,
+    }
     out = run_cli("doctor", cwd=repo, env=env, expect=1).stdout
     assert "fix: set IS_SANDBOX=1: run as root, Claude Code" in out
 
