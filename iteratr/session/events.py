@@ -77,7 +77,7 @@ def parse_lines(blob: bytes, first_line_no: int, path: Path) -> tuple[list[Event
     return events, end
 
 
-def parse_line(raw: bytes, line_no: int, path: Path) -> Event:
+def parse_line(raw: bytes | str, line_no: int, path: Path) -> Event:
     """One line of the log as an event; a line that is not one is a ``StoreError`` naming ``path:line_no``."""
     import json  # here: a reader whose snapshot is up to date has no line to parse and skips the import
 

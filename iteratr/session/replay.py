@@ -67,8 +67,12 @@ def stream(
         whole, pending = buf[:cut], buf[cut:]
         view = memoryview(whole)
         flushed = line_start = 0  # bytes of ``whole`` counted in ``done``; where the current line starts
-        for raw in whole.split(b"\n")[:-1]:
-            line_end = line_start + len(raw) + 1
+        try:  # text, decoded once per chunk: json then skips its own detection and decoding on every line
+            lines: list[Any] = whole.decode("utf-8").split("\n")[:-1]
+        except UnicodeDecodeError:  # a bad line somewhere: each line as bytes, so the bad one is named
+            lines = whole.split(b"\n")[:-1]
+        for raw in lines:
+            line_end = whole.index(b"\n", line_start) + 1
             done.lines += 1
             if raw.strip():
                 apply(state, parse_line(raw, done.lines, path))
