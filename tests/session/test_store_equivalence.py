@@ -226,3 +226,15 @@ def test_the_changes_between_two_reads_are_those_of_full_replays(tmp_path: Path,
             if old is None or old.status != task.status:
                 want.append((old.status if old else None, task.to_dict()))
         assert [(was, task.to_dict()) for was, task in changes(before.tasks, after.tasks)] == want
+
+
+def test_a_line_that_is_not_utf8_is_named_by_its_number(tmp_path: Path) -> None:
+    from iteratr.errors import StoreError
+
+    store = Store(tmp_path / ".iteratr", "S")
+    store.append(make_event("note.added", {"id": "NOT-1", "content": "a", "type": "tip"}, 0))
+    with open(store.events_path, "ab") as f:
+        f.write(b'{"v": 1, "type": "note.added", "data": {"content": "\xff"}}\n')
+    shutil.rmtree(cache_dir(store), ignore_errors=True)
+    with pytest.raises(StoreError, match=r"events\.jsonl:2: invalid event line"):
+        Store(store.data_dir, "S").load()
