@@ -26,6 +26,34 @@ if TYPE_CHECKING:  # asyncio costs ~30 ms to import: status, say and doctor neve
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 5.0  # seconds, after SIGKILL, for the group to be gone
 
+# The children iteratr started itself (pid -> start time), so that the turn reaper, which stops the children
+# it finds but did not start (orphans re-parented to it), never stops one of iteratr's own: a lease renewal's
+# ``git push`` from a background thread runs during the agent's turn. The start time tells a reused pid apart.
+_started: dict[int, str] = {}
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _remember(pid: int) -> None:
+    _started[pid] = _start_time(pid)
+
+
+def _forget(pid: int) -> None:
+    _started.pop(pid, None)
+
+
+def started_here(pid: int) -> bool:
+    """Whether iteratr started ``pid`` itself (through this module), and it is still that process."""
+    when = _started.get(pid)
+    return when is not None and when == _start_time(pid)
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -59,7 +87,7 @@ def popen(
     stderr: int | IO[Any] | None = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session (its own process group). Raises OSError if it cannot start."""
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=None if env is None else dict(env),
@@ -68,6 +96,8 @@ def popen(
         stderr=stderr,
         start_new_session=True,
     )
+    _remember(proc.pid)
+    return proc
 
 
 def run(
@@ -87,6 +117,23 @@ def run(
     (git: a commit cut half-way would leave ``index.lock`` behind) and then goes on to the caller.
     """
     proc = popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    try:
+        return _communicate(
+            proc, argv, input=input, timeout=timeout, grace=grace, finish_on_interrupt=finish_on_interrupt
+        )
+    finally:
+        _forget(proc.pid)
+
+
+def _communicate(
+    proc: subprocess.Popen[bytes],
+    argv: Sequence[str],
+    *,
+    input: bytes | None,
+    timeout: float | None,
+    grace: float,
+    finish_on_interrupt: bool,
+) -> Completed:
     try:
         out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -154,7 +201,7 @@ async def start_async(
     """
     import asyncio
 
-    return await asyncio.create_subprocess_exec(
+    proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
         env=None if env is None else dict(env),
@@ -164,6 +211,8 @@ async def start_async(
         limit=limit,
         start_new_session=True,
     )
+    _remember(proc.pid)
+    return proc
 
 
 async def stop_async(proc: asyncio.subprocess.Process, *, grace: float = KILL_GRACE) -> None:

@@ -80,7 +80,7 @@ def orphans(keep: Iterable[int]) -> list[int]:
     kept = set(keep)
     escaped: list[int] = []
     for pid, ppid in table.items():
-        if ppid == me and pid not in kept:
+        if ppid == me and pid not in kept and not procs.started_here(pid):
             escaped.append(pid)
             escaped.extend(descendants(pid, table))
     return escaped

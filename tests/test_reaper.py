@@ -41,3 +41,46 @@ def test_escaped_processes_are_found_and_stopped(tmp_path: Path) -> None:
     assert int(lines["escaped"]) >= 3  # the setsid shell and its two sleeps
     assert lines["left"] == "0"
     assert lines["agent alive"] == "True"
+
+
+OWN_CHILD_SCRIPT = """
+import subprocess, sys, threading
+sys.path.insert(0, {root!r})
+from iteratr import procs, reaper
+turn = reaper.TurnReaper(warn=print)
+assert turn.active
+turn.turn_starts()
+# During the turn, a background thread of iteratr runs a command through procs (as a lease renewal's push
+# does), and a stranger child appears too (stands for an orphan re-parented to iteratr).
+started = threading.Event()
+done = []
+def renew():
+    done.append(procs.run(["sh", "-c", "echo started; sleep 1; echo finished"], timeout=30).out)
+thread = threading.Thread(target=renew)
+thread.start()
+stranger = subprocess.Popen(["sleep", "30"])
+while not any(ppid == __import__("os").getpid() and pid not in (stranger.pid,)
+              for pid, (ppid, _g, _s) in (procs.live_processes() or {{}}).items()):
+    pass
+print("stopped", turn.turn_ended(object()))
+thread.join()
+print("own finished", "finished" in done[0])
+print("stranger alive", stranger.poll() is None)
+turn.close()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="child subreapers are Linux-only")
+def test_a_turn_end_never_stops_a_process_iteratr_started_itself() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", OWN_CHILD_SCRIPT.format(root=str(REPO_ROOT))], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(
+        line.rsplit(" ", 1)
+        for line in proc.stdout.splitlines()
+        if line.rsplit(" ", 1)[0] in {"stopped", "own finished", "stranger alive"}
+    )
+    assert lines["stopped"] == "1"  # the stranger only
+    assert lines["own finished"] == "True"  # iteratr's own command ran to its end
+    assert lines["stranger alive"] == "False"
