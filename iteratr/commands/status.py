@@ -120,8 +120,49 @@ def require_session(repo: Repo, name: str) -> None:
         )
 
 
+# What ``collect`` found last, per session, with the version of the log it read (``_log_version``): ``--watch``
+# redraws from it while the log is unchanged, so a redraw costs a stat (or one git process), not a replay.
+_LAST: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
+
+
+def _log_version(repo: Repo, name: str, data_rel: Path) -> Any:
+    """What identifies the bytes ``_read_log`` would read: the file's stat, or the blob's id on the branch."""
+    branch = paths.branch_name(name)
+    where = repo.worktrees.get(branch)
+    if where is not None:
+        log = where / data_rel / name / paths.EVENTS_FILE
+        try:
+            st = log.stat()
+        except OSError:
+            st = None
+        if st is not None:
+            return ("file", str(where), str(log), st.st_ino, st.st_size, st.st_mtime_ns)
+    rel = (data_rel / name / paths.EVENTS_FILE).as_posix()
+    done = gitrepo.run_git(repo.root, "rev-parse", "-q", "--verify", f"refs/heads/{branch}:{rel}", check=False)
+    return ("blob", done.stdout.strip() if done.returncode == 0 else None)
+
+
 def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
-    """Everything status shows about session ``name``, as JSON-ready data."""
+    """Everything status shows about session ``name``, as JSON-ready data; reused while its log is unchanged (only
+    whether a run holds the session, and the inbox, are looked at again)."""
+    version = _log_version(repo, name, data_rel)
+    last = _LAST.get((name, str(data_rel)))
+    if last is not None and last[0] == version:
+        data = dict(last[1])
+        data["running"], data["holder"] = _lock_state(repo, name)
+        session_dir = Path(version[2]).parent if version[0] == "file" else None  # as _read_log finds it
+        data["inbox_has_text"] = False
+        if session_dir is not None and (session_dir / paths.INBOX_FILE).is_file():
+            from iteratr.run import inbox
+
+            data["inbox_has_text"] = inbox.has_text(session_dir)
+        return data
+    data = _collect(repo, name, data_rel)
+    _LAST[(name, str(data_rel))] = (version, data)
+    return data
+
+
+def _collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
     branch = paths.branch_name(name)
     where = repo.worktrees.get(branch)
     source, session_dir, blob, label = _read_log(repo, name, data_rel)
