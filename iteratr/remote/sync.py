@@ -49,6 +49,7 @@ class Link:
         push: bool,
         ttl: float,
         common_dir: Path,
+        data_dir: str = ".iteratr",
         retry_delay: float = NETWORK_DELAY,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -56,6 +57,7 @@ class Link:
         self.remote = remote
         self.session = session
         self.pushing = push
+        self.data_dir = data_dir
         self.lease = Lease(cwd, remote, session, ttl=ttl, common_dir=common_dir, work_tree=cwd)
         self.pushed: str | None = None  # the branch's tip on the remote, as this run last saw or pushed it
         self.notes: list[str] = []  # what start did that the user should hear about
@@ -129,7 +131,7 @@ class Link:
         if where is None:
             gitrepo.run_git(self.cwd, "update-ref", refs.branch_ref(self.session), theirs, ours)
             return
-        kept = self._put_aside(where)
+        kept = self._put_aside(where) if self._run_left_changes(where) else None
         done = gitrepo.run_git(where, "merge", "--ff-only", "--quiet", theirs, check=False)
         if kept:
             self.notes.append(
@@ -143,6 +145,19 @@ class Link:
                 f"{detail[0] if detail else 'git merge --ff-only failed'}; nothing was changed",
                 hint=f"look at `git -C {where} status`: commit or put aside the changes, then run again",
             )
+
+    def _run_left_changes(self, where: Path) -> bool:
+        """Whether a run was cut short here: every iteration writes the session's own files before the agent
+        starts, so uncommitted changes there are a run's. Without them, what is uncommitted is the user's own
+        (notes, a scratch file): it stays where it is, and git's fast-forward refuses only if it would overwrite."""
+        session_dir = Path(self.data_dir)
+        if session_dir.is_absolute():
+            try:
+                session_dir = session_dir.relative_to(self.cwd)
+            except ValueError:
+                return False
+        status = gitrepo.run_git(where, "status", "--porcelain", "--", str(session_dir / self.session), check=False)
+        return bool(status.out.strip())
 
     def _put_aside(self, where: Path) -> str | None:
         """Uncommitted changes and untracked files in the session's work tree (what a run killed mid-iteration left),
@@ -248,7 +263,9 @@ def link_for(cfg: config.Config, fetch_only: str | None, root: Path, common_dir:
         return None
     if cfg.push and fetch_only and fetch_only != cfg.push:
         raise UsageError(f"--remote {fetch_only} and push {cfg.push} ({cfg.source('push')}) name different remotes")
-    return Link(root, remote, name, push=bool(cfg.push), ttl=cfg.lease_ttl, common_dir=common_dir)
+    return Link(
+        root, remote, name, push=bool(cfg.push), ttl=cfg.lease_ttl, common_dir=common_dir, data_dir=cfg.data_dir
+    )
 
 
 def unused_remote_copy(root: Path, name: str) -> list[str]:

@@ -84,3 +84,19 @@ def test_a_build_without_a_remote_of_a_session_known_only_remotely_says_how_to_r
     assert sync.unused_remote_copy(b, "OTHER") == []
     git(b, "branch", "iteratr/SPEC", "origin/iteratr/SPEC")
     assert sync.unused_remote_copy(b, "SPEC") == []  # a local branch: nothing to say
+
+
+def test_a_users_own_untracked_file_stays_put_when_the_checkout_follows_the_remote(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    a, b = clone("a"), clone("b")
+    remote_loop(a, Script("follow"), iterations=1, expect=EXIT_INCOMPLETE)
+    remote_loop(b, Script("follow"), iterations=1, expect=EXIT_INCOMPLETE)  # the remote moves on
+    assert git(a, "branch", "--show-current") == "iteratr/SPEC"  # a's checkout is the session's, and behind
+    (a / "my-notes.txt").write_text("the user's own, not a run's\n")
+
+    back = remote_loop(a, Script("follow"), expect=EXIT_OK)
+    assert "brought up to date" in back.output
+    assert "left in" not in back.output  # nothing taken for a killed run's leftovers
+    assert (a / "my-notes.txt").read_text() == "the user's own, not a run's\n"
+    assert git(a, "for-each-ref", "refs/iteratr/SPEC/left-behind/") == ""
