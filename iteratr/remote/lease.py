@@ -35,6 +35,7 @@ from iteratr.errors import IteratrError, LockedError
 from iteratr.remote import refs
 
 CLONE_ID_FILE = Path("iteratr") / "clone-id"
+TAKE_TRIES = 3  # pushes of a lease refused while nobody else's is there to read (a ref lock held mid-push)
 
 
 class LeaseLost(LockedError):
@@ -181,15 +182,20 @@ class Lease:
                 warning = f"took over the lease of this clone's earlier run ({holder.describe()}): it is gone"
             else:
                 warning = f"took over the expired lease of {holder.describe()}: that run is gone"
-        new = self.make()
-        if not refs.push(self.cwd, self.remote, [refs.Update(self.ref, new, found)]):
-            # Someone changed it since we looked: whoever won holds it now.
+        tries = 0
+        while True:
+            new = self.make()
+            if refs.push(self.cwd, self.remote, [refs.Update(self.ref, new, found)]):
+                self.sha = new
+                return warning
+            # Someone changed it since we looked: whoever won holds it now. A refusal can also come from the
+            # winner's ref lock while its push is still under way, when there is no lease to read yet: look again.
             tips = refs.probe(self.cwd, self.remote, self.session)
             refs.fetch(self.cwd, self.remote, self.session, tips)
-            holder = read(self.cwd, tips.lease)
-            raise self.held_error(holder)
-        self.sha = new
-        return warning
+            tries += 1
+            if tips.lease != found or tries >= TAKE_TRIES:
+                raise self.held_error(read(self.cwd, tips.lease))
+            time.sleep(0.1 * tries)
 
     def keep_alive(self, every: float) -> None:
         """Renew the lease every ``every`` seconds in the background, so a turn longer than ``ttl`` does not let it

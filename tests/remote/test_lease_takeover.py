@@ -66,3 +66,18 @@ def test_of_two_machines_that_both_saw_no_lease_the_one_whose_push_comes_second_
     assert lost.value.exit_code == EXIT_LOCKED
     assert f"by another machine: pid {os.getpid()} on {socket.gethostname()}" in str(lost.value)
     assert lease_of(origin) == first.sha  # a's, untouched
+
+
+def test_a_lease_push_refused_while_no_lease_is_there_is_tried_again(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    # Another machine's push holding the ref lock refuses ours before its lease is there to read; the hook stands
+    # for it, refusing the first push only.
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\n[ -e {origin}/refused-once ] && exit 0\ntouch {origin}/refused-once\nexit 1\n")
+    hook.chmod(0o755)
+    a = clone("a")
+    lease = Lease(a, "origin", "SPEC", ttl=600, common_dir=GitRepo.open(a).common_dir(), work_tree=a)
+    assert lease.take(None) is None
+    assert (origin / "refused-once").exists()  # the first push was refused
+    assert lease_of(origin) == lease.sha  # the second one took it
