@@ -10,10 +10,11 @@ variables and the socket of the run's listener (``McpHost``): what the agent sta
 milliseconds, and the SDK's import is paid once per run (``iteratr.mcp.relay``). ``ITERATR_MCP=0`` (or off, false,
 no) leaves the server out: the agent then has only the shell commands.
 
-What the prompt can teach depends on how the agent names the server's tools, which ACP does not say: opencode
-shows ``task_add`` as ``iteratr_task_add``. ``TOOL_PREFIXES`` holds the namings seen (by an end-to-end test); for
-an agent not listed, the prompt keeps teaching ``iteratr tool`` through the shell, which works the same, while
-the typed tools are still there for the agent to use.
+What the prompt can teach depends on how the agent names the server's tools to its model, which ACP does not say:
+opencode shows ``task_add`` as ``iteratr_task_add``, Claude Code as ``mcp__iteratr__task_add``.
+``TOOL_PREFIXES`` holds the namings seen (by an end-to-end test); for an agent not listed, the prompt keeps
+teaching ``iteratr tool`` through the shell, which works the same, while the typed tools are still there for the
+agent to use.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ from iteratr import procs
 from iteratr.agent.events import AgentInfo
 
 SERVER_NAME = "iteratr"  # iteratr.mcp.tools.SERVER_NAME: the agent's tool names start from it
-# The agent's name in its initialize answer (lower case) -> how it names the server's tools, proven by a test:
-# tests/e2e/test_opencode_mcp.py for opencode.
-TOOL_PREFIXES = {"opencode": f"{SERVER_NAME}_"}
+# The agent's name in its initialize answer (lower case) -> how it names the server's tools to its model, as the
+# tool list of its model requests shows (tests/e2e/test_opencode_mcp.py for opencode, test_presets_mcp.py for the
+# others).
+TOOL_PREFIXES = {
+    "opencode": f"{SERVER_NAME}_",
+    "@zed-industries/claude-code-acp": f"mcp__{SERVER_NAME}__",  # Claude Code: mcp__<server>__<tool>
+}
 # The variables the server needs: which session, and where its files are.
 SERVER_ENV = ("ITERATR_SESSION", "ITERATR_DATA_DIR")
 OFF = frozenset({"0", "off", "false", "no"})

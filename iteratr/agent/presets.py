@@ -98,7 +98,8 @@ PRESETS: dict[str, Preset] = {
             usage="ACP reports none; iteratr reads Claude Code's transcript (~/.claude/projects/…/<session>.jsonl): "
             "input tokens of every call; output tokens as it records them (the count at each answer's start); "
             "no cost",
-            verified=_E2E + " (input exact; output as Claude Code records it)",
+            verified=_E2E + " (input exact; output as Claude Code records it); the typed MCP tools "
+            "(mcp__iteratr__task_add, …)",
             root_env="IS_SANDBOX",  # else: "--dangerously-skip-permissions cannot be used with root/sudo privileges"
         ),
         Preset(

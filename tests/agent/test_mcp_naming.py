@@ -1,0 +1,25 @@
+"""How each agent names iteratr's MCP tools (``mcp_servers.TOOL_PREFIXES``), for the prompt to teach them; the
+namings themselves are seen in the agents' model requests by tests/e2e/test_opencode_mcp.py and test_presets_mcp.py.
+"""
+
+from __future__ import annotations
+
+from iteratr.agent import mcp_servers
+from iteratr.agent.events import AgentInfo
+
+SESSION_ENV = {"ITERATR_SESSION": "S", "ITERATR_DATA_DIR": "/d/.iteratr", "ITERATR_BIN": "/py -m iteratr"}
+
+
+def prefix(name: str, env: dict[str, str]) -> str | None:
+    server = mcp_servers.iteratr_server({**SESSION_ENV, **env})
+    return mcp_servers.describe(AgentInfo(name, "1"), server).mcp_prefix
+
+
+def test_each_preset_agent_is_taught_its_own_naming() -> None:
+    assert prefix("opencode", {}) == "iteratr_"
+    assert prefix("@zed-industries/claude-code-acp", {}) == "mcp__iteratr__"
+
+
+def test_no_server_given_no_tools_taught() -> None:
+    off = {"ITERATR_MCP": "0"}
+    assert prefix("@zed-industries/claude-code-acp", off) is None
