@@ -3,12 +3,13 @@
 Files of a session S under the data dir (default ``.iteratr``)::
 
     S/events.jsonl     the source of truth, committed on branch iteratr/S
-    S/tasks.yaml       a readable view of tasks and notes, rewritten after every change (iteratr.tasks_view)
+    S/tasks.yaml       a readable view: counts, open tasks, last notes; rewritten after every change (tasks_view)
 
 and, where git never carries it, ``<git-common-dir>/iteratr/cache/<crc of the data dir>/S/state.marshal``:
-a snapshot of the replayed state (always rebuildable). A repository can commit any file under the data dir,
-and a committed snapshot made to match the committed log's bytes would be believed; git never clones its
-own directory. Outside git (no ``.git`` above the data dir) the snapshot stays in ``S/cache/``.
+a snapshot of the live state, with its archive of history beside it (always rebuildable). A repository can
+commit any file under the data dir, and a committed snapshot made to match the committed log's bytes would be
+believed; git never clones its own directory. Outside git (no ``.git`` above the data dir) the snapshot stays
+in ``S/cache/``.
 
 Every file under the data dir is opened through ``iteratr.safe_open``: a symlink (a committed
 ``events.jsonl -> ~/.bashrc``) is refused with exit 2 naming it, never read, written or truncated through.
