@@ -11,7 +11,7 @@ milliseconds, and the SDK's import is paid once per run (``iteratr.mcp.relay``).
 no) leaves the server out: the agent then has only the shell commands.
 
 What the prompt can teach depends on how the agent names the server's tools to its model, which ACP does not say:
-opencode shows ``task_add`` as ``iteratr_task_add``, Claude Code as ``mcp__iteratr__task_add``.
+opencode shows ``task_add`` as ``iteratr_task_add``, Claude Code and Codex as ``mcp__iteratr__task_add``.
 ``TOOL_PREFIXES`` holds the namings seen (by an end-to-end test); for an agent not listed, the prompt keeps
 teaching ``iteratr tool`` through the shell, which works the same, while the typed tools are still there for the
 agent to use.
@@ -42,6 +42,9 @@ SERVER_NAME = "iteratr"  # iteratr.mcp.tools.SERVER_NAME: the agent's tool names
 TOOL_PREFIXES = {
     "opencode": f"{SERVER_NAME}_",
     "@zed-industries/claude-code-acp": f"mcp__{SERVER_NAME}__",  # Claude Code: mcp__<server>__<tool>
+    # Codex offers them as a Responses namespace "mcp__iteratr" holding "task_add", …; its own instructions name
+    # such a tool mcp__<server>__<tool>, and the model's calls name the namespace and the tool.
+    "codex-acp": f"mcp__{SERVER_NAME}__",
 }
 # The variables the server needs: which session, and where its files are.
 SERVER_ENV = ("ITERATR_SESSION", "ITERATR_DATA_DIR")

@@ -117,7 +117,7 @@ PRESETS: dict[str, Preset] = {
             'run (a container), `sandbox_mode = "danger-full-access"`',
             usage="ACP reports no token counts; iteratr reads Codex's rollout ($CODEX_HOME/sessions/…/rollout-…-"
             "<session>.jsonl): the thread's token totals; no cost",
-            verified=_E2E + " (from Codex's rollout, exact)",
+            verified=_E2E + " (from Codex's rollout, exact); the typed MCP tools (mcp__iteratr__task_add, …)",
         ),
         Preset(
             name="gemini",

@@ -18,8 +18,10 @@ def prefix(name: str, env: dict[str, str]) -> str | None:
 def test_each_preset_agent_is_taught_its_own_naming() -> None:
     assert prefix("opencode", {}) == "iteratr_"
     assert prefix("@zed-industries/claude-code-acp", {}) == "mcp__iteratr__"
+    assert prefix("codex-acp", {}) == "mcp__iteratr__"
 
 
 def test_no_server_given_no_tools_taught() -> None:
     off = {"ITERATR_MCP": "0"}
     assert prefix("@zed-industries/claude-code-acp", off) is None
+    assert prefix("codex-acp", off) is None

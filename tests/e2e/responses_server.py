@@ -10,6 +10,12 @@ its ``config.toml`` (``model_providers.<id>``: ``base_url``, ``env_key``, ``wire
   :class:`~tests.e2e.model_server.Bash` becomes a call of Codex's shell tool, whichever it offers;
 - side requests (no ``tools``): a short text, listed in ``side_requests``; ``GET …/models`` lists one model.
 
+Codex offers an MCP server's tools as a Responses ``namespace`` tool (``{"type": "namespace", "name":
+"mcp__iteratr", "tools": [{"type": "function", "name": "task_add", …}, …]}``), and a call of one is a
+``function_call`` naming both (``"namespace": "mcp__iteratr", "name": "task_add"``). Here such a tool is known by
+the name Codex itself gives it (its instructions too), ``<namespace>__<name>``: ``mcp__iteratr__task_add`` in
+``AgentTurn.tools``, in a step, and in a script's :class:`~tests.e2e.model_server.Call`.
+
 Each answer streams the Responses events (``response.created`` … ``response.completed``), the last with a usage
 that differs per call (``model_server.usage_for``).
 """
@@ -58,6 +64,24 @@ def _output_text(output: Any) -> str:
     return text
 
 
+def offered(tools: Any) -> dict[str, tuple[str, str]]:
+    """The tools a request offers, by name: a plain tool's name -> ("", name); a namespace's tool's
+    ``<namespace>__<name>`` -> (namespace, name)."""
+    found: dict[str, tuple[str, str]] = {}
+    for tool in tools or []:
+        if not isinstance(tool, dict):
+            continue
+        if tool.get("type") == "namespace":
+            space = str(tool.get("name", ""))
+            for inner in tool.get("tools") or []:
+                if isinstance(inner, dict):
+                    found[f"{space}__{inner.get('name', '')}"] = (space, str(inner.get("name", "")))
+        else:
+            name = str(tool.get("name", tool.get("type", "")))
+            found[name] = ("", name)
+    return found
+
+
 def _command(name: str, arguments: dict[str, Any]) -> str:
     command = arguments.get("command", arguments.get("cmd", ""))
     if isinstance(command, list):  # ["bash", "-lc", "<script>"]
@@ -86,14 +110,16 @@ def parse_turn(body: dict[str, Any], received_at: float) -> AgentTurn:
             except ValueError:
                 arguments = {"raw": item.get("arguments")}
             name = str(item.get("name", ""))
-            arguments = {**arguments, "command": _command(name, arguments)}
+            if item.get("namespace"):
+                name = f"{item['namespace']}__{name}"
+            else:
+                arguments = {**arguments, "command": _command(name, arguments)}
             calls[str(item.get("call_id"))] = (name, arguments)
             order.append(str(item.get("call_id")))
         elif item.get("type") == "function_call_output":
             results[str(item.get("call_id"))] = _output_text(item.get("output"))
     steps = tuple(Step(calls[i][0], calls[i][1], results.get(i, "")) for i in order)
-    tools = tuple(str(t.get("name", t.get("type", ""))) for t in body.get("tools") or [] if isinstance(t, dict))
-    return AgentTurn(prompt=prompt, steps=steps, tools=tools, received_at=received_at)
+    return AgentTurn(prompt=prompt, steps=steps, tools=tuple(offered(body.get("tools"))), received_at=received_at)
 
 
 class ResponsesServer(ScriptedApiServer):
@@ -121,10 +147,9 @@ class ResponsesServer(ScriptedApiServer):
             action = Text("Scripted session")
         input_tokens, output_tokens = usage_for(len(raw), action)
         self.record_served(Served(turn.prompt, not is_turn, input_tokens, output_tokens))
-        tool_names = {str(t.get("name", "")) for t in body.get("tools") or [] if isinstance(t, dict)}
-        return Reply(stream=self._events(action, tool_names, input_tokens, output_tokens))
+        return Reply(stream=self._events(action, offered(body.get("tools")), input_tokens, output_tokens))
 
-    def _item(self, action: Action, tool_names: set[str]) -> dict[str, Any]:
+    def _item(self, action: Action, tool_names: dict[str, tuple[str, str]]) -> dict[str, Any]:
         n = self.state.next_id()
         if isinstance(action, Text):
             return {
@@ -144,16 +169,20 @@ class ResponsesServer(ScriptedApiServer):
                 arguments = {"command": action.command}
         else:  # a call of any tool by name (an MCP tool): model_server's ``Call``
             name, arguments = action.tool, dict(action.arguments)
+        space, name = tool_names.get(name, ("", name))
         return {
             "type": "function_call",
             "id": f"fc_{n}",
             "call_id": f"call_{n}",
+            **({"namespace": space} if space else {}),
             "name": name,
             "arguments": json.dumps(arguments),
             "status": "completed",
         }
 
-    def _events(self, action: Action, tool_names: set[str], input_tokens: int, output_tokens: int) -> list[bytes]:
+    def _events(
+        self, action: Action, tool_names: dict[str, tuple[str, str]], input_tokens: int, output_tokens: int
+    ) -> list[bytes]:
         response_id = f"resp_{self.state.next_id()}"
         item = self._item(action, tool_names)
         base = {"id": response_id, "object": "response", "created_at": int(time.time()), "model": MODEL_ID}

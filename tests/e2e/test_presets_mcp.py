@@ -1,4 +1,4 @@
-"""End to end: the claude preset keeps a session through iteratr's typed MCP tools.
+"""End to end: the claude and codex presets keep a session through iteratr's typed MCP tools.
 
 ``iteratr build --agent <preset>`` puts ``iteratr mcp`` in every turn's ``session/new``; the real, pinned agent
 starts it and offers its tools to the scripted model under the agent's own naming (``mcp_servers.TOOL_PREFIXES``).
@@ -25,8 +25,10 @@ from tests.conftest import CliResult, git
 
 from .anthropic_server import AnthropicServer
 from .model_server import PLANNING_MARKER, Action, AgentTurn, Call, Step, Text, spec_tasks
+from .responses_server import ResponsesServer
 from .scripted_api import ScriptedApiServer
 from .session_run import BuildThread, read_events, tasks_in
+from .test_presets_e2e import CODEX_CONFIG
 
 SESSION = "typed"
 SPEC = """# Two typed things
@@ -37,11 +39,13 @@ SPEC = """# Two typed things
 BUILD_TIMEOUT = 60.0
 BAD_BATCH = {"tasks": [{"content": "never added", "priority": 9}]}
 TASK_ID = re.compile(r"\b(TAS-\d+) \[P\d\]")
-# How each agent names iteratr's MCP tools to its model, as seen in the tool list of its requests.
-PREFIX = {"claude": "mcp__iteratr__"}
+# How each agent names iteratr's MCP tools to its model, as seen in the tool list of its requests (Codex's is a
+# Responses namespace "mcp__iteratr" holding the tools: see responses_server).
+PREFIX = {"claude": "mcp__iteratr__", "codex": "mcp__iteratr__"}
 # What the model is told of the malformed batch: iteratr's own refusal, naming the field; nothing is written.
 REFUSAL = {
     "claude": "invalid arguments for task_batch_add: tasks[0].priority: 9 is out of range",
+    "codex": "invalid arguments for task_batch_add: tasks[0].priority: 9 is out of range",
 }
 
 
@@ -171,3 +175,18 @@ def test_claude_keeps_the_session_through_the_typed_mcp_tools(repo: Path, claude
         if os.geteuid() == 0:
             env["IS_SANDBOX"] = "1"
         run_typed_session(repo, "claude", env, server, model="haiku")
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT + 60)
+def test_codex_keeps_the_session_through_the_typed_mcp_tools(repo: Path, codex_bin_dir: Path, tmp_path: Path) -> None:
+    codex_home = tmp_path / "codex-home" / ".codex"
+    codex_home.mkdir(parents=True)
+    with ResponsesServer(typed_agent("codex")) as server:
+        (codex_home / "config.toml").write_text(CODEX_CONFIG.format(base_url=server.base_url))
+        env = {
+            "PATH": f"{codex_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(codex_home.parent),
+            "CODEX_HOME": str(codex_home),
+            "SCRIPTED_API_KEY": "codex-scripted-test-key",
+        }
+        run_typed_session(repo, "codex", env, server, model="gpt-5.4")
