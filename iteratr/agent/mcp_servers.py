@@ -11,10 +11,11 @@ milliseconds, and the SDK's import is paid once per run (``iteratr.mcp.relay``).
 no) leaves the server out: the agent then has only the shell commands.
 
 What the prompt can teach depends on how the agent names the server's tools to its model, which ACP does not say:
-opencode shows ``task_add`` as ``iteratr_task_add``, Claude Code and Codex as ``mcp__iteratr__task_add``.
-``TOOL_PREFIXES`` holds the namings seen (by an end-to-end test); for an agent not listed, the prompt keeps
-teaching ``iteratr tool`` through the shell, which works the same, while the typed tools are still there for the
-agent to use.
+opencode shows ``task_add`` as ``iteratr_task_add``, Claude Code and Codex as ``mcp__iteratr__task_add``, Gemini
+CLI as ``mcp_iteratr_task_add``. ``TOOL_PREFIXES`` holds the namings seen (by an end-to-end test); for an agent not
+listed, the prompt keeps teaching ``iteratr tool`` through the shell, which works the same, while the typed tools
+are still there for the agent to use. So does an agent that starts the server only under a condition iteratr
+cannot see (``CONNECTS_ONLY_IF``): the prompt must never name tools the model was not given.
 """
 
 from __future__ import annotations
@@ -45,10 +46,23 @@ TOOL_PREFIXES = {
     # Codex offers them as a Responses namespace "mcp__iteratr" holding "task_add", …; its own instructions name
     # such a tool mcp__<server>__<tool>, and the model's calls name the namespace and the tool.
     "codex-acp": f"mcp__{SERVER_NAME}__",
+    "gemini-cli": f"mcp_{SERVER_NAME}_",  # Gemini CLI: mcp_<server>_<tool>
 }
 # The variables the server needs: which session, and where its files are.
 SERVER_ENV = ("ITERATR_SESSION", "ITERATR_DATA_DIR")
 OFF = frozenset({"0", "off", "false", "no"})
+
+
+def _gemini_trusts_the_folder(env: Mapping[str, str]) -> bool:
+    """Gemini CLI connects no stdio MCP server, its own or the ACP client's, in a folder it does not trust, and a
+    folder is untrusted until someone trusts it (``security.folderTrust.enabled`` defaults to true, 0.61.0). Of the
+    ways to trust it, only its environment is visible here: ``GEMINI_CLI_TRUST_WORKSPACE=true`` (what ``--skip-trust``
+    sets), unless ``GEMINI_RESTRICTED_MODE=true`` overrides it."""
+    return env.get("GEMINI_CLI_TRUST_WORKSPACE") == "true" and env.get("GEMINI_RESTRICTED_MODE") != "true"
+
+
+# Agents that start iteratr's server only under a condition: the agent's environment -> whether it will.
+CONNECTS_ONLY_IF = {"gemini-cli": _gemini_trusts_the_folder}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +124,7 @@ class McpHost:
         return [self._given.to_acp()] if self._given is not None else []
 
     def describe(self, info: AgentInfo) -> AgentInfo:
-        return describe(info, self.server)
+        return describe(info, self.server, self._env)
 
     async def stop(self) -> None:
         proc, self._proc, self._given = self._proc, None, self.server
@@ -142,9 +156,14 @@ def iteratr_server(env: Mapping[str, str]) -> StdioServer | None:
     return StdioServer(SERVER_NAME, binary[0], (*binary[1:], "mcp"), variables)
 
 
-def describe(info: AgentInfo, server: StdioServer | None) -> AgentInfo:
-    """``info`` saying how the agent names iteratr's tools (``AgentInfo.mcp_prefix``), where that is known."""
+def describe(info: AgentInfo, server: StdioServer | None, env: Mapping[str, str] | None = None) -> AgentInfo:
+    """``info`` saying how the agent names iteratr's tools (``AgentInfo.mcp_prefix``), where that is known and the
+    agent, run with ``env``, starts the server."""
     if server is None:
         return info
-    prefix = TOOL_PREFIXES.get(info.name.strip().lower())
-    return dataclasses.replace(info, mcp_prefix=prefix) if prefix is not None else info
+    name = info.name.strip().lower()
+    prefix = TOOL_PREFIXES.get(name)
+    connects = CONNECTS_ONLY_IF.get(name)
+    if prefix is None or (connects is not None and not connects(env or {})):
+        return info
+    return dataclasses.replace(info, mcp_prefix=prefix)

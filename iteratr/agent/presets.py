@@ -131,7 +131,8 @@ PRESETS: dict[str, Preset] = {
             key_note="or log in with Google once in `gemini`, or use Vertex AI (GOOGLE_GENAI_USE_VERTEXAI=true)",
             base_url="GOOGLE_GEMINI_BASE_URL (Gemini CLI then authenticates as a gateway, sending GEMINI_API_KEY)",
             usage="the prompt's totals over every model call in the ACP answer's `_meta.quota.token_count`; no cost",
-            verified=_E2E + " (the agent's own per-turn totals)",
+            verified=_E2E + " (the agent's own per-turn totals); the typed MCP tools (mcp_iteratr_task_add, …) in a "
+            "folder it trusts (GEMINI_CLI_TRUST_WORKSPACE=true)",
         ),
     )
 }

@@ -92,7 +92,12 @@ def test_gemini_preset_runs_a_whole_session_against_a_scripted_gemini_api_server
         ran = run_two_task_session(repo, "gemini", env, server, model="gemini-2.5-pro")  # session/set_model
         side = server.side_requests
         models = set(server.models)
+        turns = server.turns
     assert models == {"gemini-2.5-pro"}, f"the model on the wire: {models}"
+    # In a folder it does not trust (any new one), Gemini CLI connects no stdio MCP server: iteratr's tools are not
+    # offered, and the prompt teaches the shell commands (test_presets_mcp.py: the typed tools, trusted).
+    assert not any("iteratr" in tool for turn in turns for tool in turn.tools), ran.info
+    assert all(" tool task-" in turn.prompt and "`mcp_iteratr_" not in turn.prompt for turn in turns), ran.info
 
     # Usage: Gemini CLI's own per-prompt totals (_meta.quota.token_count), source "turn": every agent-turn call,
     # none of the side calls (model routing, the next-speaker check), which it counts apart.

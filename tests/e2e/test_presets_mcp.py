@@ -1,4 +1,4 @@
-"""End to end: the claude and codex presets keep a session through iteratr's typed MCP tools.
+"""End to end: the claude, codex and gemini presets keep a session through iteratr's typed MCP tools.
 
 ``iteratr build --agent <preset>`` puts ``iteratr mcp`` in every turn's ``session/new``; the real, pinned agent
 starts it and offers its tools to the scripted model under the agent's own naming (``mcp_servers.TOOL_PREFIXES``).
@@ -24,6 +24,7 @@ from iteratr.mcp.tools import TOOLS
 from tests.conftest import CliResult, git
 
 from .anthropic_server import AnthropicServer
+from .gemini_server import GeminiServer
 from .model_server import PLANNING_MARKER, Action, AgentTurn, Call, Step, Text, spec_tasks
 from .responses_server import ResponsesServer
 from .scripted_api import ScriptedApiServer
@@ -41,11 +42,13 @@ BAD_BATCH = {"tasks": [{"content": "never added", "priority": 9}]}
 TASK_ID = re.compile(r"\b(TAS-\d+) \[P\d\]")
 # How each agent names iteratr's MCP tools to its model, as seen in the tool list of its requests (Codex's is a
 # Responses namespace "mcp__iteratr" holding the tools: see responses_server).
-PREFIX = {"claude": "mcp__iteratr__", "codex": "mcp__iteratr__"}
-# What the model is told of the malformed batch: iteratr's own refusal, naming the field; nothing is written.
+PREFIX = {"claude": "mcp__iteratr__", "codex": "mcp__iteratr__", "gemini": "mcp_iteratr_"}
+# What the model is told of the malformed batch: iteratr's own refusal, or (Gemini CLI) the agent's check of the call
+# against the tool's schema, before it calls the server. Either way the field is named and nothing is written.
 REFUSAL = {
     "claude": "invalid arguments for task_batch_add: tasks[0].priority: 9 is out of range",
     "codex": "invalid arguments for task_batch_add: tasks[0].priority: 9 is out of range",
+    "gemini": "params/tasks/0/priority must be <= 4",
 }
 
 
@@ -190,3 +193,21 @@ def test_codex_keeps_the_session_through_the_typed_mcp_tools(repo: Path, codex_b
             "SCRIPTED_API_KEY": "codex-scripted-test-key",
         }
         run_typed_session(repo, "codex", env, server, model="gpt-5.4")
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT + 60)
+def test_gemini_keeps_the_session_through_the_typed_mcp_tools(repo: Path, gemini_bin_dir: Path, tmp_path: Path) -> None:
+    home = tmp_path / "gemini-home"
+    (home / ".gemini").mkdir(parents=True)
+    (home / ".gemini" / "settings.json").write_text('{"privacy": {"usageStatisticsEnabled": false}}\n')
+    with GeminiServer(typed_agent("gemini")) as server:
+        env = {
+            "PATH": f"{gemini_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(home),
+            "GOOGLE_GEMINI_BASE_URL": server.root_url,
+            "GEMINI_API_KEY": "gemini-scripted-test-key",
+            # Gemini CLI connects no stdio MCP server in a folder it does not trust, which is any new folder;
+            # iteratr teaches it the tools only when this says it will (mcp_servers.CONNECTS_ONLY_IF).
+            "GEMINI_CLI_TRUST_WORKSPACE": "true",
+        }
+        run_typed_session(repo, "gemini", env, server, model="gemini-2.5-pro")
