@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from iteratr import gitrepo, paths, safe_open
 from iteratr.errors import UsageError
 from iteratr.run import guards, inbox
-from iteratr.run.loop import acted_since
+from iteratr.run.guards import acted_since
 from iteratr.session.reducer import replay
 from iteratr.session.state import State
 

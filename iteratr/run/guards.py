@@ -168,6 +168,25 @@ def without_progress(state: State) -> int:
     return count
 
 
+TASK_CHANGES = ("task.added", "task.status", "task.depends", "task.priority")
+
+
+def acted_since(state: State, events: Iterable[dict[str, Any]]) -> bool:
+    """Whether someone changed the tasks after the last iteration ended (between runs, by hand). ``events`` is
+    consumed lazily and only up to the first such change: pass a stream, never a list of the log."""
+    ended = [it.n for it in state.recent_iterations(WINDOW) if it.outcome is not None]  # live, not all
+    if not ended and state.current_iteration >= WINDOW:
+        ended = [n for n, it in state.iterations.items() if it.outcome is not None]
+    last = max(ended, default=None)
+    seen_end = False
+    for event in events:
+        if event["type"] == "iteration.ended" and (event.get("data") or {}).get("n") == last:
+            seen_end = True
+        elif seen_end and event["type"] in TASK_CHANGES:
+            return True
+    return False
+
+
 def over_budget(budgets: Budgets, *, run: Totals, session: Totals, elapsed: float) -> str | None:
     """Which budget the next iteration would start over, as the ``stopped:`` line's words; None if none."""
     unit = f" {run.currency or session.currency}".rstrip() if (run.currency or session.currency) else ""

@@ -52,6 +52,13 @@ class HookRunner:
         self.out = printer
         self.held: list[hooks_mod.HookResult] = []  # piped output waiting for the next prompt
         self.mask = Masker()
+        self._latest: State | None = None  # the state its last ``hook.ran`` append returned, not yet taken
+
+    def fresher(self, state: State) -> State:
+        """The state after the hooks run since the last call, else ``state``: a hook's ``hook.ran`` append returns
+        the log as it stands, with whatever the hook changed through ``iteratr tool``, so the loop needs no read."""
+        latest, self._latest = self._latest, None
+        return latest if latest is not None else state
 
     def take_held(self, *more: hooks_mod.HookResult) -> str:
         """The piped output for the prompt about to be sent (held, then ``more``); nothing stays held."""
@@ -94,7 +101,7 @@ class HookRunner:
                 data["task_id"] = task_id
             events.append(make_event("hook.ran", data, iteration))
         if events:
-            self.store.append(*events)
+            self._latest = self.store.append(*events)
         return [r for r in results if r.spec.pipe_output]
 
     async def hold(self, hook_type: str, iteration: int, **more: str) -> None:

@@ -49,6 +49,9 @@ class InboxPump:
         self.store = store
         self.out = printer
         self.session_dir = store.dir
+        # What the log has recorded as consumed, as of this pump's last take: a take needs only that, so it
+        # reads the store only before it knows it (the loop passes the state it holds; issue 17).
+        self._consumed: dict[str, int] | None = None
 
     @contextlib.asynccontextmanager
     async def watching(self) -> AsyncIterator[None]:
@@ -65,22 +68,37 @@ class InboxPump:
     async def _on_change(self) -> None:
         self.take()
 
-    def take(self) -> None:
-        """Record what the inbox holds. A file error is a warning, not the end of the run (nor of the
-        watcher, which calls this): nothing is recorded, so the next take tries the same text again."""
+    def take(self, state: State | None = None) -> State | None:
+        """Record what the inbox holds; the state after recording it, or None when nothing was recorded.
+
+        ``state``: the state the caller holds (the loop's), so that no read of the store is needed; without it
+        (the watcher) the pump goes by what it last recorded, and reads the store only the first time. A
+        consumed offset older than the log's only makes the take offer text again, which the recording refuses
+        under the lock (``decide``). A file error is a warning, not the end of the run (nor of the watcher):
+        nothing is recorded, so the next take tries the same text again."""
         try:
-            self._take()
+            return self._take(state)
         except OSError as exc:
             self.out.warn(f"inbox: could not take new text, will try again: {exc}")
+            return None
 
-    def _take(self) -> None:
-        state = self.store.load()
-        taken = inbox.take(self.session_dir, state.inbox_consumed)
+    def _consumed_now(self, state: State | None) -> dict[str, int]:
+        if state is None and self._consumed is None:
+            state = self.store.load()
+        consumed = dict(state.inbox_consumed) if state is not None else {}
+        for source, end in (self._consumed or {}).items():  # the later of what each side knows
+            consumed[source] = max(end, consumed.get(source, 0))
+        self._consumed = consumed
+        return consumed
+
+    def _take(self, state: State | None) -> State | None:
+        consumed = self._consumed_now(state)
+        taken = inbox.take(self.session_dir, consumed)
         if not taken:
             # Taking files are deleted only after a grace period, so a later take with nothing new
             # is what cleans up those left by an earlier one.
-            inbox.release(self.session_dir, state.inbox_consumed)
-            return
+            inbox.release(self.session_dir, consumed)
+            return None
         found: list[tuple[str, dict[str, Any]]] = []
         for item in taken:
             if item.warning:
@@ -115,4 +133,6 @@ class InboxPump:
                 self.out.line(f">>> message from the user ({event['data']['id']}): {first}", "user")
                 for line in rest:
                     self.out.line(f"    {line}", "user")
+        self._consumed = dict(after.inbox_consumed)
         inbox.release(self.session_dir, after.inbox_consumed)
+        return after

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from iteratr.errors import (
@@ -36,6 +36,7 @@ from iteratr.errors import (
 from iteratr.run import guards, progress, prompt
 from iteratr.run import hooks as hooks_mod
 from iteratr.run.attempt import Attempt, check_planning, classify, classify_error
+from iteratr.run.guards import acted_since
 from iteratr.run.hook_runs import HookRunner, child_env
 from iteratr.run.inbox_pump import InboxPump
 from iteratr.run.prompt_archive import PromptArchive
@@ -56,19 +57,6 @@ if TYPE_CHECKING:
 
 MAX_BACKOFF = 300.0
 log = logging.getLogger("iteratr.run")
-TASK_CHANGES = ("task.added", "task.status", "task.depends", "task.priority")
-
-
-def acted_since(state: State, events: Iterable[dict[str, Any]]) -> bool:
-    """Whether someone changed the tasks after the last iteration ended (between runs, by hand)."""
-    last = max((n for n, it in state.iterations.items() if it.outcome is not None), default=None)
-    seen_end = False
-    for event in events:
-        if event["type"] == "iteration.ended" and (event.get("data") or {}).get("n") == last:
-            seen_end = True
-        elif seen_end and event["type"] in TASK_CHANGES:
-            return True
-    return False
 
 
 class BuildLoop:
@@ -106,6 +94,7 @@ class BuildLoop:
         self._measured = False  # the first turn showed the agent measures every budget set
         self._another_try = False  # stuck, but a person acted since: one more iteration before judging again
         self._mcp_prefix: str | None = None  # how the agent names iteratr's MCP tools: the prompt teaches them
+        self._state: State | None = None  # the freshest state the loop holds (``_hold``)
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -116,8 +105,7 @@ class BuildLoop:
                 self.record.recover()
                 if self.record.halt is not None:  # a push at recovery: rejected, or the lease lost
                     return self._final(*self.record.halt)
-                self.inbox.take()
-                state = self.store.load()
+                state = self._read()
                 if state.complete:
                     self.out.line(f"session {self.s.session} is already complete; nothing to do", "ok")
                     return self._final(EXIT_OK, "the session is complete")
@@ -136,9 +124,7 @@ class BuildLoop:
     async def _iterate(self) -> int:
         ran = failures = 0  # ran: main iterations only (--iterations does not count planning)
         while True:
-            # Before judging the session complete: a message saved since the watcher last looked reopens it.
-            self.inbox.take()
-            state = self.store.load()
+            state = self._read()
             if self.interrupts.is_set():
                 return self._final(EXIT_INTERRUPTED, "interrupted")
             stop = self._should_stop(state, ran)
@@ -175,6 +161,17 @@ class BuildLoop:
             self.out.line(f"retrying in {delay:.0f}s (failure {failures} of {self.s.max_failures})", "warn")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.interrupts.event.wait(), delay)
+
+    def _read(self) -> State:
+        """The iteration's one read of the store (issue 17): what others wrote since (the user's ``iteratr tool``
+        between iterations, a message). From here on the loop goes by the states its own appends return."""
+        state = self.store.load()
+        # Before judging the session complete: a message saved since the watcher last looked reopens it.
+        return self._hold(self.inbox.take(state) or state)
+
+    def _hold(self, state: State) -> State:
+        self._state = state  # the freshest state the loop has: the ``stopped:`` line and session_end read it
+        return state
 
     # -- the guard rails (iteratr.run.guards): judged from the log, never from the agent's word ----------
 
@@ -237,7 +234,7 @@ class BuildLoop:
     def _final(self, code: int, reason: str) -> int:
         """The ``stopped:`` line, with this run's totals from the log (iterations by outcome, tokens, cost) and its
         wall time, and the exit status."""
-        state = self.store.load()
+        state = self._state if self._state is not None else self.store.load()
         outcomes: dict[str, int] = {}
         for it in sorted(state.iterations.values(), key=lambda it: it.n):
             if it.run == self.run_id and it.outcome is not None:
@@ -252,8 +249,8 @@ class BuildLoop:
         # Tasks completed since the last check (by the user, between iterations or between runs).
         await self.hooks.tasks_completed(state, state.current_iteration)
         pre = await self.hooks.run("pre_iteration", n)
-        self.inbox.take()
-        state = self.store.load()
+        state = self.hooks.fresher(state)  # what the hooks changed, from their own append: no read
+        state = self.inbox.take(state) or state  # a message saved during the hooks reaches this prompt
         context = prompt.masked(
             prompt.context(
                 session=self.s.session,
@@ -284,27 +281,30 @@ class BuildLoop:
         await self._turn(text, attempt)
         attempt.duration = round(time.monotonic() - started, 3)
         self.record.check_turn(attempt)  # the log must extend iteratr's last commit: repaired before use
-        if attempt.kind == "planning":  # the outcome is final before it is recorded: one iteration.ended
-            check_planning(attempt, self.store.load())
-        attempt.progress = guards.made_progress(
-            before,
-            self.store.load(),
-            delivered=len(attempt.delivered),
-            tree_changed=progress.changed_since(self.repo, self.s.data_dir, mark),
-        )
-        after = self.record.ended(attempt)
+        tree_changed = progress.changed_since(self.repo, self.s.data_dir, mark)
+
+        def judge(now: State) -> None:  # final before it is recorded (one iteration.ended), from the log as it is
+            if attempt.kind == "planning":
+                check_planning(attempt, now)
+            attempt.progress = guards.made_progress(
+                before, now, delivered=len(attempt.delivered), tree_changed=tree_changed
+            )
+
+        after = self.record.ended(attempt, judge)
         self.screen.footer(after, attempt)
         if attempt.outcome != "interrupted":
             # Before the commit: their hook.ran events and what they change belong to this iteration's
             # commit, and an on_error `git diff HEAD` still sees what the failed iteration did.
             await self.hooks.hold("post_iteration", n)
-            await self.hooks.tasks_completed(self.store.load(), n)
+            after = self.hooks.fresher(after)
+            await self.hooks.tasks_completed(after, n)
             if attempt.outcome != "ok":
                 attempt.on_error = await self.hooks.run("on_error", n, error=attempt.error or "")
-        after = self.store.load()
+            after = self.hooks.fresher(after)
         if after.complete and not after.claimed:  # derived, and recorded by the loop: the agent need not say so
             after = self.store.append(make_event("session.completed", {"by": "iteratr"}, n))
         self.record.commit(before, after, attempt)
+        self._hold(after)
         if attempt.fatal is not None:
             raise attempt.fatal  # e.g. a refused model: retrying cannot help, but the iteration is committed
         return attempt
@@ -392,7 +392,8 @@ class BuildLoop:
     async def _end_session(self) -> None:
         """Run session_end, then commit what it recorded. Never raises: the run is over."""
         try:
-            await self.hooks.run("session_end", self.store.load().current_iteration)
+            state = self._state if self._state is not None else self.store.load()
+            await self.hooks.run("session_end", state.current_iteration)
         except (IteratrError, OSError) as exc:
             self.out.warn(f"after session_end: {exc}")
             return

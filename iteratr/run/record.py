@@ -11,6 +11,7 @@ what ``git log iteratr/S`` shows a person.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from iteratr import gitlocks, reaper
@@ -21,7 +22,7 @@ from iteratr.run.history import History
 from iteratr.secrets import Masker
 from iteratr.session import journal
 from iteratr.session.events import make_event
-from iteratr.session.state import WINDOW, State
+from iteratr.session.state import WINDOW, Event, State
 from iteratr.session.store import Store
 from iteratr.session.tasks import changes as task_changes
 
@@ -71,11 +72,19 @@ class Recorder:
         if ids:
             self.store.append(make_event("user.delivered", {"ids": ids, "iteration": n}, n))
 
-    def ended(self, attempt: Attempt) -> State:
-        """The iteration's one ``iteration.ended`` event: call it once its outcome is final."""
-        data = self.mask.deep(attempt.end_data())
-        assert isinstance(data, dict)
-        return self.store.append(make_event("iteration.ended", data, attempt.n))
+    def ended(self, attempt: Attempt, judge: Callable[[State], None] | None = None) -> State:
+        """The iteration's one ``iteration.ended`` event: call it once its outcome is final. ``judge`` settles the
+        outcome and the progress verdict from the log as the append finds it, under its lock (the turn's own
+        writes included): the loop needs no read of its own for them."""
+
+        def decide(now: State) -> list[Event]:
+            if judge is not None:
+                judge(now)
+            data = self.mask.deep(attempt.end_data())
+            assert isinstance(data, dict)
+            return [make_event("iteration.ended", data, attempt.n)]
+
+        return self.store.transact(decide)[0]
 
     def check_turn(self, attempt: Attempt) -> list[str]:
         """At the turn's end, before anything else is recorded: the log must extend iteratr's last commit."""
