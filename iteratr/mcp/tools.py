@@ -9,7 +9,8 @@ applies.
 A call is checked against the very schema the server advertises (``check``), before anything runs: a malformed
 call gets one line naming the field (``tasks[1].priority: must be a whole number 0..4``) and writes nothing. Only
 the small part of JSON Schema these schemas use is implemented (type, enum, minimum, maximum, required,
-additionalProperties, items, minItems); tests hold it to the ``jsonschema`` package on the same schemas.
+additionalProperties, items, minItems); tests hold it to the ``jsonschema`` package on the same schemas. One rule
+goes beyond them: no string may hold a NUL character, which ``iteratr tool``'s command line cannot carry either.
 
 No SDK import here: the table is plain data, cheap to import for tests and for the prompt.
 """
@@ -144,11 +145,15 @@ def _check(schema: dict[str, Any], value: Any, where: str) -> Any:
     }[kind]
     if not ok:
         raise SchemaError(f"{field}: must be {_TYPES[kind]}, not {_short(value)}")
+    if kind == "string" and "\x00" in value:
+        # The one rule beyond the schema: a command line cannot carry a NUL, and git refuses a commit message
+        # holding one, so a task or summary with it would stop the build at its commit.
+        raise SchemaError(f"{field}: must not contain a NUL character (U+0000)")
     if "enum" in schema and value not in schema["enum"]:
         raise SchemaError(f"{field}: {_short(value)} is not one of {', '.join(schema['enum'])}")
     if "minimum" in schema and not schema["minimum"] <= value <= schema["maximum"]:
         low, high = schema["minimum"], schema["maximum"]
-        raise SchemaError(f"{field}: {value} is out of range: use a whole number {low}..{high}")
+        raise SchemaError(f"{field}: {_short(value)} is out of range: use a whole number {low}..{high}")
     if kind == "array":
         if len(value) < schema.get("minItems", 0):
             raise SchemaError(f"{field}: give at least {schema['minItems']} item(s)")

@@ -69,13 +69,24 @@ def test_schemas_carry_the_vocabularies_of_the_store() -> None:
         ("task_next", {"all": True}, "arguments: unknown field(s) all: accepted none"),
         ("task_list", [], "arguments: must be an object"),
         ("no_such_tool", {}, "unknown tool 'no_such_tool': use one of task_add,"),
+        # A NUL, which no command line carries and git refuses in a commit message (the build would stop there).
+        ("task_add", {"content": "a\x00b"}, "content: must not contain a NUL character"),
+        ("task_batch_add", {"tasks": [{"content": "\x00"}]}, "tasks[0].content: must not contain a NUL character"),
+        ("iteration_summary", {"summary": "done\x00"}, "summary: must not contain a NUL character"),
+        ("note_add", {"content": "x", "type": "tip\x00"}, "type: must not contain a NUL character"),
+        # A huge whole number is named in a line of readable length.
+        (
+            "task_priority",
+            {"id": "TAS-1", "priority": 1e308},
+            "priority: 1000000000000000010979063629440455417404923096773118463",
+        ),
     ],
 )
 def test_a_malformed_call_is_refused_naming_the_field(name: str, arguments: Any, message: str) -> None:
     with pytest.raises(tools.SchemaError) as refused:
         tools.check(name, arguments)
     assert message in str(refused.value)
-    assert "\n" not in str(refused.value)
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 200
 
 
 def test_a_good_call_becomes_the_subcommands_flags() -> None:
