@@ -163,8 +163,13 @@ class Recorder:
         if self.s.auto_commit if everything is None else everything:
             self.repo.run("add", "--all")
             self.repo.paths_op("reset", "--quiet", paths=left_out.paths)
+        try:  # now and then the live state, so a fresh clone's first read need not replay the whole log
+            self.store.write_checkpoint()
+        except (IteratrError, OSError) as exc:  # a cache of sorts: the commit goes on without a new one
+            self.out.warn(f"the session checkpoint was not written: {self.mask(str(exc))}")
         with self.store.locked():
-            files = [self.store.events_path, self.store.tasks_path, self.s.data_dir / ".gitignore"]
+            files = [self.store.events_path, self.store.tasks_path, self.store.checkpoint_path]
+            files.append(self.s.data_dir / ".gitignore")
             rel = [str(p.relative_to(self.repo.root)) for p in files if p.exists()]
             if rel:
                 self.repo.run("add", "--force", "--", *rel)
@@ -178,7 +183,10 @@ class Recorder:
         """The user's untouched untracked files and files over ``max_file_size``: never in a commit."""
         if not self.baseline and not self.s.max_file_size:
             return untracked.Exclusions()
-        session = {str(p.relative_to(self.repo.root)) for p in (self.store.events_path, self.store.tasks_path)}
+        session = {
+            str(p.relative_to(self.repo.root))
+            for p in (self.store.events_path, self.store.tasks_path, self.store.checkpoint_path)
+        }
         candidates = [p for p in self.repo.changed_paths() if p not in session]
         found = untracked.exclusions(self.repo.root, candidates, self.baseline, self.s.max_file_size)
         if found.user_files and not self._said_user_files:
@@ -211,7 +219,9 @@ class Recorder:
         """Commit what was recorded after the last iteration's commit (session_end's ``hook.ran``): a run
         never leaves the session log dirty, which would block ``git switch``. Never raises: the run is over."""
         try:
-            files = [p for p in (self.store.events_path, self.store.tasks_path) if p.exists()]
+            files = [
+                p for p in (self.store.events_path, self.store.tasks_path, self.store.checkpoint_path) if p.exists()
+            ]
             rel = [str(p.relative_to(self.repo.root)) for p in files]
             if not rel or not self.repo.changed(rel):
                 return

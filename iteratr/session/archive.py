@@ -9,6 +9,9 @@ next save, and a reader holding an older snapshot reads only a prefix that never
 new generation (its name holds the pid and the time), so it never disturbs a reader of the old one; generations
 not in use for a while are removed.
 
+An archive begun from a committed checkpoint is partial: it lacks the history before the checkpoint, so reading it
+raises ``ArchiveError`` and the store reads that history from the log instead, on demand.
+
 A cache, like the snapshot: nothing is fsynced, and an archive that is missing, short or unreadable makes the
 store replay the log instead (``ArchiveError``).
 """
@@ -44,16 +47,23 @@ def new_generation() -> str:
 class Archive:
     """One generation: ``lengths`` are the bytes of each file the snapshot covers."""
 
-    def __init__(self, folder: Path, generation: str, lengths: dict[str, int], opener: Opener) -> None:
+    def __init__(
+        self, folder: Path, generation: str, lengths: dict[str, int], opener: Opener, *, partial: bool = False
+    ) -> None:
         self.folder = folder
         self.generation = generation
         self.lengths = dict(lengths)
         self._open = opener
+        # Begun from a checkpoint (iteratr.session.checkpoint): the history before it was never archived, so a read
+        # of all of it is the log's (ArchiveError makes the store replay it); saves still append what follows.
+        self.partial = partial
 
     def _name(self, kind: str) -> str:
         return f"{kind}.{self.generation}"
 
     def rows(self, kind: str) -> list[tuple[Any, ...]]:
+        if self.partial:
+            raise ArchiveError("the history before the checkpoint is not archived")
         length = self.lengths.get(kind, 0)
         if not length:
             return []

@@ -27,13 +27,17 @@ from iteratr.session.state import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from typing import Any
 
+    from iteratr.session.state import History
+
 SNAPSHOT_FILE = "state.marshal"
+# 9: the archive may be partial (begun from a committed checkpoint)
 # 8: with the sums of the archived iterations; 7: the live state only (history in the archive: notes, old
 # iterations, done tasks, delivered messages); 4: everything, iterations with run/progress/usage
-VERSION = 8
+VERSION = 9
 
 
 def log_stat(f: Any) -> tuple[int, int, int]:
@@ -64,10 +68,10 @@ class Snapshot:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return os.open(self.path.parent / name, flags | os.O_NOFOLLOW, 0o600)
 
-    def new_archive(self) -> Archive | None:
+    def new_archive(self, *, partial: bool = False) -> Archive | None:
         if self.path is None:
             return None
-        return Archive(self.path.parent, new_generation(), {}, self._open_archive_file)
+        return Archive(self.path.parent, new_generation(), {}, self._open_archive_file, partial=partial)
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -81,9 +85,12 @@ class Snapshot:
                 raise ValueError("the snapshot is a link") from None
         return self.path.read_bytes()
 
-    def read(self, f: Any) -> tuple[State, Progress, Archive | None, bool] | None:
+    def read(
+        self, f: Any, history: Callable[[Archive, int], History]
+    ) -> tuple[State, Progress, Archive | None, bool] | None:
         """The cached state, what of the log it covers, its archive, and whether the log's stat changed while its
-        bytes did not (a save then heals it); None when there is no snapshot to trust."""
+        bytes did not (a save then heals it); None when there is no snapshot to trust. The state reads its history
+        through ``history(archive, offset)``: the store's, which falls back on the log when the archive fails."""
         try:
             snap = marshal.loads(self._read_bytes())
             if snap["version"] != VERSION:
@@ -92,9 +99,9 @@ class Snapshot:
             healed = log_stat(f) != snap["stat"]
             if healed and crc_of(f, offset) != crc:  # touched since: are the covered bytes still there?
                 raise ValueError("log rewritten since the snapshot")
-            generation, lengths = snap["archive"]
-            archive = Archive(self.path.parent, generation, lengths, self._open_archive_file)  # type: ignore[union-attr]
-            state = State.unpack_live(marshal.loads(snap["state"]), archive)
+            generation, lengths, partial = snap["archive"]
+            archive = Archive(self.path.parent, generation, lengths, self._open_archive_file, partial=partial)  # type: ignore[union-attr]
+            state = State.unpack_live(marshal.loads(snap["state"]), history(archive, offset))
             self.view = snap["view"] if isinstance(snap["view"], dict) else {}
             return state, Progress(offset, snap["lines"], crc), archive, healed
         except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, AttributeError):
@@ -103,15 +110,15 @@ class Snapshot:
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def write(self, state: State, done: Progress, archive: Archive | None, f: Any) -> None:
+    def write(self, state: State, done: Progress, archive: Archive | None, f: Any) -> bool:
         """Cache ``state`` as covering the log up to ``done.offset``; its history goes to ``archive`` first. Call
-        with the log's lock held."""
+        with the log's lock held. Returns whether the state's history up to ``done`` left memory for the archive."""
         if self.path is None or archive is None:
-            return
+            return False
         try:
             save_history(state, archive)
         except (OSError, ValueError):
-            return  # no snapshot rather than one whose archive lacks rows: the next reader replays
+            return False  # no snapshot rather than one whose archive lacks rows: the next reader replays
         snap = {
             "version": VERSION,
             "offset": done.offset,
@@ -119,7 +126,7 @@ class Snapshot:
             "crc": done.crc,
             "stat": log_stat(f),
             "state": marshal.dumps(state.pack_live()),
-            "archive": (archive.generation, archive.lengths),
+            "archive": (archive.generation, archive.lengths, archive.partial),
             "view": self.view,
         }
         # A cache: losing it costs a replay, so not durable; the rename keeps readers from seeing half a file.
@@ -130,6 +137,7 @@ class Snapshot:
                 self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 atomic_write(self.path, marshal.dumps(snap), mode=0o600, durable=False)
             archive.remove_stale(keep=archive.generation)
+        return True
 
 
 def save_history(state: State, archive: Archive) -> None:

@@ -46,9 +46,10 @@ from pathlib import Path
 
 from iteratr import paths, safe_open
 from iteratr.errors import StoreError, UsageError
-from iteratr.session import journal
-from iteratr.session.archive import Archive, ArchiveError
+from iteratr.session import checkpoint, journal
+from iteratr.session.archive import Archive
 from iteratr.session.events import parse_line
+from iteratr.session.recovering import Recovering as _Recovering
 from iteratr.session.reducer import apply
 from iteratr.session.replay import Progress, stream
 from iteratr.session.snapshot import SNAPSHOT_FILE, Snapshot, save_history
@@ -57,6 +58,8 @@ from iteratr.session.state import Event, State
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
     from typing import Any
+
+CHECKPOINT_DIGEST = "checkpoint.digest"  # beside the journal: the digest of the checkpoint this clone last wrote
 
 __all__ = ["SNAPSHOT_FILE", "Store", "snapshot_path", "write_data_gitignore"]
 
@@ -73,6 +76,8 @@ class Store:
         # Paths under the data dir, for safe_open (which walks them without following a link).
         self._events_rel = f"{name}/{paths.EVENTS_FILE}"
         self._tasks_rel = f"{name}/{paths.TASKS_FILE}"
+        self.checkpoint_path = self.dir / checkpoint.CHECKPOINT_FILE
+        self._checkpoint_rel = f"{name}/{checkpoint.CHECKPOINT_FILE}"
         # None: a .git that cannot be read, so no place git never carries; no snapshot then (a full replay).
         found = snapshot_path(data_dir, name)
         rel = f"{name}/{paths.CACHE_DIR}/{SNAPSHOT_FILE}"
@@ -118,15 +123,21 @@ class Store:
             return self._load_from(f, save_snapshot=True)
 
     def _load_from(self, f: Any, *, save_snapshot: bool) -> State:
-        found = self._snapshot.read(f)
+        found = self._snapshot.read(f, lambda archive, offset: _Recovering(archive, self, offset))
         if found is not None:
             state, done, archive, healed = found
-            state._archive = _Recovering(archive, self, done.offset) if archive is not None else None
-        else:  # a full replay, in bounded memory: history goes to a new archive as it is replayed
+        else:  # the committed checkpoint and the lines after it, else a full replay in bounded memory
             healed = False
-            archive = self._snapshot.new_archive()
+            archive = self._snapshot.new_archive(partial=True)
             recovering = _Recovering(archive, self, 0) if archive is not None else None
-            state, done = State(recovering), Progress(0, 0, 0)
+            begun = checkpoint.load(self.data_dir, self._checkpoint_rel, f, recovering) if recovering else None
+            if begun is not None:
+                state, done = begun
+                recovering.offset = done.offset  # type: ignore[union-attr]
+            else:  # history goes to a new (whole) archive as it is replayed
+                if archive is not None:
+                    archive.partial = False
+                state, done = State(recovering), Progress(0, 0, 0)
         spill = None
         if archive is not None and found is None:
 
@@ -172,9 +183,16 @@ class Store:
             return  # a writer is at work; it writes a newer snapshot itself
         try:
             if os.fstat(f.fileno()).st_size == self._done.end:
-                self._snapshot.write(state, self._done, self._archive, f)
+                self._write_snapshot(state, self._done, f)
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _write_snapshot(self, state: State, done: Progress, f: Any) -> None:
+        saved = self._snapshot.write(state, done, self._archive, f)
+        if saved and isinstance(
+            state._archive, _Recovering
+        ):  # its history up to here is archived (or, if partial, the log's)
+            state._archive.offset = done.offset
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -240,7 +258,7 @@ class Store:
                 done.offset = done.end = start + len(payload)
                 done.lines += len(new)
                 done.crc = zlib.crc32(payload, done.crc)
-                self._snapshot.write(state, done, self._archive, f)
+                self._write_snapshot(state, done, f)
             return state, new
 
     def append(self, *events: Event) -> State:
@@ -288,6 +306,26 @@ class Store:
             file=sys.stderr,
         )
         os.ftruncate(f.fileno(), keep)
+
+    def write_checkpoint(self, every: int = checkpoint.EVERY) -> bool:
+        """Before the loop stages the log for a commit: write ``checkpoint.jsonl`` afresh when ``every`` lines were
+        added since the one there, or when the file there is not the one this clone last wrote (an agent's edit, a
+        deletion: never committed). Returns whether it wrote one."""
+        seal = self.journal_path.with_name(CHECKPOINT_DIGEST) if self.journal_path is not None else None
+        with self._locked() as f:
+            state = self._load_from(f, save_snapshot=False)
+            found = checkpoint.header(self.data_dir, self._checkpoint_rel)
+            due = self._done.lines - (found["lines"] if found else 0) >= every
+            if not due and seal is not None:
+                due = _digest_of(seal, None) != _digest_of(self.data_dir, self._checkpoint_rel)
+            if not due:
+                return False
+            blob = checkpoint.render(state, self._done)
+            safe_open.atomic_write(self.data_dir, self._checkpoint_rel, blob, 0o644, durable=False)
+            if seal is not None:
+                seal.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                seal.write_bytes(journal.digest(blob))
+            return True
 
     def write_view(self, state: State) -> None:
         import marshal
@@ -358,41 +396,9 @@ def _after_last_newline(f: Any, size: int) -> int:
     return 0
 
 
-class _Recovering:
-    """The archive, as the state reads it: one that is lost or unreadable (a cache, removed or cut short) is made
-    again from the log up to the offset it covered, so the state still equals a full replay."""
-
-    def __init__(self, archive: Archive, store: Store, offset: int) -> None:
-        self.archive = archive
-        self.store = store
-        self.offset = offset
-
-    def note_rows(self) -> list[tuple[Any, ...]]:
-        try:
-            return self.archive.note_rows()
-        except (OSError, ArchiveError):
-            return self._replayed().note_rows()
-
-    def iteration_rows(self) -> list[tuple[Any, ...]]:
-        try:
-            return self.archive.iteration_rows()
-        except (OSError, ArchiveError):
-            return [it.row() for it in self._replayed().iterations.values()]
-
-    def task_rows(self) -> list[tuple[Any, ...]]:
-        try:
-            return self.archive.task_rows()
-        except (OSError, ArchiveError):
-            return [(t.id, t.content, t.status, t.priority, t.depends_on) for t in self._replayed().tasks.values()]
-
-    def message_rows(self) -> list[tuple[Any, ...]]:
-        try:
-            return self.archive.message_rows()
-        except (OSError, ArchiveError):
-            return [(m.id, m.text, m.ts, m.delivered_to) for m in self._replayed().messages.values()]
-
-    def _replayed(self) -> State:
-        state = State()
-        with safe_open.open_read(self.store.data_dir, self.store._events_rel) as f:
-            stream(f, state, Progress(0, 0, 0), self.store.events_path, limit=self.offset, warn_torn=False)
-        return state
+def _digest_of(where: Path, rel: str | None) -> bytes | None:
+    """The digest recorded in ``where`` (``rel`` None), or that of the file ``where/rel`` (never through a link)."""
+    try:
+        return where.read_bytes() if rel is None else journal.digest(safe_open.read_bytes(where, rel))
+    except (OSError, UsageError):
+        return None
