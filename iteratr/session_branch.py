@@ -14,6 +14,7 @@ from pathlib import Path
 from iteratr import paths
 from iteratr.errors import GitError
 from iteratr.gitrepo import GitRepo
+from iteratr.session.checkpoint import CHECKPOINT_FILE
 
 
 def worktree_path(repo: GitRepo, data_rel: Path, name: str) -> Path:
@@ -125,7 +126,7 @@ def _refuse_dirty(repo: GitRepo, branch: str) -> None:
 
 def _clear_session_files(session_dir: Path) -> None:
     """After a reset the fresh branch may still hold the old session's files (e.g. merged into main)."""
-    for file in (paths.EVENTS_FILE, paths.TASKS_FILE):
+    for file in (paths.EVENTS_FILE, paths.TASKS_FILE, CHECKPOINT_FILE):
         (session_dir / file).unlink(missing_ok=True)
     shutil.rmtree(session_dir / paths.CACHE_DIR, ignore_errors=True)
     for taken in session_dir.glob("inbox.taking-*"):
