@@ -9,7 +9,8 @@ complete it and plan another, with ``--live`` tasks open at the end) into ``even
 directory; the last event starts an iteration that is still running, as when an agent calls its tools.
 
 1. **Cold read** (``--cold`` times): the first ``task-next`` with no snapshot, as after a fresh clone or a lost
-   cache: the whole log is replayed. Budget (issue 17): <= 2 s, and its peak RSS <= 100 MB.
+   cache: the committed ``checkpoint.jsonl`` (written as the loop leaves it, ``gen_session.py``) is loaded and the
+   lines after it replayed. Budget (issue 17): <= 2 s, and its peak RSS <= 100 MB.
 2. One read builds the snapshot, one write the ``tasks.yaml`` cache; after a warm-up it measures ``python -c
    pass``, ``iteratr tool task-list --json``, ``task-next`` and ``note-add`` (each a fresh process, same
    interpreter, round-robin) and prints the median wall and CPU times, their ratios to ``python -c pass``, and

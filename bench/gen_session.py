@@ -12,6 +12,8 @@ and then a user message arrives from the inbox and is delivered to the next prom
 so 100,000 events is about 10,000 iterations. The last event starts an iteration that is still running, as when an
 agent calls its tools. Deterministic for a ``--seed``.
 
+Beside the log, the ``checkpoint.jsonl`` the loop would have committed (``--no-checkpoint``: none).
+
 Texts are of realistic length (task texts 60-160 characters, notes 80-300): about 190 bytes an event.
 """
 
@@ -145,19 +147,45 @@ def lines(n_events: int, live: int = 300, seed: int = 17) -> Iterator[str]:
     yield gen._event("iteration.started", {"n": gen.iteration, "kind": "main"})
 
 
-def write(path: Path, n_events: int, live: int = 300, seed: int = 17) -> int:
-    """Write the session's log to ``path``; returns its size in bytes."""
+def write(path: Path, n_events: int, live: int = 300, seed: int = 17, *, checkpoint: bool = True) -> int:
+    """Write the session's log to ``path``; returns its size in bytes. With ``checkpoint``, also the committed
+    ``checkpoint.jsonl`` beside it, as the loop leaves it: covering the log up to the last multiple of its interval
+    (``iteratr.session.checkpoint.EVERY``), so a cold read replays what followed it."""
+    from itertools import islice
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    size = 0
-    with open(path, "w", encoding="utf-8") as f:
+    every = _checkpoint_every() if checkpoint else 0
+    first = (n_events - 1) // every * every if every else 0
+    source = lines(n_events, live, seed)
+    _append(path, islice(source, first), "w")
+    if first:
+        _checkpoint(path)
+    _append(path, source, "a")
+    return path.stat().st_size
+
+
+def _append(path: Path, source: Iterator[str], mode: str) -> None:
+    with open(path, mode, encoding="utf-8") as f:
         buf: list[str] = []
-        for line in lines(n_events, live, seed):
+        for line in source:
             buf.append(line)
             if len(buf) >= 10_000:
-                size += f.write("".join(buf))
+                f.write("".join(buf))
                 buf.clear()
-        size += f.write("".join(buf))
-    return path.stat().st_size
+        f.write("".join(buf))
+
+
+def _checkpoint_every() -> int:
+    from iteratr.session.checkpoint import EVERY
+
+    return EVERY
+
+
+def _checkpoint(log: Path) -> None:
+    """The checkpoint of the log as it is now, written by iteratr's store (a full replay: seconds at 1M events)."""
+    from iteratr.session.store import Store
+
+    Store(log.parent.parent, log.parent.name).write_checkpoint(every=1)
 
 
 def main() -> int:
@@ -166,8 +194,10 @@ def main() -> int:
     parser.add_argument("--live", type=int, default=300, help="open tasks at the end (default 300)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--out", type=Path, required=True, help="the events.jsonl to write")
+    parser.add_argument("--no-checkpoint", action="store_true", help="no checkpoint.jsonl beside the log")
     args = parser.parse_args()
-    size = write(args.out, args.events, args.live, args.seed)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    size = write(args.out, args.events, args.live, args.seed, checkpoint=not args.no_checkpoint)
     print(f"{args.out}: {args.events} events, {size / 1e6:.1f} MB")
     return 0
 
