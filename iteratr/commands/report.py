@@ -1,6 +1,6 @@
 """``iteratr report``: one self-contained HTML page of a session, to read offline or attach to a PR.
 
-The session is read exactly as ``iteratr status`` reads it (``status.read_events``): from the checkout or
+The session is read exactly as ``iteratr status`` reads it (``status.find``): from the checkout or
 worktree that has ``iteratr/S`` checked out, else from the branch's last commit. So it works from any
 checkout, from any subdirectory (the data dir comes from the one resolver in ``iteratr.paths``), and for a
 session known only from its branch. Nothing here takes the session's lock: the page shows the log as it is.
@@ -18,11 +18,10 @@ from pathlib import Path
 
 from iteratr import fsutil, paths, safe_open
 from iteratr.commands import report_html
-from iteratr.commands.status import Repo, read_events, require_session
+from iteratr.commands.status import Repo, find, require_session
 from iteratr.errors import UsageError
 from iteratr.output import Printer
 from iteratr.session.events import utc_now
-from iteratr.session.reducer import replay
 
 
 def run(
@@ -43,10 +42,15 @@ def run(
     data_rel = paths.data_dir_in_tree(cfg.data_dir, repo.root, cwd)
     name = _choose(repo, name)
     require_session(repo, name)
-    source, session_dir, events = read_events(repo, name, data_rel)
+    found = find(repo, name, data_rel)
+    # The state through the store's snapshot; the events streamed once for what only their order says (the
+    # iterations each task took, the burn-down), never held as a list. The page itself shows every iteration, note
+    # and task: it costs what the history costs (README, "Report").
+    events = found.store.iter_events() if found.store is not None else iter(())
     page = report_html.render(
-        replay(events), events, session=name, branch=paths.branch_name(name), source=source, generated=utc_now()
+        found.state(), events, session=name, branch=paths.branch_name(name), source=found.source, generated=utc_now()
     ).encode("utf-8")
+    session_dir = found.session_dir
     if output is not None:
         target = cwd / Path(output).expanduser()
         _write_file(target, page)

@@ -8,6 +8,7 @@ holds for a log written across many runs. Pure: no I/O, no git.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from iteratr.session.state import DONE_STATUSES, Iteration, State
@@ -40,25 +41,91 @@ def timeline(state: State) -> list[Iteration]:
     return [state.iterations[n] for n in sorted(state.iterations) if state.iterations[n].kind != "manual"]
 
 
-def gather(state: State, events: list[dict[str, Any]]) -> Facts:
-    facts = Facts()
-    status: dict[str, str] = {}
-    since: dict[str, int] = {}  # task -> iteration it went in progress in, while it is in progress
-    last = state.current_iteration if state.iterations else 0
-    for ev in events:
+class SpanFold:
+    """The iterations each task took, folded one event at a time in log order: the report's one pass, and the
+    cache ``iteratr status`` keeps between calls (``status_spans``), so it never passes over the history again.
+
+    ``keep_done``: keep only the last so many done tasks (status shows the last few closed ones), so the fold holds
+    what is live, not the history; a done task dropped and later reopened then counts from its reopening only."""
+
+    __slots__ = ("done", "keep_done", "since", "spans", "status")
+
+    def __init__(self, keep_done: int | None = None) -> None:
+        self.status: dict[str, str] = {}
+        self.since: dict[str, int] = {}  # task -> iteration it went in progress in, while it is in progress
+        self.spans: dict[str, TaskSpan] = {}
+        self.keep_done = keep_done
+        self.done: dict[str, None] = {}  # with keep_done: the done tasks kept, oldest first
+
+    def add(self, ev: dict[str, Any]) -> None:
         data = ev.get("data") or {}
+        if not isinstance(data, dict):
+            return
         n = ev.get("iteration", 0)
         n = n if isinstance(n, int) else 0
         kind = ev.get("type")
         if kind == "task.added" and isinstance(data.get("id"), str):
-            status[data["id"]] = str(data.get("status", "remaining"))
-            facts.spans.setdefault(data["id"], TaskSpan())
-            if status[data["id"]] == "in_progress":
-                since[data["id"]] = n
-        elif kind == "task.status" and data.get("id") in status:
-            _status_changed(facts.spans[data["id"]], since, data["id"], str(data.get("status")), n)
-            status[data["id"]] = str(data.get("status"))
-        elif kind == "iteration.ended" and isinstance(data.get("n"), int):
+            self.status[data["id"]] = str(data.get("status", "remaining"))
+            self.spans.setdefault(data["id"], TaskSpan())
+            if self.status[data["id"]] == "in_progress":
+                self.since[data["id"]] = n
+        elif kind == "task.status" and isinstance(data.get("id"), str):
+            task_id, new = data["id"], str(data.get("status"))
+            if task_id not in self.status:
+                if self.keep_done is None:
+                    return  # no such task
+                self.status[task_id] = "completed"  # one dropped as done (or none: then only shown if it is one)
+                self.spans[task_id] = TaskSpan()
+            _status_changed(self.spans[task_id], self.since, task_id, new, n)
+            self.status[task_id] = new
+            if self.keep_done is not None:
+                self._keep(task_id, new)
+
+    def _keep(self, task_id: str, new: str) -> None:
+        self.done.pop(task_id, None)
+        if new not in DONE_STATUSES:
+            return
+        self.done[task_id] = None
+        while len(self.done) > (self.keep_done or 0):
+            old = next(iter(self.done))
+            del self.done[old], self.status[old], self.spans[old]
+            self.since.pop(old, None)
+
+    def span(self, task_id: str, last: int) -> TaskSpan | None:
+        """One task's span as of the log's end: one still in progress counts up to ``last``, the last iteration."""
+        found = self.spans.get(task_id)
+        if found is None or task_id not in self.since:
+            return found
+        span = TaskSpan()
+        span.started, span.completed, span.iterations = found.started, found.completed, list(found.iterations)
+        _spent(span, self.since[task_id], last)
+        return span
+
+    def pack(self) -> tuple[Any, ...]:
+        spans = {k: (v.started, v.completed, v.iterations) for k, v in self.spans.items()}
+        return (self.status, self.since, spans, self.keep_done, list(self.done))
+
+    @classmethod
+    def unpack(cls, packed: tuple[Any, ...]) -> SpanFold:
+        fold = cls(packed[3])
+        fold.done = dict.fromkeys(packed[4])
+        fold.status, fold.since = dict(packed[0]), dict(packed[1])
+        for task_id, (started, completed, iterations) in packed[2].items():
+            span = fold.spans[task_id] = TaskSpan()
+            span.started, span.completed, span.iterations = started, completed, list(iterations)
+        return fold
+
+
+def gather(state: State, events: Iterable[dict[str, Any]]) -> Facts:
+    facts = Facts()
+    fold = SpanFold()
+    facts.spans = fold.spans
+    status, since = fold.status, fold.since
+    last = state.current_iteration if state.iterations else 0
+    for ev in events:
+        fold.add(ev)
+        data = ev.get("data") or {}
+        if ev.get("type") == "iteration.ended" and isinstance(data, dict) and isinstance(data.get("n"), int):
             facts.open_after[data["n"]] = sum(1 for s in status.values() if s not in DONE_STATUSES)
     for task_id, start in since.items():  # still in progress when the log ends
         _spent(facts.spans[task_id], start, last)

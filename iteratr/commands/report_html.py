@@ -12,6 +12,7 @@ Element classes the tests count: ``rect.bar`` (one per iteration), ``circle.poin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from iteratr.commands.report_facts import Facts, gather, timeline
@@ -45,7 +46,7 @@ svg .run-boundary{stroke:#0b4f8a;stroke-dasharray:4 3;stroke-width:1.5}
 
 
 def render(
-    state: State, events: list[dict[str, Any]], *, session: str, branch: str, source: str, generated: str
+    state: State, events: Iterable[dict[str, Any]], *, session: str, branch: str, source: str, generated: str
 ) -> str:
     """The whole page. ``source`` says where the log was read (checkout, worktree, branch); ``generated`` is
     the UTC ISO-8601 time it was made."""

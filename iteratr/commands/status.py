@@ -1,18 +1,24 @@
 """``iteratr status``: what a session is doing, read without disturbing the run.
 
-A session lives on the branch ``iteratr/S``. Status reads its event log from the freshest place it
-can find, in this order:
+A session lives on the branch ``iteratr/S``. Status reads it from the freshest place it can find, in this order
+(``status_read``):
 
 1. the files of the worktree that has ``iteratr/S`` checked out (a ``--worktree`` run, or this very
    checkout when it is on that branch): a running build writes there first and commits after;
-2. the branch itself (``git cat-file blob iteratr/S:<data_dir>/S/events.jsonl``): the last commit.
+2. the branch itself, its last commit: its session files mirrored under the git dir, only those that changed.
 
 So it works from any checkout of the repository while a run goes on elsewhere. Whether a run is
 going on comes from the session lock (``iteratr.runlock``), which every worktree shares.
 
-Nothing here takes a lock or writes a file: status is safe to run (and ``--watch``) at any time. It
-asks git through ``iteratr.gitrepo``'s plain functions (the git binary, no GitPython) and imports no
-agent or template code, so it answers quickly. The data dir is found by ``paths.data_dir_in_tree``,
+What is live (tasks, counts, the last notes and iterations, tokens and cost) comes through the store's snapshot,
+as an ``iteratr tool`` call reads it; what only the history has (the iterations each shown task took, the
+iterations by outcome and time, the runs, the last failure) from a fold kept beside it that takes only the lines
+added since (``status_spans``). So a status costs what is live and what was added, never a replay of the log, and
+it lists only what it shows (the open tasks and the last closed ones, the last notes; JSON counts the rest).
+
+Nothing here takes the session's lock or writes under the data dir (the caches it keeps are under the git dir):
+status is safe to run (and ``--watch``) at any time. It asks git through the git binary, never GitPython, and
+imports no agent or template code, so it answers quickly. The data dir is found by ``paths.data_dir_in_tree``,
 as every command finds it, so status works from any subdirectory.
 
 ``--watch`` redraws the text view every ``WATCH_INTERVAL`` seconds until Ctrl+C, which ends it with
@@ -21,7 +27,6 @@ exit status 0: stopping a dashboard is its normal end, not an interruption of wo
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
 import sys
@@ -30,18 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from iteratr import gitrepo, paths
-from iteratr.commands import status_detail
+from iteratr.commands import status_detail, status_read, status_spans
+from iteratr.commands.status_render import NOTES_SHOWN, render, render_line
 from iteratr.errors import GitError, IteratrError, UsageError
 from iteratr.output import Printer
 from iteratr.run import guards
-from iteratr.session.reducer import replay
-from iteratr.session.state import TASK_STATUSES, Iteration, State
-from iteratr.text import clock, duration_text
+from iteratr.session.state import Iteration
 
 WATCH_INTERVAL = 2.0
 RECENT_ITERATIONS = 5
-NOTES_SHOWN = 5
-MESSAGES_SHOWN = 5
 
 
 class Repo:
@@ -70,14 +72,6 @@ class Repo:
 # -- reading one session ---------------------------------------------------------------------------
 
 
-def _parse(blob: bytes, label: str) -> list[dict[str, Any]]:
-    from iteratr.session.events import parse_lines
-
-    # A line still being written by a live run is not torn: leave it for the next refresh, silently.
-    whole = blob[: blob.rfind(b"\n") + 1]
-    return parse_lines(whole, 1, Path(label))[0]
-
-
 def _lock_state(repo: Repo, name: str) -> tuple[bool, dict[str, Any] | None]:
     from iteratr.run import runlock
 
@@ -88,25 +82,12 @@ def _lock_state(repo: Repo, name: str) -> tuple[bool, dict[str, Any] | None]:
     return held, runlock.read_holder(path) if held else None
 
 
-def _read_log(repo: Repo, name: str, data_rel: Path) -> tuple[str, Path | None, bytes | None, str]:
-    """The freshest copy of the session's log: (source, session dir on disk, bytes or None, label)."""
-    branch = paths.branch_name(name)
-    where = repo.worktrees.get(branch)
-    if where is not None:
-        log = where / data_rel / name / paths.EVENTS_FILE
-        if log.is_file():
-            return ("checkout" if where == repo.root else "worktree"), log.parent, log.read_bytes(), str(log)
-    rel = (data_rel / name / paths.EVENTS_FILE).as_posix()
-    return "branch", None, repo.blob(f"refs/heads/{branch}", rel), f"{branch}:{rel}"
-
-
-def read_events(repo: Repo, name: str, data_rel: Path) -> tuple[str, Path | None, list[dict[str, Any]]]:
-    """The session's events from the freshest copy (see the module docstring): (source, session dir or None, events).
+def find(repo: Repo, name: str, data_rel: Path) -> status_read.Found:
+    """The freshest copy of the session (see the module docstring), read through the store's snapshot.
 
     Shared with ``iteratr report``, so both read a session the same way, from a checkout or from its branch.
     """
-    source, session_dir, blob, label = _read_log(repo, name, data_rel)
-    return source, session_dir, _parse(blob or b"", label)
+    return status_read.find(repo.root, repo.common_dir, repo.worktrees, name, data_rel)
 
 
 def require_session(repo: Repo, name: str) -> None:
@@ -126,7 +107,7 @@ _LAST: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
 
 
 def _log_version(repo: Repo, name: str, data_rel: Path) -> Any:
-    """What identifies the bytes ``_read_log`` would read: the file's stat, or the blob's id on the branch."""
+    """What identifies the bytes ``find`` would read: the file's stat, or the blob's id on the branch."""
     branch = paths.branch_name(name)
     where = repo.worktrees.get(branch)
     if where is not None:
@@ -150,7 +131,7 @@ def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
     if last is not None and last[0] == version:
         data = dict(last[1])
         data["running"], data["holder"] = _lock_state(repo, name)
-        session_dir = Path(version[2]).parent if version[0] == "file" else None  # as _read_log finds it
+        session_dir = Path(version[2]).parent if version[0] == "file" else None  # as find finds it
         data["inbox_has_text"] = False
         if session_dir is not None and (session_dir / paths.INBOX_FILE).is_file():
             from iteratr.run import inbox
@@ -163,51 +144,60 @@ def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
 
 
 def _collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
+    """What status shows, from the live state (the store's snapshot) and the fold of the history it needs (the
+    iterations each shown task took, the iterations' totals: ``status_spans``), never a replay of the log."""
     branch = paths.branch_name(name)
     where = repo.worktrees.get(branch)
-    source, session_dir, blob, label = _read_log(repo, name, data_rel)
-    events = _parse(blob or b"", label)
-    state = replay(events)
+    found = find(repo, name, data_rel)
+    state = found.state()
+    history = status_spans.folded(found.log, status_spans.cache_path(repo.common_dir, found.log)) if found.log else None
+    history = history if history is not None else status_spans.Folded()
     running, holder = _lock_state(repo, name)
     pending = state.pending_messages()
     inbox_text = False
-    if session_dir is not None and (session_dir / paths.INBOX_FILE).is_file():
+    if found.session_dir is not None and (found.session_dir / paths.INBOX_FILE).is_file():
         from iteratr.run import inbox
 
-        inbox_text = inbox.has_text(session_dir)
-    iterations = sorted(state.iterations.values(), key=lambda it: it.n)
-    ended = [it for it in iterations if it.outcome is not None and it.kind != "manual"]
-    failures = [it for it in ended if it.outcome in ("failed", "timeout")]
+        inbox_text = inbox.has_text(found.session_dir)
+    its = history.its.summary()
     in_progress = state.in_progress()
+    notes = state.recent_notes(NOTES_SHOWN)
+    tasks, closed = status_detail.task_list(state, history.fold)
     return {
         "session": name,
         "branch": branch,
-        "source": source,
+        "source": found.source,
         "work_tree": str(where) if where is not None else None,
-        "log": label if blob is not None else None,
-        "log_missing": label if blob is None else None,
+        "log": found.label if found.log is not None else None,
+        "log_missing": found.label if found.log is None else None,
         "complete": state.complete,
         "running": running,
         "holder": holder,
-        "iterations": len(ended),
-        "last_iteration": state.current_iteration if state.iterations else None,
+        "iterations": its["ended"],
+        "last_iteration": state.current_iteration if state.next_iteration else None,
         "tasks": state.counts(),
         "task_total": len(state.tasks),
         "in_progress": in_progress.to_dict() if in_progress else None,
-        "task_list": status_detail.task_list(state, events),
-        "spent": status_detail.totals(state),
-        "recent": [_iteration_json(it) for it in iterations[-RECENT_ITERATIONS:]],
-        "notes": [n.to_dict() for n in state.notes],
+        "task_list": tasks,  # the tasks shown: the open ones, then the last closed ones
+        "closed_total": closed,
+        "spent": status_detail.totals(state, its),
+        "recent": [_iteration_json(it) for it in state.recent_iterations(RECENT_ITERATIONS)],
+        "notes": [n.to_dict() for n in notes],  # the last ones, as shown; note_total counts them all
+        "note_total": state.note_count,
         "pending_messages": [m.to_dict() for m in pending],
         "inbox_has_text": inbox_text,
         "tokens": state.tokens or None,
         "cost": state.cost if state.currency or state.cost else None,
         "currency": state.currency,
         "totals": _totals_json(guards.session_totals(state)),
-        "runs": _runs_json(state),
-        "last_failure": _iteration_json(failures[-1]) if failures else None,
-        "last_activity": events[-1].get("ts") if events else None,
+        "runs": [{"run": run, **_totals_json(guards.run_totals(state, run))} for run in its["runs"]],
+        "last_failure": _failure_json(its["last_failure"]),
+        "last_activity": history.last_ts,
     }
+
+
+def _failure_json(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {k: v for k, v in found.items() if k != "run"} if found is not None else None
 
 
 def _totals_json(totals: guards.Totals) -> dict[str, Any]:
@@ -220,16 +210,6 @@ def _totals_json(totals: guards.Totals) -> dict[str, Any]:
         "partial": totals.partial,
         "words": totals.words(),
     }
-
-
-def _runs_json(state: State) -> list[dict[str, Any]]:
-    """Per-run totals, oldest first; iterations recorded before runs were (older logs) are left out."""
-    runs: list[str] = []
-    for n in sorted(state.iterations):
-        run = state.iterations[n].run
-        if run and run not in runs:
-            runs.append(run)
-    return [{"run": run, **_totals_json(guards.run_totals(state, run))} for run in runs]
 
 
 def _iteration_json(it: Iteration) -> dict[str, Any]:
@@ -245,136 +225,6 @@ def _iteration_json(it: Iteration) -> dict[str, Any]:
         "summary": it.summary,
         "error": it.error,
     }
-
-
-# -- rendering ---------------------------------------------------------------------------------------
-
-
-def _epoch(ts: str | None) -> float | None:
-    if not ts:
-        return None
-    try:
-        return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return None
-
-
-def _ago(ts: str | None, now: float) -> str:
-    when = _epoch(ts)
-    if when is None:
-        return "?"
-    return f"{clock(ts)}, {duration_text(max(0.0, now - when))} ago"
-
-
-def _first_line(text: str | None) -> str:
-    lines = (text or "").strip().splitlines()
-    return lines[0] if lines else ""
-
-
-def _progress(data: dict[str, Any]) -> str:
-    if data["complete"]:
-        return "complete"
-    done = data["tasks"].get("completed", 0)
-    return f"{done}/{data['task_total']} tasks done" if data["task_total"] else "not planned yet"
-
-
-def _iteration_line(it: dict[str, Any], running: bool, now: float, currency: str | None = None) -> str:
-    head = f"#{it['n']}" + (f" {it['kind']}" if it["kind"] != "main" else "")
-    outcome = it["outcome"]
-    if outcome is None:
-        if running:
-            return f"{head} running, started {_ago(it['started'], now)}"
-        return f"{head} unfinished, started {_ago(it['started'], now)}: its run is gone (the next build records it)"
-    label = {"timeout": "TIMED OUT", "failed": "FAILED", "interrupted": "interrupted"}.get(outcome, outcome)
-    line = f"{head} {label}, started {_ago(it['started'], now)}, took {duration_text(it['duration'])}"
-    line += status_detail.usage_words(it, currency)
-    detail = _first_line(it["summary"]) if outcome == "ok" else _first_line(it["error"])
-    if outcome != "ok" and it["summary"]:
-        detail += f" (summary: {_first_line(it['summary'])})"
-    return f"{line}: {detail}" if detail else line
-
-
-def render(data: dict[str, Any], now: float | None = None) -> list[str]:
-    """The text view of one session, one line per fact, no colour: it reads the same in a mail."""
-    from iteratr.run.runlock import describe
-
-    now = time.time() if now is None else now
-    lines = [f"session {data['session']} | branch {data['branch']} | {_progress(data)}"]
-    if data["running"]:
-        lines.append(f"running: yes, {describe(data['holder'])}")
-    else:
-        lines.append("running: no")
-    where = {"worktree": "worktree", "checkout": "this checkout"}.get(data["source"])
-    if where:
-        lines.append(f"read from: {where} {data['work_tree']} (live files)")
-    else:
-        lines.append(f"read from: branch {data['branch']} (its last commit)")
-    if data["log_missing"]:
-        lines.append(f"no event log at {data['log_missing']} (another --data-dir?)")
-    activity = f", last activity {_ago(data['last_activity'], now)}" if data["last_activity"] else ""
-    lines.append(f"iterations: {data['iterations']} done{activity}")
-    counts = data["tasks"]
-    shown = ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in TASK_STATUSES if counts.get(s))
-    lines.append(f"tasks: {shown} ({data['task_total']} in all)" if data["task_total"] else "tasks: none yet")
-    lines += status_detail.task_lines(data["task_list"], data["session"])
-    task = data["in_progress"]
-    if task:
-        lines.append(f"in progress: {task['id']}: {_first_line(task['content'])}")
-    if data["recent"]:
-        lines.append("recent iterations:")
-        lines += [f"  {_iteration_line(it, data['running'], now, data['currency'])}" for it in data["recent"]]
-    lines += _notes_lines(data["notes"])
-    lines += _message_lines(data["pending_messages"], data["inbox_has_text"], now, data["running"])
-    if data["tokens"] or data["cost"] is not None:
-        usage = [f"{data['tokens']:,} tokens"] if data["tokens"] else []
-        if data["cost"] is not None:
-            usage.append(f"cost {data['cost']:.4f} {data['currency'] or ''}".rstrip())
-        if data["totals"]["partial"]:
-            usage.append("some turns: last call only, as the agent reports")
-        lines.append("usage: " + ", ".join(usage))
-    lines += status_detail.totals_lines(data)
-    failure = data["last_failure"]
-    if failure:
-        lines.append(f"last failure: {_iteration_line(failure, False, now)}")
-    return lines
-
-
-def _notes_lines(notes: list[dict[str, Any]]) -> list[str]:
-    if not notes:
-        return []
-    which = f", the last {NOTES_SHOWN}" if len(notes) > NOTES_SHOWN else ""
-    lines = [f"notes ({len(notes)}{which}):"]
-    for n in notes[-NOTES_SHOWN:]:
-        lines.append(f"  {n['id']} [{n['type']}] #{n['iteration']}: {_first_line(n['content'])}")
-    return lines
-
-
-def _message_lines(messages: list[dict[str, Any]], inbox_text: bool, now: float, running: bool) -> list[str]:
-    """Messages taken but not yet in a prompt, and text still sitting in inbox.md."""
-    if not messages and not inbox_text:
-        return []
-    lines = [f"pending messages: {len(messages)}" + (" + text in inbox.md" if inbox_text else "")]
-    for m in messages[-MESSAGES_SHOWN:]:
-        lines.append(f"  {m['id']} ({_ago(m['ts'], now)}): {_first_line(m['text'])}")
-    if inbox_text:
-        lines.append(f"  inbox.md holds text not taken yet ({status_detail.inbox_taker(running)})")
-    return lines
-
-
-def render_line(data: dict[str, Any], now: float | None = None) -> str:
-    """One line of the session list."""
-    now = time.time() if now is None else now
-    parts = [
-        data["session"],
-        "running" if data["running"] else "idle",
-        _progress(data),
-        f"{data['iterations']} iteration(s)",
-    ]
-    if data["last_activity"]:
-        parts.append(f"last activity {_ago(data['last_activity'], now)}")
-    if data["source"] == "worktree":
-        parts.append(f"worktree {data['work_tree']}")
-    return " | ".join(parts)
 
 
 # -- the command -------------------------------------------------------------------------------------

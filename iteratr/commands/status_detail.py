@@ -12,50 +12,43 @@ from typing import Any
 
 from iteratr.commands import report_facts
 from iteratr.run import guards
-from iteratr.session.state import CLOSED_STATUSES, Iteration, State, id_number
+from iteratr.session.state import CLOSED_STATUSES, State, id_number
 from iteratr.text import clock, duration_text
 
 CLOSED_SHOWN = 10  # closed tasks listed (the latest); open ones are always all listed
 _ORDER = {"in_progress": 0, "remaining": 1, "blocked": 2, "completed": 3, "cancelled": 4}
 
 
-def task_list(state: State, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every task, open ones first (the one in progress, then remaining by priority, then blocked), then the
-    closed ones by number; each with the iterations it took."""
-    spans = report_facts.gather(state, events).spans
+def task_list(state: State, fold: report_facts.SpanFold) -> tuple[list[dict[str, Any]], int]:
+    """The tasks status shows, each with the iterations it took: the open ones (the one in progress, then remaining
+    by priority), then the closed ones (blocked, completed, cancelled), of which only the last ``CLOSED_SHOWN``;
+    and how many closed ones there are. Done tasks are history: only the last few are read."""
+    live = state.tasks.live()
+    done = state.tasks.last_done(CLOSED_SHOWN)
+    counts = state.counts()
+    closed_total = sum(n for status, n in counts.items() if status in CLOSED_STATUSES)
     tasks = sorted(
-        state.tasks.values(),
+        [*live, *done],
         key=lambda t: (_ORDER.get(t.status, 5), -t.priority if t.status not in CLOSED_STATUSES else 0, id_number(t.id)),
     )
+    open_ = [t for t in tasks if t.status not in CLOSED_STATUSES]
+    shown = [*open_, *[t for t in tasks if t.status in CLOSED_STATUSES][-CLOSED_SHOWN:]]
+    last = state.current_iteration
     rows = []
-    for task in tasks:
-        span = spans.get(task.id)
+    for task in shown:
+        span = fold.span(task.id, last)
         rows.append({**task.to_dict(), "iterations": list(span.iterations) if span else []})
-    return rows
+    return rows, closed_total
 
 
-def spent(iterations: list[Iteration]) -> dict[str, Any]:
-    """Iterations by outcome and the time they took (the unfinished one is left out of both)."""
-    outcomes: dict[str, int] = {}
-    seconds = 0.0
-    for it in iterations:
-        if it.kind == "manual" or it.outcome is None:
-            continue
-        outcomes[it.outcome] = outcomes.get(it.outcome, 0) + 1
-        seconds += it.duration or 0.0
-    return {"outcomes": outcomes, "duration": seconds}
-
-
-def totals(state: State) -> dict[str, Any]:
-    """The session's and its last run's totals, JSON-ready."""
-    iterations = [state.iterations[n] for n in sorted(state.iterations)]
-    session = {**spent(iterations), **_usage(guards.session_totals(state))}
-    runs = [it.run for it in iterations if it.run]
-    if not runs:
+def totals(state: State, its: dict[str, Any]) -> dict[str, Any]:
+    """The session's and its last run's totals, JSON-ready: outcomes and time from the iterations' fold
+    (``status_iterations``), tokens and cost from the state's running sums."""
+    session = {**its["session"], **_usage(guards.session_totals(state))}
+    last = its["last_run"]
+    if last is None:
         return {"session": session, "last_run": None}
-    last = runs[-1]
-    run = {"run": last, **spent([it for it in iterations if it.run == last]), **_usage(guards.run_totals(state, last))}
-    return {"session": session, "last_run": run}
+    return {"session": session, "last_run": {**last, **_usage(guards.run_totals(state, last["run"]))}}
 
 
 def _usage(t: guards.Totals) -> dict[str, Any]:
@@ -84,14 +77,16 @@ def iterations_text(numbers: list[int]) -> str:
     return ", ".join(parts)
 
 
-def task_lines(tasks: list[dict[str, Any]], session: str) -> list[str]:
-    """One line per task under the counts: ``> `` marks the one in progress; closed ones only the latest few."""
+def task_lines(tasks: list[dict[str, Any]], session: str, closed_total: int | None = None) -> list[str]:
+    """One line per task under the counts: ``> `` marks the one in progress; closed ones only the latest few.
+    ``closed_total``: how many closed tasks there are in all, when ``tasks`` holds only the last ones."""
     open_ = [t for t in tasks if t["status"] not in CLOSED_STATUSES]
     closed = [t for t in tasks if t["status"] in CLOSED_STATUSES]
     shown = closed[-CLOSED_SHOWN:]
     lines = [_task_line(t) for t in [*open_, *shown]]
-    if len(closed) > len(shown):
-        more = len(closed) - len(shown)
+    total = len(closed) if closed_total is None else closed_total
+    if total > len(shown):
+        more = total - len(shown)
         lines.append(f"    … {more} earlier closed task(s): iteratr tool task-list --name {session}")
     return lines
 

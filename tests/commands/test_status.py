@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from iteratr.commands import status as statuscmd
+from iteratr.commands import status_render
 from tests.conftest import FAST_ENV, ITERATR_CMD, fake_agent, git, run_cli, wait_for
 
 
@@ -185,7 +185,7 @@ def test_watch_redraws_until_ctrl_c_and_exits_0(spec_repo: Path, tmp_path: Path)
 
 
 def test_render_shows_honest_times() -> None:
-    now = statuscmd._epoch("2026-01-01T12:10:00.000000Z")
+    now = status_render._epoch("2026-01-01T12:10:00.000000Z")
     assert now is not None
     failed = {
         "n": 4,
@@ -197,10 +197,10 @@ def test_render_shows_honest_times() -> None:
         "summary": None,
         "error": "no output for 300s (idle_timeout)",
     }
-    line = statuscmd._iteration_line(failed, running=False, now=now)
+    line = status_render._iteration_line(failed, running=False, now=now)
     assert line == (
         "#4 TIMED OUT, started 2026-01-01 12:00 UTC, 10m00s ago, took 5m00s: no output for 300s (idle_timeout)"
     )
     unfinished = {**failed, "outcome": None, "duration": None, "error": None}
-    assert "its run is gone" in statuscmd._iteration_line(unfinished, running=False, now=now)
-    assert "running, started" in statuscmd._iteration_line(unfinished, running=True, now=now)
+    assert "its run is gone" in status_render._iteration_line(unfinished, running=False, now=now)
+    assert "running, started" in status_render._iteration_line(unfinished, running=True, now=now)

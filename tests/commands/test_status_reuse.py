@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from iteratr.commands import status
+from iteratr.commands import status, status_read
 from iteratr.session.events import make_event
 from iteratr.session.store import Store
 from tests.conftest import git
@@ -21,13 +21,13 @@ def test_a_redraw_reads_the_log_again_only_when_it_changed(repo: Path, monkeypat
     store = Store(repo / ".iteratr", "S")
     store.append(make_event("task.added", {"id": "TAS-1", "content": "a", "status": "remaining", "priority": 2}, 0))
     parsed: list[str] = []
-    real = status._parse
+    real = status.find
 
-    def counting(blob: bytes, label: str) -> list[dict[str, object]]:
-        parsed.append(label)
-        return real(blob, label)
+    def counting(repo: status.Repo, name: str, data_rel: Path) -> status_read.Found:
+        parsed.append(name)
+        return real(repo, name, data_rel)
 
-    monkeypatch.setattr(status, "_parse", counting)
+    monkeypatch.setattr(status, "find", counting)
     first = status.collect(status.Repo(repo), "S", Path(".iteratr"))
     again = status.collect(status.Repo(repo), "S", Path(".iteratr"))
     assert len(parsed) == 1 and again == first  # the second redraw read nothing
