@@ -83,6 +83,9 @@ def _ask_agent(cfg: config.Config, existing: dict[str, object], out: Printer) ->
     if not found or cfg.source("agent").startswith("env"):
         return None
     current = str(existing.get("agent", cfg.agent))
+    # A command line that is exactly a preset's command (the default, "opencode acp") is that preset: one choice,
+    # not the preset and a "keep" of the same agent.
+    current = next((p.name for p in found if presets.command_line(current) == list(p.command)), current)
     choices = [questionary.Choice(f"{p.name}: {p.title} ({p.command_line})", value=p.name) for p in found]
     if current not in {p.name for p in found}:
         choices.append(questionary.Choice(f"keep: {current}", value=current))

@@ -202,3 +202,36 @@ def test_setup_offers_the_presets_found_on_path_and_saves_the_choice(repo: Path,
     assert child.exitstatus == 0, transcript
     text = (repo / "iteratr.yml").read_text()
     assert "agent: gemini\n" in text and "auto_commit: true\n" in text, transcript
+
+
+def test_setup_offers_the_default_agent_as_its_preset_not_twice(repo: Path, tmp_path: Path) -> None:
+    """The default agent, ``opencode acp``, is the opencode preset: offered once, and chosen by default."""
+    bin_dir = tmp_path / "bin"
+    opencode = fake_program(bin_dir, "opencode", "ok")
+    # The scripted agent offers no models over ACP, so setup asks `opencode models`: answer it as opencode does.
+    opencode.write_text(opencode.read_text().replace("\n", '\n[ "$1" = models ] && echo "p/m1" && exit 0\n', 1))
+    env = {**os.environ, **FAST_ENV, **only_on_path(bin_dir), "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    env.pop("ITERATR_AGENT", None)
+    child = pexpect.spawn(
+        ITERATR_CMD[0],
+        [*ITERATR_CMD[1:], "setup", "--project"],
+        cwd=str(repo),
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 200),
+    )
+    child.logfile_read = io.StringIO()
+    child.expect("agents found on PATH: opencode")
+    child.expect("Agent:")
+    child.send("\r")  # the default
+    child.expect("Model:")
+    child.send("\r")
+    child.expect(r"auto_commit\)\?")
+    child.send("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    transcript = str(child.logfile_read.getvalue())
+    assert child.exitstatus == 0, transcript
+    assert "keep: opencode acp" not in transcript
+    assert "agent: opencode\n" in (repo / "iteratr.yml").read_text(), transcript
