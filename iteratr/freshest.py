@@ -1,4 +1,4 @@
-"""Reading a session's live state for ``iteratr status`` and a build's first look, through the store's snapshot.
+"""The freshest copy of a session, read through the store's snapshot (status, report, a build's first look).
 
 From the freshest copy, as ``status`` always read it:
 

@@ -1,7 +1,7 @@
 """``iteratr status``: what a session is doing, read without disturbing the run.
 
 A session lives on the branch ``iteratr/S``. Status reads it from the freshest place it can find, in this order
-(``status_read``):
+(``iteratr.freshest``):
 
 1. the files of the worktree that has ``iteratr/S`` checked out (a ``--worktree`` run, or this very
    checkout when it is on that branch): a running build writes there first and commits after;
@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from iteratr import gitrepo, paths
-from iteratr.commands import status_detail, status_read, status_spans
+from iteratr import freshest, gitrepo, paths
+from iteratr.commands import status_detail, status_spans
 from iteratr.commands.status_render import NOTES_SHOWN, render, render_line
 from iteratr.errors import GitError, IteratrError, UsageError
 from iteratr.output import Printer
@@ -82,12 +82,12 @@ def _lock_state(repo: Repo, name: str) -> tuple[bool, dict[str, Any] | None]:
     return held, runlock.read_holder(path) if held else None
 
 
-def find(repo: Repo, name: str, data_rel: Path) -> status_read.Found:
+def find(repo: Repo, name: str, data_rel: Path) -> freshest.Found:
     """The freshest copy of the session (see the module docstring), read through the store's snapshot.
 
     Shared with ``iteratr report``, so both read a session the same way, from a checkout or from its branch.
     """
-    return status_read.find(repo.root, repo.common_dir, repo.worktrees, name, data_rel)
+    return freshest.find(repo.root, repo.common_dir, repo.worktrees, name, data_rel)
 
 
 def require_session(repo: Repo, name: str) -> None:

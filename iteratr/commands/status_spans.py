@@ -7,7 +7,7 @@ byte offset it covers, the log's stat and a digest of the 64 KiB before that off
 
 - the same stat: nothing new, the fold is used as it is;
 - a longer log whose bytes before the offset still end as they did: only the new lines are folded (a live run's
-  appends, or the branch's next commit in its mirror, ``status_read``);
+  appends, or the branch's next commit in its mirror, ``iteratr.freshest``);
 - anything else (a log rewritten or cut short): folded again from the start, streamed line by line.
 
 Only whole lines are folded: a line a live run is still writing waits for the next call. A line that is not JSON is

@@ -8,26 +8,24 @@ session on its branch. The agent's stderr goes meanwhile to a start-up log under
 session's ``agent.log`` when the run takes the agent over (``Started.factory``).
 
 The session's state is read first from its freshest copy (this checkout, its worktree, or the branch's last
-commit, as ``status`` reads it), so that a build with nothing to do neither switches the checkout nor starts the
-agent: a complete session, or one that needs a person (every open task blocked, or stuck), which the loop
-stops at once, as before, without starting the agent.
+commit, as ``status`` reads it, through the store's snapshot: never a replay of the whole log), so that a build
+with nothing to do neither switches the checkout nor starts the agent: a complete session, or one that needs a
+person (every open task blocked, or stuck), which the loop stops at once, as before, without starting the agent.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from iteratr import gitrepo, paths, safe_open
-from iteratr.errors import UsageError
+from iteratr import freshest, paths
+from iteratr.errors import IteratrError
 from iteratr.run import guards, inbox
 from iteratr.run.guards import acted_since
-from iteratr.session.reducer import replay
-from iteratr.session.state import State
+from iteratr.session.state import Event, State
+from iteratr.session.store import Store
 
 if TYPE_CHECKING:
     from iteratr.agent.events import AgentInfo
@@ -47,31 +45,31 @@ class Known:
     """The session's state from its freshest copy, and where that copy is checked out (None: nowhere)."""
 
     state: State
-    events: list[dict[str, Any]]
+    events: Callable[[], Iterator[Event]]  # the log, streamed when asked (``acted_since``), never held
     checked_out: Path | None
 
 
 def known_session(repo: GitRepo, name: str, data_rel: Path) -> Known | None:
-    """The session's events and state, read without changing anything; None if it has no branch (or no log)."""
+    """The session's state, read through the store's snapshot (a branch through its mirror, ``iteratr.freshest``),
+    never a replay of the whole log; None if it has no branch, or its log cannot be read (the run says why)."""
     branch = paths.branch_name(name)
-    rel = data_rel / name / paths.EVENTS_FILE
     where = repo.root if repo.current_branch() == branch else repo.worktrees().get(branch)
     try:
         if where is not None:
-            data = safe_open.read_bytes(where / data_rel, f"{name}/{paths.EVENTS_FILE}")
+            store = Store(where / data_rel, name)
+            if not store.exists():
+                return None
         elif repo.branch_exists(branch):
-            data = gitrepo.blob(repo.root, f"refs/heads/{branch}", rel.as_posix()) or b""
+            mirror = freshest.mirror_branch(repo.root, repo.common_dir(), f"refs/heads/{branch}", name, data_rel)
+            if mirror is None:  # a branch without the session's log: nothing recorded yet
+                return Known(State(), lambda: iter(()), None)
+            store = Store(mirror, name)
         else:
             return None
-    except (OSError, UsageError):
-        return None  # unreadable or a link: the run's own checks say so, after the agent check
-    events: list[dict[str, Any]] = []
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if isinstance(event, dict) and isinstance(event.get("type"), str):
-                events.append(event)
-    return Known(replay(events), events, where)
+        state = store.load()
+    except (OSError, IteratrError):
+        return None  # unreadable, a link, a bad line: the run's own checks say so, after the agent check
+    return Known(state, store.iter_events, where)
 
 
 def nothing_to_do(known: Known, inbox_dir: Path) -> bool:
@@ -87,7 +85,7 @@ def agent_needed(known: Known, stall_limit: int) -> bool:
         return False
     stalled = guards.without_progress(state)
     stuck = bool(stall_limit) and stalled >= stall_limit and not state.pending_messages()
-    return not (stuck and not acted_since(state, known.events))
+    return not (stuck and not acted_since(state, known.events()))
 
 
 # -- the agent, started and checked ----------------------------------------------------------------------

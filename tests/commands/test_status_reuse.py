@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from iteratr.commands import status, status_read
+from iteratr import freshest
+from iteratr.commands import status
 from iteratr.session.events import make_event
 from iteratr.session.store import Store
 from tests.conftest import git
@@ -23,7 +24,7 @@ def test_a_redraw_reads_the_log_again_only_when_it_changed(repo: Path, monkeypat
     parsed: list[str] = []
     real = status.find
 
-    def counting(repo: status.Repo, name: str, data_rel: Path) -> status_read.Found:
+    def counting(repo: status.Repo, name: str, data_rel: Path) -> freshest.Found:
         parsed.append(name)
         return real(repo, name, data_rel)
 
