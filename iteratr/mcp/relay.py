@@ -87,7 +87,16 @@ def listen(path: str) -> int:
     import threading
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        # A path the socket cannot take (longer than AF_UNIX allows, under a long TMPDIR): the private directory goes
+        # too, so that each relay serves by itself at once instead of waiting for a socket that will never come.
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))  # only if empty
+        from iteratr.errors import IteratrError
+
+        raise IteratrError(f"cannot listen on {path}: {exc.strerror or exc}; the relays serve by themselves") from None
     sock.listen(16)  # first of all: relays connect at once, and wait in the queue while the SDK loads
 
     def exit_with_the_build() -> None:

@@ -91,3 +91,20 @@ def test_relays_reach_the_one_server_of_the_run(tmp_path: Path) -> None:
     )
     listing = run_cli("tool", "task-list", "-n", "S", cwd=tmp_path).stdout
     assert listing.count("remaining") == 4  # the group's header and three tasks
+
+
+def test_a_listener_that_cannot_bind_says_why_and_leaves_no_directory_to_wait_on(tmp_path: Path) -> None:
+    """A socket path longer than AF_UNIX takes (a long TMPDIR): a one-line error, no crash report, and the private
+    directory removed, so that a relay serves by itself at once rather than wait for the socket."""
+    private = tmp_path / ("d" * 110) / "private"
+    private.mkdir(parents=True)
+    path = str(private / "socket")
+    state = tmp_path / "state"
+    env = {**os.environ, "ITERATR_SESSION": "S", "XDG_STATE_HOME": str(state)}
+    done = subprocess.run(
+        [*ITERATR_CMD, "mcp", "--listen", path], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True
+    )
+    assert done.returncode == 1, done
+    assert done.stderr.decode().startswith(f"iteratr: error: cannot listen on {path}: AF_UNIX path too long"), done
+    assert not (state / "iteratr" / "crash.log").exists()
+    assert not private.exists()
