@@ -41,6 +41,16 @@ def test_the_readme_agent_table_is_the_preset_table() -> None:
         assert cells[:3] == [f"`{preset.name}`", f"`{preset.command_line}`", package]
 
 
+def test_opencodes_tested_version_is_the_one_its_e2e_test_installs() -> None:
+    """opencode has its own install script and e2e helper (the other presets install from this table): the version
+    the table and README say was tested is the one they pin."""
+    from tests.e2e.opencode_env import INSTALL_SCRIPT, OPENCODE_VERSION
+
+    tested = presets.PRESETS["opencode"].version_tested
+    assert tested == OPENCODE_VERSION
+    assert f'VERSION="${{ITERATR_OPENCODE_VERSION:-{tested}}}"' in INSTALL_SCRIPT.read_text(encoding="utf-8")
+
+
 def test_a_preset_name_is_its_command_and_anything_else_a_command_line() -> None:
     assert presets.command_line("claude") == ["claude-code-acp"]
     assert presets.command_line(" gemini ") == ["gemini", "--experimental-acp"]
