@@ -142,6 +142,9 @@ class McpHost:
     def kill_now(self) -> None:
         if self._proc is not None:
             procs.signal_group(self._proc.pid, signal.SIGKILL)
+        if self._dir is not None:  # a killed listener cannot remove its own socket's directory
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
 
 def iteratr_server(env: Mapping[str, str]) -> StdioServer | None:

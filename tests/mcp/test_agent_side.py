@@ -195,3 +195,27 @@ def test_a_long_task_list_points_to_the_mcp_tool_for_every_task() -> None:
     text = prompt.render_tasks(replay(events), "iteratr", "iteratr_")
     assert '`iteratr_task_list` with `{"all": true}` shows every task.' in text
     assert "tool task-list" not in text
+
+
+def test_a_listener_killed_at_once_leaves_no_socket_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second Ctrl+C kills the run's listener with SIGKILL: it cannot clean up, so iteratr removes its directory."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    host = mcp_servers.McpHost({**SESSION_ENV, "ITERATR_BIN": shlex.join(ITERATR_CMD)})
+
+    def listed() -> list[str]:
+        return [p.name for p in tmp_path.iterdir() if p.name.startswith("iteratr-mcp-")]
+
+    async def start_then_kill() -> tuple[list[str], list[str]]:
+        assert await host.start(tmp_path)
+        made = listed()
+        host.kill_now()  # the build is on its way out: nothing else runs after this
+        left = listed()
+        await host.stop()  # only to reap the killed process in this test
+        return made, left
+
+    made, left = asyncio.run(start_then_kill())
+    assert len(made) == 1  # it was there while the listener ran
+    assert left == []
