@@ -139,6 +139,32 @@ class Snapshot:
             archive.remove_stale(keep=archive.generation)
         return True
 
+    def adopt(self, archive: Archive, offset: int, f: Any) -> None:
+        """A whole archive rebuilt up to ``offset`` replaces the snapshot's partial one, if the snapshot still covers
+        exactly that much (else a newer one was saved meanwhile: it stays, and its reader rebuilds). Takes the log's
+        lock if free; never waits for it."""
+        if self.path is None:
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return
+        try:
+            snap = marshal.loads(self._read_bytes())
+            if snap["version"] != VERSION or snap["offset"] != offset or not snap["archive"][2]:
+                return
+            snap["archive"] = (archive.generation, archive.lengths, False)
+            if self.in_data_dir:
+                safe_open.atomic_write(self.data_dir, self.rel, marshal.dumps(snap), durable=False)
+            else:
+                atomic_write(self.path, marshal.dumps(snap), mode=0o600, durable=False)
+        except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, UsageError):
+            return
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
 
 def save_history(state: State, archive: Archive) -> None:
     """Move what the state holds of history (new notes, iterations leaving the window) into the archive."""

@@ -139,15 +139,17 @@ class Store:
                     archive.partial = False
                 state, done = State(recovering), Progress(0, 0, 0)
         spill = None
+        # Set before the replay: a partial archive rebuilt whole meanwhile (iteratr.session.recovering) replaces it.
+        self._archive = archive
         if archive is not None and found is None:
 
             def spill(progress: Progress) -> None:
                 with contextlib.suppress(OSError, ValueError):
-                    save_history(state, archive)
+                    save_history(state, self._archive)  # type: ignore[arg-type]
                     recovering.offset = progress.offset  # type: ignore[union-attr]
 
         applied = stream(f, state, done, self.events_path, spill=spill)
-        self._done, self._archive = done, archive
+        self._done = done
         if (applied or healed) and save_snapshot:
             self._save_snapshot_if_current(state, f)
         return state

@@ -164,3 +164,29 @@ def test_no_checkpoint_is_written_until_enough_lines_follow_the_last(tmp_path: P
     store.append(*[session.event() for _ in range(30)])
     assert not store.write_checkpoint(every=50)
     assert json.loads(store.checkpoint_path.read_text().splitlines()[0])["lines"] == 60
+
+
+def test_history_after_a_checkpoint_start_is_rebuilt_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first read of history (notes by type, old iterations, done tasks) after a fresh clone replays the log
+    once into a whole archive; the snapshot adopts it, so the next process reads history without a replay."""
+    store = Store(tmp_path / ".iteratr", "S")
+    session = Session(random.Random(11))
+    store.append(*[session.event() for _ in range(300)])
+    assert store.write_checkpoint(every=1)
+    store.append(*[session.event() for _ in range(20)])
+    shutil.rmtree(cache_dir(store))
+    replays: list[int | None] = []
+    real = replay_module.stream
+
+    def counting(f: Any, state: Any, done: Any, path: Any, **kwargs: Any) -> int:
+        replays.append(kwargs.get("limit"))
+        return real(f, state, done, path, **kwargs)
+
+    monkeypatch.setattr("iteratr.session.recovering.stream", counting)
+    want = replay(store.events())
+    first = Store(store.data_dir, "S").load()
+    assert first.to_dict() == want.to_dict()
+    assert len(replays) == 1  # the history, once
+    second = Store(store.data_dir, "S").load()
+    assert second.to_dict() == want.to_dict()
+    assert len(replays) == 1  # the archive is whole now
