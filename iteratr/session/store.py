@@ -313,6 +313,8 @@ class Store:
         """Before the loop stages the log for a commit: write ``checkpoint.jsonl`` afresh when ``every`` lines were
         added since the one there, or when the file there is not the one this clone last wrote (an agent's edit, a
         deletion: never committed). Returns whether it wrote one."""
+        if not self.exists():
+            return False
         seal = self.journal_path.with_name(CHECKPOINT_DIGEST) if self.journal_path is not None else None
         with self._locked() as f:
             state = self._load_from(f, save_snapshot=False)
