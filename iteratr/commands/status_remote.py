@@ -16,28 +16,34 @@ from iteratr import gitrepo, paths
 from iteratr.remote import lease, refs
 
 
-def _state_of(root: Path, ref: str, name: str, data_rel: Path) -> tuple[Any, str | None]:
-    from iteratr.session.events import parse_lines
-    from iteratr.session.reducer import replay
+def _state_of(root: Path, ref: str, name: str, data_rel: Path) -> tuple[Any, str | None, int]:
+    """(state, last activity, iterations ended) through the store's snapshot of the ref's mirror
+    (``iteratr.freshest``) and status's cached fold of it (``status_spans``), never a replay of the log."""
+    from iteratr import freshest
+    from iteratr.commands import status_spans
+    from iteratr.session.state import State
+    from iteratr.session.store import Store
 
-    rel = (data_rel / name / paths.EVENTS_FILE).as_posix()
-    blob = gitrepo.blob(root, ref, rel) or b""
-    events = parse_lines(blob[: blob.rfind(b"\n") + 1], 1, Path(f"{ref}:{rel}"))[0]
-    return replay(events), (events[-1].get("ts") if events else None)
+    found = gitrepo.toplevel(root)
+    mirror = freshest.mirror_branch(root, found[1], ref, name, data_rel) if found is not None else None
+    if found is None or mirror is None:
+        return State(), None, 0
+    log = mirror / name / paths.EVENTS_FILE
+    folded = status_spans.folded(log, status_spans.cache_path(found[1], log))
+    return Store(mirror, name).load(), folded.last_ts, folded.its.summary()["ended"]
 
 
 def collect(root: Path, name: str, remote: str, data_rel: Path) -> dict[str, Any]:
     """What status shows of session ``name`` as ``remote`` has it (as last fetched), JSON-ready."""
     ref = refs.tracking_ref(remote, name)
-    state, last = _state_of(root, ref, name, data_rel)
+    state, last, ended = _state_of(root, ref, name, data_rel)
     holder = lease.read(root, refs.rev(root, refs.fetched_lease_ref(remote, name)))
-    ended = [it for it in state.iterations.values() if it.outcome is not None and it.kind != "manual"]
     return {
         "session": name,
         "remote": remote,
         "branch": f"{remote}/iteratr/{name}",
         "complete": state.complete,
-        "iterations": len(ended),
+        "iterations": ended,
         "tasks": state.counts(),
         "task_total": len(state.tasks),
         "last_activity": last,

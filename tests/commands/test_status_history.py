@@ -195,3 +195,16 @@ def test_a_builds_first_look_reads_through_the_snapshot(repo: Path, monkeypatch:
     there = agent_start.known_session(GitRepo.open(repo), "S", DATA)  # from the branch, through its mirror
     assert there is not None and there.checked_out is None and there.state.counts()["completed"] == 2
     assert sum(1 for _ in there.events()) == count  # streamed when asked
+
+
+def test_a_remote_tracking_session_is_read_through_its_mirror(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from iteratr.commands import status_remote
+
+    a_session(repo, closed=2, notes=0)
+    git(repo, "add", "--force", ".iteratr")
+    git(repo, "commit", "-q", "-m", "iteratr(S): #2")
+    git(repo, "update-ref", "refs/remotes/origin/iteratr/S", "HEAD")
+    git(repo, "switch", "-q", "main")
+    no_history(monkeypatch)
+    data = status_remote.collect(repo, "S", "origin", DATA)
+    assert data["task_total"] == 3 and data["iterations"] == 3 and data["last_activity"] is not None
