@@ -64,6 +64,19 @@ def _first_line(done: object) -> str:
     return lines[0] if lines else "no answer"
 
 
+def _refuse_an_unknown_name(cwd: Path, remote: str) -> None:
+    """A name with no ``/`` or ``:`` that ``git remote`` does not list is a typo, not a network fault: git would
+    have tried it as a path and said it "does not appear to be a git repository", which points the wrong way.
+    Asked only after ls-remote failed, so a path that happens to have no ``/`` still works."""
+    if "/" in remote or ":" in remote:
+        return
+    configured = gitrepo.run_git(cwd, "remote", check=False).out.split()
+    if remote in configured:
+        return
+    here = f"remotes here: {', '.join(configured)}" if configured else "no remote is configured here"
+    raise RemoteError(f"no remote named {remote!r}", hint=here)
+
+
 @dataclass(frozen=True)
 class Tips:
     """What the remote holds for a session right now: its branch's and its lease's object, None if absent."""
@@ -79,6 +92,7 @@ def probe(cwd: Path, remote: str, session: str) -> Tips:
         timeout=NETWORK_TIMEOUT,
     )  # fmt: skip
     if done.returncode != 0:
+        _refuse_an_unknown_name(cwd, remote)
         why = "timed out" if done.timed_out else _first_line(done)
         raise RemoteError(f"remote {remote!r} cannot be reached: {why}", hint="check `git remote -v` and the network")
     found = {}

@@ -70,14 +70,31 @@ def test_an_unreachable_or_missing_remote_is_refused_before_any_agent_starts(
         args = ["--push"]
     else:
         args = ["--push", remote]
+    # A path that is not there cannot be reached; a bare name git does not know is a typo, and says so.
+    said = "cannot be reached" if remote.startswith("/") else "no remote named 'nosuchremote' (remotes here: origin)"
     out = build(a, *args, "--agent", fake_agent("follow"), expect=EXIT_FAILED)
     errors = [line for line in out.splitlines() if line.startswith("iteratr: error:")]
-    assert len(errors) == 1 and "cannot be reached" in errors[0], out
+    assert len(errors) == 1 and said in errors[0], out
     assert "starting the agent" not in out
     assert git(a, "branch", "--list", "iteratr/*") == ""  # nothing touched
     where = remote if not remote.startswith("/") else "origin"
     fetch_only = build(a, "--remote", where, "--agent", fake_agent("follow"), expect=EXIT_FAILED)
-    assert "cannot be reached" in fetch_only
+    assert said in fetch_only
+
+
+def test_a_name_git_does_not_know_says_which_remotes_there_are_and_a_path_without_a_slash_still_works(
+    origin: Path, clone: Callable[[str], Path]
+) -> None:
+    a = clone("a")
+    git(a, "remote", "remove", "origin")
+    with pytest.raises(refs.RemoteError, match=r"^no remote named 'nosuch' \(no remote is configured here\)$"):
+        refs.probe(a, "nosuch", "SPEC")
+    git(a, "remote", "add", "up", str(origin))
+    git(a, "remote", "add", "down", str(origin))
+    with pytest.raises(refs.RemoteError, match=r"^no remote named 'nosuch' \(remotes here: down, up\)$"):
+        refs.probe(a, "nosuch", "SPEC")
+    shutil.copytree(origin, a / "nosuch.git")  # a repository named without a slash is a path, not a typo
+    assert refs.probe(a, "nosuch.git", "SPEC") == refs.Tips(None, None)
 
 
 def test_a_push_rejected_mid_run_stops_it_exit_1_with_the_commit_kept_here(
