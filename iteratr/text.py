@@ -15,6 +15,11 @@ def clock(ts: str | None) -> str:
     return f"{ts[:10]} {ts[11:16]} UTC" if ts else "?"
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 task``, ``4 tasks``: a count with its noun, singular for one (nouns that take an ``s``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def duration_text(seconds: float | None) -> str:
     """``12.3s``, ``4m05s``, ``2h07m``; ``?`` when unknown."""
     if seconds is None:

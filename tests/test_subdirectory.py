@@ -66,7 +66,7 @@ def check_trust(top: Path, result: CliResult) -> None:
 
 def check_build(top: Path, result: CliResult) -> None:
     assert "session SPEC | branch iteratr/SPEC (resumed)" in result.stdout
-    assert "stopped: the session is complete (1 tasks)" in result.stdout
+    assert "stopped: the session is complete (1 task)" in result.stdout
     events = Store(top / ".iteratr", "SPEC").events()  # the session at the top is the one that ran
     assert [e["data"]["n"] for e in events if e["type"] == "iteration.started"] == [0]
 

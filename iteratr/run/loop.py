@@ -47,6 +47,7 @@ from iteratr.run.signals import Interrupts
 from iteratr.session.events import make_event, utc_now
 from iteratr.session.state import State
 from iteratr.session.store import Store
+from iteratr.text import counted
 
 if TYPE_CHECKING:
     from iteratr.agent.events import TurnResult
@@ -178,7 +179,7 @@ class BuildLoop:
     def _should_stop(self, state: State, ran: int) -> int | None:
         """The exit status if the run must stop before the next iteration (having said why); else None."""
         if state.complete:
-            return self._final(EXIT_OK, f"the session is complete ({len(state.tasks)} tasks)")
+            return self._final(EXIT_OK, f"the session is complete ({counted(len(state.tasks), 'task')})")
         stop = self._needs_person(state, at_start=False)
         if stop is not None:
             return stop
@@ -194,7 +195,7 @@ class BuildLoop:
         if self.s.iterations and ran >= self.s.iterations:
             left = len(state.open_tasks())
             if not left:  # nothing open: all done, or only blocked ones (stopped above)
-                return self._final(EXIT_OK, f"the session is complete ({len(state.tasks)} tasks)")
+                return self._final(EXIT_OK, f"the session is complete ({counted(len(state.tasks), 'task')})")
             return self._final(EXIT_INCOMPLETE, f"{ran} iteration(s) run (--iterations), {left} task(s) still open")
         return None
 

@@ -85,7 +85,7 @@ def test_default_allows_each_request_once_and_shows_it(world: dict[str, Path]) -
 def test_deny_rejects_everything_and_nothing_happens(world: dict[str, Path]) -> None:
     out, log = run_asking(world, {"ITERATR_PERMISSIONS": "deny"})
     check(world, out, log, dict.fromkeys(ACTIONS, "denied: mode deny"))
-    assert "stopped: the session is complete (1 tasks)." in out  # the work itself went on: tools need no permission
+    assert "stopped: the session is complete (1 task)." in out  # the work itself went on: tools need no permission
 
 
 def test_rules_deny_the_push_the_outside_edit_and_the_fetch_only(world: dict[str, Path]) -> None:
