@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from iteratr import gitrepo
 from iteratr.errors import IteratrError, LockedError
 from iteratr.remote import refs
 
@@ -235,7 +236,11 @@ class Lease:
         with self.lock:
             with contextlib.suppress(OSError, IteratrError):
                 for _ in range(2):
-                    if self.sha is None or refs.push(self.cwd, self.remote, [refs.Update(self.ref, "", self.sha)]):
+                    if self.sha is None:
+                        break
+                    if refs.push(self.cwd, self.remote, [refs.Update(self.ref, "", self.sha)]):
+                        # The copy status shows (as of the last fetch) would show this run holding it still.
+                        gitrepo.run_git(self.cwd, "update-ref", "-d", refs.fetched_lease_ref(self.remote, self.session))
                         break
                     # Refused: released anyway if the remote's is ours (a renewal whose answer was lost), else not.
                     if not self.adopt(refs.probe(self.cwd, self.remote, self.session).lease):

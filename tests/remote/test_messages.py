@@ -78,6 +78,9 @@ def test_say_while_another_machine_holds_the_lease_is_delivered_at_its_next_fetc
     assert any(s.startswith("iteratr(SPEC): messages from origin/iteratr/SPEC") for s in remote_log(origin))
     assert git(a, "rev-parse", "iteratr/SPEC") == git(origin, "rev-parse", "iteratr/SPEC")
     assert "Reply to the mail" in {t.content for t in run.state.tasks.values()}
+    # a's fetch of the message also copied a's own lease here; released, a's status must not show it held.
+    assert git(a, "for-each-ref", "refs/iteratr/remote-leases/") == ""
+    assert "lease: held" not in run_cli("status", cwd=a).stdout
 
 
 def test_a_message_through_the_remote_reopens_a_complete_session_on_the_next_machine(
