@@ -57,13 +57,13 @@ def show(session_dir: Path, n: int | None = None) -> tuple[int, str]:
     if not kept:
         raise UsageError(
             f"no prompt is kept for session {session_dir.name} in {session_dir / PROMPTS_DIR}",
-            hint="a build keeps the last keep_prompts prompts (config key keep_prompts) in the session's work tree",
+            hint="a build keeps its last prompts in the session's work tree, as many as config key keep_prompts says",
         )
     wanted = kept[-1] if n is None else n
     if wanted not in kept:
         raise UsageError(
             f"no prompt of iteration #{wanted} is kept; kept: {', '.join(f'#{k}' for k in kept)}",
-            hint="only the last keep_prompts prompts are kept (config key keep_prompts)",
+            hint="a build keeps only its last prompts, as many as config key keep_prompts says",
         )
     data = safe_open.read_bytes(session_dir.parent, f"{session_dir.name}/{PROMPTS_DIR}/{wanted}.md")
     return wanted, data.decode("utf-8", errors="replace")

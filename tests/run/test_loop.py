@@ -20,6 +20,7 @@ import pytest
 
 from iteratr import gitlocks
 from iteratr.agent.events import TurnResult
+from iteratr.errors import UsageError
 from iteratr.run.attempt import PLANNED_NOTHING
 from tests.conftest import git
 from tests.fakes import FakeAgent, Script
@@ -363,6 +364,12 @@ def test_timestamps_prefix_every_printed_line_and_prompts_are_kept_bounded(spec_
     assert oct((prompts / "3.md").stat().st_mode & 0o777) == "0o600"
     assert prompt_archive.show(run.session_dir) == (3, run.script.prompts[-1])
     assert prompt_archive.show(run.session_dir, 2)[1] == run.script.prompts[-2]
+    with pytest.raises(UsageError) as gone:  # one sentence, its hint in one pair of parentheses
+        prompt_archive.show(run.session_dir, 99)
+    assert str(gone.value) == (
+        "no prompt of iteration #99 is kept; kept: #2, #3 "
+        "(a build keeps only its last prompts, as many as config key keep_prompts says)"
+    )
     git_files = subprocess.run(
         ["git", "log", "--all", "--name-only", "--format="], cwd=spec_repo, capture_output=True, text=True, check=True
     ).stdout
