@@ -179,10 +179,10 @@ def require_installed(value: str, env: Mapping[str, str] | None = None) -> list[
     preset's install command when it is one.
     """
     path = (os.environ if env is None else env).get("PATH")
-    preset = find(value)
     argv = command_line(value)
     if argv and shutil.which(argv[0], path=path) is not None:
         return argv
+    preset = find(value) or preset_of(argv)  # the default, 'opencode acp', is the opencode preset's command too
     if preset is not None:
         raise AgentError(
             f"the {preset.name} agent is not installed: {argv[0]} is not on PATH", hint=f"install it: {preset.install}"

@@ -96,6 +96,12 @@ def test_a_missing_preset_program_is_exit_1_with_its_install_command(tmp_path: P
     assert presets.require_installed("claude", {"PATH": str(tmp_path)}) == ["claude-code-acp"]
 
 
+def test_the_default_agent_missing_names_the_opencode_install_command(tmp_path: Path) -> None:
+    with pytest.raises(AgentError) as err:  # 'opencode acp', the default, is the opencode preset's command line
+        presets.require_installed("opencode acp", {"PATH": str(tmp_path)})
+    assert err.value.hint == f"install it: {presets.PRESETS['opencode'].install}"
+
+
 def test_a_missing_command_line_is_exit_1_as_before(tmp_path: Path) -> None:
     with pytest.raises(AgentError, match="agent command not found: no-such-agent"):
         presets.require_installed("no-such-agent --acp", {"PATH": str(tmp_path)})
