@@ -138,7 +138,11 @@ def demo(keep: bool) -> int:
 
 
 @root.command()
-@click.option("-n", "--name", help="Session name (default: $ITERATR_SESSION, or the only session).")
+@click.option(
+    "-n",
+    "--name",
+    help="Session name (default: $ITERATR_SESSION, or the only session, or the only one a build is running for).",
+)
 @click.option("--data-dir", help="Data directory (default: .iteratr).")
 @click.argument("text", nargs=-1)
 def say(name: str | None, data_dir: str | None, text: tuple[str, ...]) -> int:
@@ -218,7 +222,7 @@ def config_command(as_json: bool) -> int:
 @click.option("-p", "--project", is_flag=True, help="Write the project's iteratr.yml instead of the global config.")
 @click.option("-f", "--force", is_flag=True, help="Start the file over instead of updating it.")
 def setup(project: bool, force: bool) -> int:
-    """Choose the model and auto-commit once, interactively, and save them."""
+    """Choose the agent (presets found on PATH), the model and auto-commit once, interactively, and save them."""
     from iteratr.commands import setup as setup_cmd
 
     return setup_cmd.run(project=project, force=force)

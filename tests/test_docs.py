@@ -9,8 +9,10 @@ the commands (``cli.root``). When one of these tests fails, fix the README, unle
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
+import click
 import pytest
 
 from iteratr import cli, config, toolcli
@@ -187,3 +189,38 @@ def test_command_is_in_the_readme_and_in_help(name: str, capsys: pytest.CaptureF
 
 def test_readme_has_no_other_command() -> None:
     assert sorted(COMMAND_TABLE) == sorted(cli.root.commands)
+
+
+def test_say_help_picks_the_session_as_the_readme_says(capsys: pytest.CaptureFixture[str]) -> None:
+    fallbacks = "the only session, else the only one a build is running for"
+    assert f"`$ITERATR_SESSION`, else {fallbacks}" in words(section("## Talking to a running agent: the inbox"))
+    assert f"$ITERATR_SESSION, or {fallbacks.replace('else', 'or')}" in help_text(capsys, "say")
+
+
+def test_setup_help_says_it_chooses_the_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "choose the agent (presets found on PATH), model and auto-commit" in words(section("## Commands"))
+    assert "Choose the agent (presets found on PATH), the model and auto-commit" in help_text(capsys, "setup")
+
+
+# The first cell of each row of ## Commands, by the command it names: "say" -> "iteratr say [-n S] … TEXT…".
+COMMAND_ROWS = {
+    unquoted(row[0]).split()[1].rstrip(","): unquoted(row[0]) for row in table(section("## Commands"), "command")
+}
+
+
+def names_option(row: str, spellings: Sequence[str]) -> bool:
+    """Whether the row shows one of an option's spellings as an optional flag: ``[--data-dir DIR]``, ``[-n S]``."""
+    return any(re.search(rf"\[{re.escape(spelling)}[\] ]", row) for spelling in spellings)
+
+
+@pytest.mark.parametrize("name", sorted(set(cli.root.commands) - {"build"}))  # build's flags: its own table
+def test_every_option_of_a_command_is_in_its_commands_row(name: str) -> None:
+    options = [p for p in cli.root.commands[name].params if isinstance(p, click.Option) and p.name != "help"]
+    missing = [option.opts for option in options if not names_option(COMMAND_ROWS[name], option.opts)]
+    assert not missing, f"README ## Commands row `{COMMAND_ROWS[name]}` lacks {missing}"
+
+
+def test_the_tool_row_names_the_flags_every_subcommand_takes() -> None:
+    for flag, *_ in toolcli.COMMON:
+        assert names_option(COMMAND_ROWS["tool"], [flag, "-n"] if flag == "--name" else [flag]), flag
+    assert names_option("[-n S]", ["-n"]) and not names_option("[--name-x]", ["--name"])
