@@ -18,6 +18,7 @@ import pytest
 from iteratr import cli, config, toolcli
 from iteratr.commands import config as config_cmd
 from iteratr.errors import EXIT_STATUSES, ExitStatus
+from iteratr.run import prompt
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -189,6 +190,15 @@ def test_command_is_in_the_readme_and_in_help(name: str, capsys: pytest.CaptureF
 
 def test_readme_has_no_other_command() -> None:
     assert sorted(COMMAND_TABLE) == sorted(cli.root.commands)
+
+
+# --- prompt template variables -----------------------------------------------------------------------------
+
+
+def test_the_templates_table_has_every_template_variable_and_no_other() -> None:
+    rows = table(section("## Prompt templates"), "variable")
+    named = [unquoted(name) for row in rows for name in row[0].split(", ")]  # "`tasks`, `notes`" is two
+    assert sorted(named) == sorted(prompt.VARIABLES)
 
 
 def test_say_help_picks_the_session_as_the_readme_says(capsys: pytest.CaptureFixture[str]) -> None:
