@@ -106,6 +106,12 @@ def test_every_open_task_blocked_stops_for_a_person_with_their_stuck_notes(spec_
 # -- progress is measured ----------------------------------------------------------------------------------
 
 
+def test_an_agent_that_starts_no_task_is_stopped_as_stuck_with_no_task_named(spec_repo: Path) -> None:
+    run = run_loop(spec_repo, Script("follow", "ok"), stall_limit=2, expect=EXIT_NEEDS_PERSON)
+    assert progress(run) == [True, False, False]  # planning added the tasks; then no task was ever started
+    assert "stopped: needs a person: stuck, 2 iteration(s) without progress" in run.output  # README's second form
+
+
 def test_a_spinning_agent_is_stopped_as_stuck_and_told_first(spec_repo: Path) -> None:
     script = Script("spin")
     run = run_loop(spec_repo, script, stall_limit=3, expect=EXIT_NEEDS_PERSON)
