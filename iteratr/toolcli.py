@@ -46,7 +46,10 @@ COMMANDS: dict[str, tuple[str, list[tuple[str, str, bool, bool]]]] = {
     "task-list": ("List the open tasks grouped by status (--all: every task)", [("--all", "", False, False)]),
     "task-next": ("Show the task to work on next", []),
     "note-add": ("Record a note", [("--content", "TEXT", True, False), ("--type", "TYPE", True, False)]),
-    "note-list": ("List notes, optionally of one type", [("--type", "TYPE", False, False)]),
+    "note-list": (
+        "List the last notes, optionally of one type (--all: every one)",
+        [("--type", "TYPE", False, False), ("--all", "", False, False)],
+    ),
     "iteration-summary": ("Record what this iteration did", [("--summary", "TEXT", True, False)]),
     "session-complete": ("Mark the session complete (refused while tasks are open)", []),
 }
@@ -59,7 +62,7 @@ STATUS_HELP = "remaining, in_progress, completed, blocked, cancelled"
 # The commands that only read: they also find a session that exists only on its branch (iteratr.branch_log).
 READS = ("task-list", "task-next", "note-list")
 # Flags that take no value, per subcommand (like --json).
-SWITCHES = {"task-list": ("--all",)}
+SWITCHES = {"task-list": ("--all",), "note-list": ("--all",)}
 TYPE_HELP = "learning, stuck, tip, decision"
 
 
@@ -199,7 +202,9 @@ def _run(argv: list[str]) -> int:
 
     store = Store(paths.data_dir_from(opts.get("--data-dir")), session)
     result, text = execute(name, store, opts)
-    if opts["--json"]:
+    if hasattr(result, "write"):  # note-list --all: every note, written as it is read
+        result.write(sys.stdout, as_json=opts["--json"])
+    elif opts["--json"]:
         import json  # only here: a text answer from an up-to-date snapshot needs no JSON at all
 
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -274,11 +279,15 @@ def dispatch(name: str, store: Any, o: dict[str, Any]) -> tuple[Any, Callable[[]
         task = chosen.to_dict()
         return task, lambda: f"{task_line(task)}\n({why})"
     if name == "note-list":
-        notes = [n.to_dict() for n in state.notes if note_type is None or n.type == note_type]
-        return (
-            notes,
-            lambda: "\n".join(f"{n['id']} #{n['iteration']} {n['type']}: {n['content']}" for n in notes) or "no notes",
-        )
+        # The last few (an agent's context is no place for 300,000 notes), streamed from the archive; --all writes
+        # every one as it is read (iteratr.session.note_list).
+        from iteratr.session import note_list
+
+        if o.get("--all"):
+            every = note_list.AllNotes(state, note_type)
+            return every, every.text
+        notes, total = note_list.last_notes(state, note_type)
+        return notes, lambda: note_list.listed_text(notes, total, note_type)
     raise AssertionError(name)
 
 

@@ -26,7 +26,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
     from typing import Any
 
@@ -86,6 +86,31 @@ class Archive:
         except (EOFError, TypeError) as exc:
             raise ArchiveError(f"archive {self._name(kind)}: {exc}") from None
         return found
+
+    def iter_rows(self, kind: str) -> Iterator[Any]:
+        """The rows of ``kind`` one saved batch at a time, never all at once (a million-event session's notes are
+        hundreds of thousands): for readers that fold or keep the last few. Raises ``ArchiveError`` as ``rows`` does,
+        a short file before any row."""
+        if self.partial:
+            raise ArchiveError("the history before the checkpoint is not archived")
+        length = self.lengths.get(kind, 0)
+        if not length:
+            return
+        try:
+            fd = self._open(self._name(kind), os.O_RDONLY)
+        except OSError as exc:
+            raise ArchiveError(f"archive {self._name(kind)}: {exc}") from None
+        with os.fdopen(fd, "rb") as f:
+            if os.fstat(f.fileno()).st_size < length:
+                raise ArchiveError(f"archive {self._name(kind)} is short")
+            while f.tell() < length:
+                try:
+                    chunk = marshal.load(f)
+                except (EOFError, TypeError, ValueError) as exc:
+                    raise ArchiveError(f"archive {self._name(kind)}: {exc}") from None
+                if not isinstance(chunk, list) or f.tell() > length:
+                    raise ArchiveError(f"archive {self._name(kind)}: not a list of rows")
+                yield from chunk
 
     def note_rows(self) -> list[tuple[Any, ...]]:
         return self.rows("notes")

@@ -4,6 +4,8 @@ replay."""
 
 from __future__ import annotations
 
+import contextlib
+
 from iteratr import safe_open
 from iteratr.session.archive import Archive, ArchiveError
 from iteratr.session.replay import Progress, stream
@@ -12,7 +14,7 @@ from iteratr.session.state import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from iteratr.session.store import Store
@@ -46,6 +48,33 @@ class Recovering:
         return self._rows(
             "messages", lambda state: [(m.id, m.text, m.ts, m.delivered_to) for m in state.messages.values()]
         )
+
+    def iter_rows(self, kind: str) -> Iterator[Any]:
+        """The rows of ``kind`` streamed (``Archive.iter_rows``), with the same way back as ``_rows``: a partial
+        archive rebuilt whole and streamed, else the rows replayed from the log (held: the rare, broken case). A
+        source failing part way is followed by the next from the row it stopped at."""
+        given = 0
+        sources: list[Archive | None] = [self.archive, None]
+        for source in sources:
+            if source is None:  # the archive failed: a partial one is rebuilt once, as _rows does
+                if not self.archive.partial or given:
+                    break
+                with contextlib.suppress(OSError, ArchiveError, ValueError):
+                    source = rebuild_archive(self.store, self.offset)
+                if source is None:
+                    break
+                if self.store._archive is self.archive:
+                    self.store._archive = source
+                self.archive = source
+            try:
+                for index, row in enumerate(source.iter_rows(kind)):
+                    if index >= given:
+                        given += 1
+                        yield row
+                return
+            except (OSError, ArchiveError):
+                pass
+        yield from getattr(self, f"{kind[:-1]}_rows")()[given:]
 
     def _rows(self, kind: str, of_state: Callable[[State], list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
         try:

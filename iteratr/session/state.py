@@ -38,6 +38,7 @@ from iteratr.session.windowed import WINDOW, IterationsOfState
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # see iteratr.session.model: only mypy needs typing
+    from collections.abc import Iterator
     from typing import Any, Protocol
 
     class History(Protocol):
@@ -146,6 +147,15 @@ class State(IterationsOfState):
     def note_rows(self) -> list[tuple[Any, ...]]:
         """``(id, content, type, iteration)`` of every note."""
         return [(n.id, n.content, n.type, n.iteration) for n in self.notes]
+
+    def iter_note_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every note's row in log order, streamed from the archive (``notes`` holds them all in memory)."""
+        if self._notes is not None:
+            for n in self._notes:
+                yield (n.id, n.content, n.type, n.iteration)
+            return
+        yield from self.archived_rows("notes")
+        yield from list(self._new_notes)
 
     def recent_note_rows(self, count: int) -> list[tuple[Any, ...]]:
         """The last ``count`` (at most ``RECENT_NOTES``) notes' rows, in log order, without reading the archive."""

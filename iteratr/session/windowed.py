@@ -12,6 +12,7 @@ from iteratr.session.sums import ALL, Sums
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 WINDOW = 16  # iterations kept live: the prompt shows 5, the guards look back a few
@@ -51,6 +52,21 @@ class IterationsOfState:
         self._its, self._all_its, self._dirty = dict(value), True, set(value)
         self._has_its = bool(value)
         self._max_n = max(value) if value else 0
+
+    def archived_rows(self, kind: str) -> Iterator[Any]:
+        """The archive's rows of ``kind``, streamed a saved batch at a time where the archive can (no list of all)."""
+        if self._archive is None:
+            return iter(())
+        streamed = getattr(self._archive, "iter_rows", None)
+        return streamed(kind) if streamed is not None else iter(getattr(self._archive, f"{kind[:-1]}_rows")())
+
+    def iter_iteration_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every iteration's row, streamed: archived ones first, then those in memory; a number may come more than
+        once, and its later row replaces the earlier (as ``iterations`` merges them). Holds no list of all."""
+        if not self._all_its:
+            yield from self.archived_rows("iterations")
+        for n in sorted(self._its):
+            yield self._its[n].row()
 
     def iteration(self, n: int) -> Iteration | None:
         found = self._its.get(n)
