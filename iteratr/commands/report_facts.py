@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from iteratr.commands.report_scan import Timeline, scan
+from iteratr.session.compact import IdSet
 from iteratr.session.state import DONE_STATUSES, Iteration, State
+
+POINTS = 500  # the burn-down's points at most: a long session's chart is sampled, one every so many iterations
 
 
 class TaskSpan:
@@ -27,9 +31,10 @@ class TaskSpan:
 
 
 class Facts:
-    __slots__ = ("open_after", "run_starts", "spans")
+    __slots__ = ("open_after", "run_starts", "spans", "stride")
 
     def __init__(self) -> None:
+        self.stride = 1  # the burn-down has a point every stride-th iteration
         # iteration -> tasks not done (completed or cancelled) once it ended; blocked ones still need someone
         self.open_after: dict[int, int] = {}
         self.spans: dict[str, TaskSpan] = {}
@@ -37,7 +42,8 @@ class Facts:
 
 
 def timeline(state: State) -> list[Iteration]:
-    """The iterations a run made, in order; a summary written by hand outside any run is no iteration."""
+    """The iterations a run made, in order; a summary written by hand outside any run is no iteration. Every one
+    held: for short sessions and tests (the report reads them streamed, ``report_scan``)."""
     return [state.iterations[n] for n in sorted(state.iterations) if state.iterations[n].kind != "manual"]
 
 
@@ -116,26 +122,69 @@ class SpanFold:
         return fold
 
 
-def gather(state: State, events: Iterable[dict[str, Any]]) -> Facts:
+class OpenCount:
+    """How many tasks are not done (completed or cancelled), folded one event at a time: the ids not done, and
+    the ids ever added (a status for an id never added changes nothing, as in the reducer)."""
+
+    __slots__ = ("added", "open")
+
+    def __init__(self) -> None:
+        self.added = IdSet()
+        self.open: set[str] = set()
+
+    def add(self, kind: object, data: dict[str, Any]) -> None:
+        task_id = data.get("id")
+        if not isinstance(task_id, str):
+            return
+        if kind == "task.added":
+            self.added.add(task_id)
+            status = str(data.get("status", "remaining"))
+        elif task_id in self.added:
+            status = str(data.get("status"))
+        else:
+            return
+        if status in DONE_STATUSES:
+            self.open.discard(task_id)
+        else:
+            self.open.add(task_id)
+
+
+def gather(
+    state: State,
+    events: Iterable[dict[str, Any]],
+    scanned: Timeline | None = None,
+    task_ids: set[str] | None = None,
+    points: int = POINTS,
+) -> Facts:
+    """The facts from one pass over ``events``: the spans of ``task_ids`` (None: every task), the open tasks after
+    every ``stride``-th iteration (at most about ``points`` of them, the last one always), and where each shown run
+    began (from ``scanned``, the iterations' scan; made here when not given)."""
+    scanned = scan(state) if scanned is None else scanned
     facts = Facts()
     fold = SpanFold()
-    facts.spans = fold.spans
-    status, since = fold.status, fold.since
-    last = state.current_iteration if state.iterations else 0
+    opens = OpenCount()
+    last = state.current_iteration
+    stride = facts.stride = max(1, -(-(last + 1) // points))
     for ev in events:
-        fold.add(ev)
+        kind = ev.get("type")
         data = ev.get("data") or {}
-        if ev.get("type") == "iteration.ended" and isinstance(data, dict) and isinstance(data.get("n"), int):
-            facts.open_after[data["n"]] = sum(1 for s in status.values() if s not in DONE_STATUSES)
-    for task_id, start in since.items():  # still in progress when the log ends
+        if not isinstance(data, dict):
+            continue
+        if kind == "task.added" or kind == "task.status":
+            opens.add(kind, data)
+            if task_ids is None or data.get("id") in task_ids:
+                fold.add(ev)
+        elif kind == "iteration.ended" and isinstance(data.get("n"), int):
+            n = data["n"]
+            if n % stride == 0 or n == last:
+                facts.open_after[n] = len(opens.open)
+    facts.spans = fold.spans
+    for task_id, start in fold.since.items():  # still in progress when the log ends
         _spent(facts.spans[task_id], start, last)
-    previous: str | None = None
-    for it in timeline(state):
-        if it.outcome is None:  # unfinished (running, or its run was killed): the chart shows it as it stands
-            facts.open_after[it.n] = sum(1 for s in status.values() if s not in DONE_STATUSES)
-        if it.run and it.run != previous:
-            facts.run_starts[it.n] = it.run
-        previous = it.run or previous
+    for n in scanned.unfinished:  # the chart shows an unfinished one as it stands
+        if n % stride == 0 or n == last:
+            facts.open_after[n] = len(opens.open)
+    facts.run_starts = scanned.run_starts
     return facts
 
 

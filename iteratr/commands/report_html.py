@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from iteratr.commands.report_facts import Facts, gather, timeline
+from iteratr.commands import report_scan
+from iteratr.commands.report_facts import Facts, gather
+from iteratr.commands.report_scan import Timeline
 from iteratr.commands.report_svg import OUTCOME_COLOURS, burndown_svg, esc, outcome_of, timeline_svg, usage_text
 from iteratr.run import guards
-from iteratr.session.state import NOTE_TYPES, TASK_STATUSES, Iteration, State
+from iteratr.session.state import TASK_STATUSES, State, Task
 from iteratr.text import clock, duration_text
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -41,7 +43,7 @@ tr.run-start td{background:#eef4fb;color:#0b4f8a;font-weight:600}
 svg .axis{font-size:11px;fill:#57606a}svg .axis-line{stroke:#afb8c1}
 svg .run-boundary{stroke:#0b4f8a;stroke-dasharray:4 3;stroke-width:1.5}
 .legend span{margin-right:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
-.empty{color:#57606a;font-style:italic}
+.empty,.omitted{color:#57606a;font-style:italic}
 """
 
 
@@ -49,19 +51,22 @@ def render(
     state: State, events: Iterable[dict[str, Any]], *, session: str, branch: str, source: str, generated: str
 ) -> str:
     """The whole page. ``source`` says where the log was read (checkout, worktree, branch); ``generated`` is
-    the UTC ISO-8601 time it was made."""
-    facts = gather(state, events)
-    iterations = timeline(state)
+    the UTC ISO-8601 time it was made. It counts everything and shows the detail of the last few of each kind
+    (``report_scan``), saying what it left out, so its size and the memory it takes stay bounded."""
+    scanned = report_scan.scan(state)
+    shown_tasks = _shown_tasks(state)
+    facts = gather(state, events, scanned, {t.id for t in shown_tasks})
+    every = f" (a point every {facts.stride:,} iterations)" if facts.stride > 1 else ""
     body = [
         f"<h1>iteratr session {esc(session)}</h1>",
         f'<p class="meta">branch {esc(branch)} · read from {esc(source)} · made {esc(clock(generated))}</p>',
-        _summary(state, iterations),
-        _timeline(state, iterations, facts),
-        "<h2>Open tasks after each iteration</h2>",
+        _summary(state, scanned),
+        _timeline(state, scanned, facts),
+        f"<h2>Open tasks after each iteration{every}</h2>",
         '<div class="chart-box">'
-        + burndown_svg([(it.n, facts.open_after[it.n]) for it in iterations if it.n in facts.open_after])
+        + burndown_svg([(n, facts.open_after[n]) for n in scanned.numbers() if n in facts.open_after])
         + "</div>",
-        _tasks(state, facts),
+        _tasks(state, shown_tasks, facts),
         _notes(state),
         _messages(state),
     ]
@@ -75,48 +80,44 @@ def render(
     )
 
 
-def _summary(state: State, iterations: list[Iteration]) -> str:
+def _omitted(shown: int, total: int, what: str, rest: str) -> str:
+    """The line that says what a section left out, or nothing when it shows everything."""
+    if total <= shown:
+        return ""
+    return f'<p class="omitted">The last {shown:,} of {total:,} {esc(what)} shown; {esc(rest)}.</p>'
+
+
+def _summary(state: State, scanned: Timeline) -> str:
     totals = guards.session_totals(state)
-    by_outcome: dict[str, int] = {}
-    for it in iterations:
-        by_outcome[outcome_of(it)] = by_outcome.get(outcome_of(it), 0) + 1
+    by_outcome = scanned.by_outcome
     counts = state.counts()
     done = counts.get("completed", 0)
     cards = [
         ("state", "complete" if state.complete else f"{done}/{len(state.tasks)} tasks done"),
         ("iterations", ", ".join(f"{v} {k}" for k, v in by_outcome.items()) or "none"),
-        ("time", duration_text(sum(it.duration or 0.0 for it in iterations))),
+        ("time", duration_text(scanned.duration)),
         (
             "tokens",
             f"{totals.tokens:,}" + (" (partial)" if totals.partial else "") if totals.tokens_known else "not reported",
         ),
         ("cost", f"{totals.cost:.4f} {totals.currency or ''}".rstrip() if totals.cost_known else "not reported"),
-        ("runs", str(len(facts_runs(iterations)))),
+        ("runs", str(scanned.runs)),
     ]
     return (
         '<div class="cards">' + "".join(f'<div class="card">{esc(k)}<b>{esc(v)}</b></div>' for k, v in cards) + "</div>"
     )
 
 
-def facts_runs(iterations: list[Iteration]) -> list[str]:
-    """The runs' ids in the order they began (iterations from logs older than run ids have none)."""
-    runs: list[str] = []
-    for it in iterations:
-        if it.run and it.run not in runs:
-            runs.append(it.run)
-    return runs
-
-
-def _timeline(state: State, iterations: list[Iteration], facts: Facts) -> str:
+def _timeline(state: State, scanned: Timeline, facts: Facts) -> str:
     legend = "".join(
         f'<span><i style="background:{colour}"></i>{esc(name)}</span>' for name, colour in OUTCOME_COLOURS.items()
     )
     rows = []
-    runs = facts_runs(iterations)
+    iterations = scanned.shown
     for it in iterations:
         if it.n in facts.run_starts:
             run = facts.run_starts[it.n]
-            number = runs.index(run) + 1 if run in runs else "?"
+            number = scanned.run_numbers.get(run, "?")
             rows.append(
                 f'<tr class="run-start"><td colspan="6" title="{esc(run)}">'
                 f"run {number} began {esc(clock(run))}</td></tr>"
@@ -138,7 +139,8 @@ def _timeline(state: State, iterations: list[Iteration], facts: Facts) -> str:
     )
     return (
         "<h2>Iterations</h2>"
-        f'<p class="legend">{legend}<span>dashed line: a run began</span></p>'
+        + _omitted(len(iterations), scanned.count, "iterations", "the summary above counts them all")
+        + f'<p class="legend">{legend}<span>dashed line: a run began</span></p>'
         f'<div class="chart-box">{timeline_svg(iterations, facts.run_starts, state.currency)}</div>{table}'
     )
 
@@ -164,12 +166,25 @@ def _iterations_text(numbers: list[int]) -> str:
     return ", ".join(ranges) + f" ({len(numbers)})"
 
 
-def _tasks(state: State, facts: Facts) -> str:
+def _shown_tasks(state: State) -> list[Task]:
+    """The open tasks (live: never the history) and the last done ones, by status then number."""
+    order = {s: i for i, s in enumerate(TASK_STATUSES)}
+    shown = state.tasks.live() + state.tasks.last_done(report_scan.DONE_TASKS)
+    return sorted(shown, key=lambda t: (order.get(t.status, 9), _number(t.id)))
+
+
+def _tasks(state: State, shown: list[Task], facts: Facts) -> str:
     if not state.tasks:
         return '<h2>Tasks</h2><p class="empty">No tasks yet.</p>'
-    order = {s: i for i, s in enumerate(TASK_STATUSES)}
     rows = []
-    for task in sorted(state.tasks.values(), key=lambda t: (order.get(t.status, 9), _number(t.id))):
+    total = len(state.tasks)
+    left_out = (
+        f'<p class="omitted">Every open task and the last {len(shown) - len(state.tasks.live()):,} done ones shown, '
+        f"{len(shown):,} of {total:,}; the summary above counts them all.</p>"
+        if total > len(shown)
+        else ""
+    )
+    for task in shown:
         span = facts.spans.get(task.id)
         deps = ", ".join(task.depends_on)
         rows.append(
@@ -181,27 +196,28 @@ def _tasks(state: State, facts: Facts) -> str:
             f"<td>{esc(_iterations_text(span.iterations if span else []))}</td></tr>"
         )
     return (
-        "<h2>Tasks</h2><table><tr><th>id</th><th>priority</th><th>status</th><th>task</th><th>after</th>"
+        "<h2>Tasks</h2>"
+        + left_out
+        + "<table><tr><th>id</th><th>priority</th><th>status</th><th>task</th><th>after</th>"
         "<th>started</th><th>completed</th><th>iterations in progress</th></tr>" + "".join(rows) + "</table>"
     )
 
 
 def _notes(state: State) -> str:
-    if not state.notes:
+    if not state.note_count:
         return '<h2>Notes</h2><p class="empty">No notes.</p>'
-    kinds = [*NOTE_TYPES, *sorted({n.type for n in state.notes} - set(NOTE_TYPES))]
+    last, counts = report_scan.notes_by_type(state)
     sections = []
-    for kind in kinds:
-        notes = [n for n in state.notes if n.type == kind]
-        if not notes:
-            continue
+    for kind, notes in last.items():
         items = "".join(
-            f'<li class="note"><b>{esc(n.id)}</b> (#{n.iteration}) <span class="text">{esc(n.content)}</span></li>'
-            for n in notes
+            f'<li class="note"><b>{esc(nid)}</b> (#{iteration}) <span class="text">{esc(content)}</span></li>'
+            for nid, content, _type, iteration in notes
         )
         sections.append(
             f'<section class="note-type" data-type="{esc(kind)}">'
-            f"<h3>{esc(kind)} ({len(notes)})</h3><ul>{items}</ul></section>"
+            f"<h3>{esc(kind)} ({counts[kind]:,})</h3>"
+            + _omitted(len(notes), counts[kind], f"{kind} notes", "older ones are in the session's log")
+            + f"<ul>{items}</ul></section>"
         )
     return "<h2>Notes</h2>" + "".join(sections)
 
@@ -210,14 +226,17 @@ def _messages(state: State) -> str:
     if not state.messages:
         return '<h2>Messages from you</h2><p class="empty">No messages.</p>'
     rows = []
-    for m in sorted(state.messages.values(), key=lambda m: _number(m.id)):
+    shown = report_scan.last_messages(state)
+    for m in shown:
         went = f"#{m.delivered_to}" if m.delivered_to is not None else "not yet delivered"
         rows.append(
             f'<tr class="message"><td>{esc(m.id)}</td><td>{esc(clock(m.ts))}</td><td>{esc(went)}</td>'
             f'<td class="text">{esc(m.text)}</td></tr>'
         )
     return (
-        "<h2>Messages from you</h2><table><tr><th>id</th><th>received</th><th>went into</th><th>message</th></tr>"
+        "<h2>Messages from you</h2>"
+        + _omitted(len(shown), len(state.messages), "messages", "older ones are in the session's log")
+        + "<table><tr><th>id</th><th>received</th><th>went into</th><th>message</th></tr>"
         + "".join(rows)
         + "</table>"
     )
