@@ -15,6 +15,10 @@ from pathlib import Path
 
 from iteratr import paths
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def read(data_dir: Path, name: str, cwd: Path | None = None) -> tuple[str, bytes] | None:
     """``(where, the log's bytes)`` of session ``name`` under the data dir ``data_dir``, or None (no repository,
@@ -39,3 +43,23 @@ def read(data_dir: Path, name: str, cwd: Path | None = None) -> tuple[str, bytes
     path = (rel / name / paths.EVENTS_FILE).as_posix()
     blob = gitrepo.blob(root, f"refs/heads/{branch}", path)
     return (f"{branch}:{path}", blob) if blob is not None else None
+
+
+def store_of(data_dir: Path, name: str, cwd: Path | None = None) -> tuple[str, Any] | None:
+    """``(where, a Store)`` of session ``name`` found as ``read`` finds it, without reading its log into memory: the
+    worktree's store, else a store on the branch's files mirrored under the git dir (``iteratr.freshest``, the
+    mirror ``status`` reads), read through its snapshot, so a read costs what is live, not the log (a million
+    events' log is 240 MB). None as for ``read``."""
+    from iteratr import freshest, gitrepo
+
+    here = Path.cwd() if cwd is None else cwd
+    found = gitrepo.toplevel(here)
+    if found is None:
+        return None
+    root, common = found
+    try:
+        rel = Path(os.path.realpath(data_dir)).relative_to(os.path.realpath(root))
+    except ValueError:
+        return None
+    hit = freshest.find(root, common, gitrepo.worktrees(root), name, rel)
+    return (hit.label, hit.store) if hit.store is not None else None

@@ -297,17 +297,12 @@ def _read_state(store: Any) -> Any:
         return store.load()
     from iteratr import branch_log
 
-    found = branch_log.read(store.data_dir, store.name)
+    # Through the worktree's store or the branch's mirror and its snapshot, as status reads it: never the log held.
+    found = branch_log.store_of(store.data_dir, store.name)
     if found is None:
         store.require()  # the usual error, naming the sessions there are
         raise AssertionError("require() raises for a session that does not exist")
-    from pathlib import Path
-
-    from iteratr.session.events import parse_lines
-    from iteratr.session.reducer import replay
-
-    where, blob = found
-    return replay(parse_lines(blob[: blob.rfind(b"\n") + 1], 1, Path(where))[0])
+    return found[1].load()
 
 
 def _refuse_write_elsewhere(store: Any) -> None:
@@ -315,7 +310,7 @@ def _refuse_write_elsewhere(store: Any) -> None:
     that exists on its branch is refused, not started again beside it (two logs of one session)."""
     from iteratr import branch_log
 
-    found = branch_log.read(store.data_dir, store.name)
+    found = branch_log.store_of(store.data_dir, store.name)
     if found is None:
         return
     raise UsageError(
