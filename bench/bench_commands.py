@@ -9,7 +9,8 @@ It writes a session with ``bench/gen_session.py`` (with the checkpoint the loop 
 on the branch ``iteratr/S`` of a fresh repository, and runs each command twice as a fresh process, from the
 checkout that has the branch (``checkout``) and from ``main`` (``branch``: the session read from its last commit):
 ``status -n S`` (text and ``--json``), ``status`` (the list), ``say``, ``doctor``, ``config``,
-``tool task-list --json``, ``task-next``, ``note-add``, and ``report`` (the one command that shows all of the
+``tool task-list --json``, ``task-next``, ``note-add``, ``note-list --type stuck`` and ``note-list --all`` (from
+``main`` too, but not ``note-add``), and ``report`` (the one command that shows all of the
 history). The peak RSS is the process's own (``wait4``), git children not counted. The first of the two runs
 pays for the caches (the store's snapshot, status's fold, a branch's mirror); the second is the one every later
 call costs. Run it with a regular install, on a quiet machine (``bench/README.md``); it exits 1 if a command's peak
@@ -39,6 +40,8 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("tool task-list --json", ["tool", "task-list", "--json", "--name", "S"]),
     ("tool task-next", ["tool", "task-next", "--name", "S"]),
     ("tool note-add", ["tool", "note-add", "--name", "S", "--type", "tip", "--content", "run the tests with -x"]),
+    ("tool note-list --type stuck", ["tool", "note-list", "--name", "S", "--type", "stuck"]),
+    ("tool note-list --all", ["tool", "note-list", "--name", "S", "--all", "--json"]),
     ("report", ["report", "-n", "S", "-o", "report.html"]),
 ]
 
@@ -95,8 +98,8 @@ def main() -> int:
             for label, command in COMMANDS:
                 if label.split()[0] in args.skip or label in args.skip:
                     continue
-                if where == "branch" and command[0] in ("tool", "say", "doctor"):
-                    continue  # these act on the checkout's session files
+                if where == "branch" and (command[0] in ("say", "doctor") or command[1:2] == ["note-add"]):
+                    continue  # these act on the checkout's session files (tool's reads find the branch)
                 runs = [measure([*iteratr(), *command], repo, env) for _ in range(2)]
                 shown = [f"{wall:6.2f} s {rss:5.0f} MB" for wall, rss, _code in runs]
                 missed |= any(rss > BUDGET_MB for _wall, rss, _code in runs)
