@@ -299,7 +299,7 @@ def test_a_push_remote_that_does_not_exist_is_refused_before_any_agent_starts(sp
         "build", "--headless", "--agent", fake_agent("follow"), "-i", "2", cwd=spec_repo, env=env, expect=1
     )
 
-    assert result.stderr.startswith("iteratr: error: remote 'nosuchremote' cannot be reached:")
+    assert result.stderr == "iteratr: error: no remote named 'nosuchremote' (no remote is configured here)\n"
     assert len(result.stderr.splitlines()) == 1
     assert "starting the agent" not in result.stdout
     assert git(spec_repo, "branch", "--list", "iteratr/*") == ""
