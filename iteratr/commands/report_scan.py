@@ -60,7 +60,7 @@ def scan(state: State, shown: int = ITERATIONS) -> Timeline:
     run_index: dict[str, int] = {}
     low = size - 1 - shown
     kept: dict[int, Iteration] = {}
-    ended: dict[int, bool] = {}
+    running: set[int] = set()  # no outcome (yet): the burn-down shows them as the log ends
     for row in state.iter_iteration_rows():
         it = Iteration.from_row(row)
         n = it.n
@@ -69,14 +69,15 @@ def scan(state: State, shown: int = ITERATIONS) -> Timeline:
         if it.kind == "manual":
             codes[n] = 0
             kept.pop(n, None)
+            running.discard(n)
             continue
         codes[n] = 1 + _OUTCOMES.index(outcome_of(it))
         durations[n] = it.duration or 0.0
         run_of[n] = run_index.setdefault(it.run, len(run_index)) if it.run else -1
         if it.outcome is None:
-            ended[n] = False
+            running.add(n)
         else:
-            ended.pop(n, None)
+            running.discard(n)
         if n > low:
             kept[n] = it
     run_ids = list(run_index)
@@ -97,7 +98,7 @@ def scan(state: State, shown: int = ITERATIONS) -> Timeline:
         previous = run
     found.runs = len(number_of_run)
     found.shown = [kept[n] for n in sorted(kept)]
-    found.unfinished = sorted(n for n in ended if codes[n])
+    found.unfinished = sorted(n for n in running if codes[n])
     return found
 
 
