@@ -83,7 +83,7 @@ class Archive:
                 if not isinstance(chunk, list):
                     raise ArchiveError("not a list of rows")
                 found.extend(chunk)
-        except (EOFError, TypeError) as exc:
+        except (EOFError, TypeError, ValueError) as exc:  # ValueError: bad marshal data (a corrupted cache)
             raise ArchiveError(f"archive {self._name(kind)}: {exc}") from None
         return found
 
