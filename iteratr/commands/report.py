@@ -44,8 +44,8 @@ def run(
     require_session(repo, name)
     found = find(repo, name, data_rel)
     # The state through the store's snapshot; the events streamed once for what only their order says (the
-    # iterations each task took, the burn-down), never held as a list. The page itself shows every iteration, note
-    # and task: it costs what the history costs (README, "Report").
+    # iterations each task took, the burn-down), never held as a list. The page counts all of the history and shows
+    # the last of it (report_scan), so its memory and size stay bounded (README, "Report").
     events = found.store.iter_events() if found.store is not None else iter(())
     page = report_html.render(
         found.state(), events, session=name, branch=paths.branch_name(name), source=found.source, generated=utc_now()
