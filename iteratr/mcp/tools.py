@@ -85,7 +85,11 @@ TOOLS: dict[str, tuple[str, dict[str, Any], bool]] = {
         _object({"content": {"type": "string"}, "type": _NOTE_TYPE}, "content", "type"),
         False,
     ),
-    "note_list": ("List notes, optionally of one type.", _object({"type": _NOTE_TYPE}), True),
+    "note_list": (
+        "List the last 30 notes, optionally of one type (all: list every one).",
+        _object({"type": _NOTE_TYPE, "all": {"type": "boolean", "description": "list every note, not the last 30"}}),
+        True,
+    ),
     "iteration_summary": (
         "Record what this iteration did.",
         _object({"summary": {"type": "string"}}, "summary"),
