@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .local_server import LocalServer
+
 # The planning template says this in its first lines; the main template never does.
 PLANNING_MARKER = "PLANNING"
 # The spec's task lines, as written in the test specs.
@@ -419,42 +421,17 @@ class _Server(ThreadingHTTPServer):
     state: _State
 
 
-class ScriptedModelServer:
+class ScriptedModelServer(LocalServer):
     """The server; use as a context manager, or call :meth:`start` and :meth:`stop`."""
 
     def __init__(self, script: Script = diligent_agent) -> None:
+        super().__init__()
         self._state = _State(script=script)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> ScriptedModelServer:
+    def bind(self) -> ThreadingHTTPServer:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.state = self._state
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> ScriptedModelServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the model server is not running")
-        return int(self._server.server_address[1])
+        return server
 
     @property
     def base_url(self) -> str:

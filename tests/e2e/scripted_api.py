@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 
+from .local_server import LocalServer
 from .model_server import (
     MAX_BODY_BYTES,
     MAX_STEPS_PER_TURN,
@@ -66,13 +67,12 @@ class ApiState:
             self.changed.notify_all()
 
 
-class ScriptedApiServer:
+class ScriptedApiServer(LocalServer):
     """A scripted model server on 127.0.0.1 (random port); subclasses implement :meth:`answer`."""
 
     def __init__(self, script: Script = diligent_agent) -> None:
+        super().__init__()
         self.state = ApiState(script=script)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- what a subclass provides ----------------------------------------------------------------------------
 
@@ -107,34 +107,8 @@ class ScriptedApiServer:
 
     # -- life cycle ------------------------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the model server is not running")
-        return int(self._server.server_address[1])
+    def bind(self) -> ThreadingHTTPServer:
+        return ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
 
     @property
     def root_url(self) -> str:
