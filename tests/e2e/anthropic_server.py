@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .model_server import Action, AgentTurn, Bash, Served, Step, Text, usage_for
+from .model_server import Action, AgentTurn, Bash, Step, Text
 from .scripted_api import Reply, ScriptedApiServer, sse, text_blocks
 
 MODEL_ID = "claude-scripted"
@@ -76,14 +76,8 @@ class AnthropicServer(ScriptedApiServer):
             self.record_side(f"{method} {path}")
             return Reply(404, {"type": "error", "error": {"type": "not_found_error", "message": f"no route {path}"}})
         turn = parse_turn(body, time.time())
-        is_turn = bool(body.get("tools"))
-        if is_turn:
-            action = self.decide(turn, str(body.get("model", "")))
-        else:
-            self.record_side(f"no-tools call: {turn.prompt[:80]!r}")
-            action = Text("Scripted session")
-        input_tokens, output_tokens = usage_for(len(raw), action)
-        self.record_served(Served(turn.prompt, not is_turn, input_tokens, output_tokens))
+        action, served = self.serve(turn, bool(body.get("tools")), str(body.get("model", "")), raw)
+        input_tokens, output_tokens = served.prompt_tokens, served.completion_tokens
         message_id = f"msg_{self.state.next_id()}"
         if body.get("stream"):
             return Reply(stream=self._events(message_id, action, input_tokens, output_tokens))

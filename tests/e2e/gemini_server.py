@@ -21,7 +21,7 @@ import re
 import time
 from typing import Any
 
-from .model_server import Action, AgentTurn, Bash, Served, Step, Text, usage_for
+from .model_server import Action, AgentTurn, Bash, Step, Text
 from .scripted_api import Reply, ScriptedApiServer
 
 SHELL_TOOL = "run_shell_command"
@@ -118,18 +118,14 @@ class GeminiServer(ScriptedApiServer):
             self.record_side(f"{method} {path}")
             return Reply(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
         turn = parse_turn(body, time.time())
-        is_turn = bool(body.get("tools"))
-        action: Action
-        if is_turn:
-            action = self.decide(turn, route.rsplit("/", 1)[-1].split(":", 1)[0])
-        else:
-            config = body.get("generationConfig") or {}
-            wants_json = config.get("responseMimeType") == "application/json"
-            self.record_side(f"no-tools call ({'json' if wants_json else 'text'}): {turn.prompt[:80]!r}")
-            action = Text(_json_answer(body) if wants_json else "Scripted session")
-        prompt_tokens, output_tokens = usage_for(len(raw), action)
-        self.record_served(Served(turn.prompt, not is_turn, prompt_tokens, output_tokens))
-        payload = self._response(action, prompt_tokens, output_tokens)
+        wants_json = (body.get("generationConfig") or {}).get("responseMimeType") == "application/json"
+        side = (
+            f"no-tools call ({'json' if wants_json else 'text'})",
+            _json_answer(body) if wants_json else "Scripted session",
+        )
+        model = route.rsplit("/", 1)[-1].split(":", 1)[0]
+        action, served = self.serve(turn, bool(body.get("tools")), model, raw, side)
+        payload = self._response(action, served.prompt_tokens, served.completion_tokens)
         if stream:
             return Reply(stream=[b"data: " + json.dumps(payload).encode() + b"\r\n\r\n"])
         return Reply(200, payload)

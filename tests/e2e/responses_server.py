@@ -26,7 +26,7 @@ import json
 import time
 from typing import Any
 
-from .model_server import Action, AgentTurn, Bash, Served, Step, Text, usage_for
+from .model_server import Action, AgentTurn, Bash, Step, Text
 from .scripted_api import Reply, ScriptedApiServer, sse
 
 MODEL_ID = "scripted"
@@ -138,16 +138,9 @@ class ResponsesServer(ScriptedApiServer):
             self.record_side(f"{method} {path}")
             return Reply(404, {"error": {"message": f"no route {path}"}})
         turn = parse_turn(body, time.time())
-        is_turn = bool(body.get("tools"))
-        action: Action
-        if is_turn:
-            action = self.decide(turn, str(body.get("model", "")))
-        else:
-            self.record_side(f"no-tools call: {turn.prompt[:80]!r}")
-            action = Text("Scripted session")
-        input_tokens, output_tokens = usage_for(len(raw), action)
-        self.record_served(Served(turn.prompt, not is_turn, input_tokens, output_tokens))
-        return Reply(stream=self._events(action, offered(body.get("tools")), input_tokens, output_tokens))
+        action, served = self.serve(turn, bool(body.get("tools")), str(body.get("model", "")), raw)
+        tools = offered(body.get("tools"))
+        return Reply(stream=self._events(action, tools, served.prompt_tokens, served.completion_tokens))
 
     def _item(self, action: Action, tool_names: dict[str, tuple[str, str]]) -> dict[str, Any]:
         n = self.state.next_id()

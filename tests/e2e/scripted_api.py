@@ -29,6 +29,7 @@ from .model_server import (
     Served,
     Text,
     diligent_agent,
+    usage_for,
 )
 
 
@@ -100,6 +101,24 @@ class ScriptedApiServer(LocalServer):
     def record_served(self, served: Served) -> None:
         with self.state.lock:
             self.state.served.append(served)
+
+    def serve(
+        self, turn: AgentTurn, is_turn: bool, model: str, raw: bytes, side: tuple[str, str] | None = None
+    ) -> tuple[Action, Served]:
+        """The answer to one call and its usage, recorded: an agent turn (``is_turn``: the request offers tools) is
+        the script's next step; any other call is a side request, listed and answered with a short text. ``side`` is
+        (what the call is listed as, its answer): by default ("no-tools call", "Scripted session")."""
+        action: Action
+        if is_turn:
+            action = self.decide(turn, model)
+        else:
+            label, text = side or ("no-tools call", "Scripted session")
+            self.record_side(f"{label}: {turn.prompt[:80]!r}")
+            action = Text(text)
+        input_tokens, output_tokens = usage_for(len(raw), action)
+        served = Served(turn.prompt, not is_turn, input_tokens, output_tokens)
+        self.record_served(served)
+        return action, served
 
     def record_side(self, what: str) -> None:
         with self.state.lock:
