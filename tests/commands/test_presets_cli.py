@@ -122,15 +122,20 @@ for line in sys.stdin:
 """
 
 
+def needs_a_key(folder: Path, name: str, first: str = "") -> None:
+    """``folder/name``: a program that runs :data:`NEEDS_A_KEY` (after the shell line ``first``, if any)."""
+    folder.mkdir()
+    (folder / "agent.py").write_text(NEEDS_A_KEY)
+    program = folder / name
+    program.write_text(f"#!/bin/sh\n{first}exec {sys.executable} {folder / 'agent.py'}\n")
+    program.chmod(0o755)
+
+
 def test_doctor_says_which_key_to_set_when_a_presets_agent_opens_no_session_without_one(
     repo: Path, tmp_path: Path
 ) -> None:
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "agent.py").write_text(NEEDS_A_KEY)
-    codex = bin_dir / "codex-acp"
-    codex.write_text(f'#!/bin/sh\n[ "$1" = --version ] && exit 2\nexec {sys.executable} {bin_dir / "agent.py"}\n')
-    codex.chmod(0o755)
+    needs_a_key(bin_dir, "codex-acp", '[ "$1" = --version ] && exit 2\n')
     env = {**only_on_path(bin_dir), "ITERATR_AGENT": "codex", "OPENAI_API_KEY": "", "CODEX_API_KEY": ""}
     out = run_cli("doctor", cwd=repo, env=env, expect=1).stdout
     assert "fail  agent speaks ACP: agent codex-acp did not open a session: it failed: Authentication required" in out
@@ -146,11 +151,7 @@ def test_doctor_says_claude_code_needs_is_sandbox_as_root(repo: Path, tmp_path: 
     if os.geteuid() != 0:
         pytest.skip("only root is refused by Claude Code")
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "agent.py").write_text(NEEDS_A_KEY)
-    claude = bin_dir / "claude-code-acp"
-    claude.write_text(f"#!/bin/sh\nexec {sys.executable} {bin_dir / 'agent.py'}\n")
-    claude.chmod(0o755)
+    needs_a_key(bin_dir, "claude-code-acp")
     env = {
         **only_on_path(bin_dir),
         "ITERATR_AGENT": "claude",
@@ -166,10 +167,8 @@ def test_doctor_fails_an_unknown_preset_listing_the_presets(repo: Path) -> None:
     assert "fail  agent command: unknown agent preset 'cluade'; the presets are opencode, claude, codex, gemini" in out
 
 
-def test_setup_offers_the_presets_found_on_path_and_saves_the_choice(repo: Path, tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    fake_program(bin_dir, "codex-acp", "ok")
-    fake_program(bin_dir, "gemini", "ok")
+def spawn_setup(repo: Path, bin_dir: Path) -> pexpect.spawn:
+    """``iteratr setup --project`` in a terminal, with only ``bin_dir``'s programs on PATH and no agent set."""
     env = {
         **os.environ,
         **FAST_ENV,
@@ -188,6 +187,23 @@ def test_setup_offers_the_presets_found_on_path_and_saves_the_choice(repo: Path,
         dimensions=(40, 200),
     )
     child.logfile_read = io.StringIO()
+    return child
+
+
+def finish(child: pexpect.spawn) -> str:
+    """What the terminal showed, once ``child`` has ended with exit 0."""
+    child.expect(pexpect.EOF)
+    child.close()
+    transcript = str(child.logfile_read.getvalue())
+    assert child.exitstatus == 0, transcript
+    return transcript
+
+
+def test_setup_offers_the_presets_found_on_path_and_saves_the_choice(repo: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    fake_program(bin_dir, "codex-acp", "ok")
+    fake_program(bin_dir, "gemini", "ok")
+    child = spawn_setup(repo, bin_dir)
     child.expect("agents found on PATH: codex, gemini")
     child.expect("Agent:")
     child.send("\x1b[A\r")  # from the default (keep: opencode acp, last) up to gemini
@@ -196,10 +212,7 @@ def test_setup_offers_the_presets_found_on_path_and_saves_the_choice(repo: Path,
     child.expect(r"auto_commit\)\?")
     child.send("y")
     child.expect("wrote .*: agent: gemini, model: ")
-    child.expect(pexpect.EOF)
-    child.close()
-    transcript = str(child.logfile_read.getvalue())
-    assert child.exitstatus == 0, transcript
+    transcript = finish(child)
     text = (repo / "iteratr.yml").read_text()
     assert "agent: gemini\n" in text and "auto_commit: true\n" in text, transcript
 
@@ -210,18 +223,7 @@ def test_setup_offers_the_default_agent_as_its_preset_not_twice(repo: Path, tmp_
     opencode = fake_program(bin_dir, "opencode", "ok")
     # The scripted agent offers no models over ACP, so setup asks `opencode models`: answer it as opencode does.
     opencode.write_text(opencode.read_text().replace("\n", '\n[ "$1" = models ] && echo "p/m1" && exit 0\n', 1))
-    env = {**os.environ, **FAST_ENV, **only_on_path(bin_dir), "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}
-    env.pop("ITERATR_AGENT", None)
-    child = pexpect.spawn(
-        ITERATR_CMD[0],
-        [*ITERATR_CMD[1:], "setup", "--project"],
-        cwd=str(repo),
-        env=env,
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(40, 200),
-    )
-    child.logfile_read = io.StringIO()
+    child = spawn_setup(repo, bin_dir)
     child.expect("agents found on PATH: opencode")
     child.expect("Agent:")
     child.send("\r")  # the default
@@ -229,9 +231,6 @@ def test_setup_offers_the_default_agent_as_its_preset_not_twice(repo: Path, tmp_
     child.send("\r")
     child.expect(r"auto_commit\)\?")
     child.send("y")
-    child.expect(pexpect.EOF)
-    child.close()
-    transcript = str(child.logfile_read.getvalue())
-    assert child.exitstatus == 0, transcript
+    transcript = finish(child)
     assert "keep: opencode acp" not in transcript
     assert "agent: opencode\n" in (repo / "iteratr.yml").read_text(), transcript
