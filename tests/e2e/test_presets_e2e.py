@@ -26,8 +26,9 @@ from tests.conftest import run_cli
 
 from .anthropic_server import AnthropicServer
 from .gemini_server import GeminiServer
+from .preset_env import claude_env, codex_env, gemini_env
 from .responses_server import ResponsesServer
-from .session_run import BUILD_TIMEOUT, run_two_task_session
+from .session_run import BUILD_TIMEOUT, Ran, run_two_task_session
 
 FOOTER_RE = re.compile(r"^=== #(\d+) (ok|failed|timeout|interrupted) \| ")
 
@@ -36,24 +37,33 @@ def footers(stdout: str) -> dict[int, str]:
     return {int(m.group(1)): line for line in stdout.splitlines() if (m := FOOTER_RE.match(line))}
 
 
+def check_usage(ran: Ran, side: list[str], source: str, exact_output: bool = True) -> None:
+    """Each iteration's recorded usage (from ``source``) against the calls served for it: the input exactly; the
+    output exactly, or (``exact_output`` False) at least one per call and at most what was served; the total, and
+    the total in the iteration's footer. The calls' usage must differ, so a count of one call cannot pass."""
+    found = footers(ran.result.stdout)
+    detail = f"\nended: {ran.ended}\nserved: {ran.served}\nside requests: {side[:10]}{ran.info}"
+    assert any(len({c.total_tokens for c in calls}) > 1 for calls in ran.served.values()), detail
+    for n, calls in ran.served.items():
+        usage = ran.ended[n].get("usage") or {}
+        assert usage.get("source") == source, f"#{n}: {usage}{detail}"
+        assert usage.get("input_tokens") == sum(c.prompt_tokens for c in calls), f"#{n}: {usage}{detail}"
+        if exact_output:
+            assert usage.get("output_tokens") == sum(c.completion_tokens for c in calls), f"#{n}: {usage}{detail}"
+            assert usage.get("total_tokens") == sum(c.total_tokens for c in calls), f"#{n}: {usage}{detail}"
+        else:
+            output = usage.get("output_tokens")
+            assert isinstance(output, int) and len(calls) <= output <= sum(c.completion_tokens for c in calls), detail
+            assert usage.get("total_tokens") == usage["input_tokens"] + output, f"#{n}: {usage}{detail}"
+        assert f"tokens: {usage['total_tokens']:,}" in found[n], f"#{n}: {found.get(n)}{detail}"
+
+
 @pytest.mark.timeout(BUILD_TIMEOUT + 90)
 def test_claude_preset_runs_a_whole_session_against_a_scripted_anthropic_server(
     repo: Path, claude_bin_dir: Path, tmp_path: Path
 ) -> None:
-    home = tmp_path / "claude-home"
-    home.mkdir()
     with AnthropicServer() as server:
-        env = {
-            "PATH": f"{claude_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(home),
-            "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-            "ANTHROPIC_BASE_URL": server.root_url,
-            "ANTHROPIC_API_KEY": "sk-ant-scripted-test-key",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_AUTOUPDATER": "1",
-        }
-        if os.geteuid() == 0:  # Claude Code refuses to run as root outside a sandbox it is told of
-            env["IS_SANDBOX"] = "1"
+        env = claude_env(claude_bin_dir, tmp_path / "claude-home", server)
         ran = run_two_task_session(repo, "claude", env, server, model="haiku")  # session/set_model
         side = server.side_requests
         models = set(server.models)
@@ -61,34 +71,15 @@ def test_claude_preset_runs_a_whole_session_against_a_scripted_anthropic_server(
 
     # Usage: Claude Code's transcript (agent-record). Every agent-turn call's input is there, exactly; Claude Code
     # records output as the count at each answer's start (1 per call here), not the final one, so output is bounded.
-    found = footers(ran.result.stdout)
-    detail = f"\nended: {ran.ended}\nserved: {ran.served}\nside requests: {side[:10]}{ran.info}"
-    assert any(len({c.total_tokens for c in calls}) > 1 for calls in ran.served.values()), detail
-    for n, calls in ran.served.items():
-        usage = ran.ended[n].get("usage") or {}
-        assert usage.get("source") == "agent-record", f"#{n}: {usage}{detail}"
-        assert usage.get("input_tokens") == sum(c.prompt_tokens for c in calls), f"#{n}: {usage}{detail}"
-        output = usage.get("output_tokens")
-        assert isinstance(output, int) and len(calls) <= output <= sum(c.completion_tokens for c in calls), detail
-        assert usage.get("total_tokens") == usage["input_tokens"] + output, f"#{n}: {usage}{detail}"
-        assert f"tokens: {usage['total_tokens']:,}" in found[n], f"#{n}: {found.get(n)}{detail}"
+    check_usage(ran, side, "agent-record", exact_output=False)
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT + 90)
 def test_gemini_preset_runs_a_whole_session_against_a_scripted_gemini_api_server(
     repo: Path, gemini_bin_dir: Path, tmp_path: Path
 ) -> None:
-    home = tmp_path / "gemini-home"
-    (home / ".gemini").mkdir(parents=True)
-    # No usage statistics: nothing to send anywhere but the scripted server.
-    (home / ".gemini" / "settings.json").write_text('{"privacy": {"usageStatisticsEnabled": false}}\n')
     with GeminiServer() as server:
-        env = {
-            "PATH": f"{gemini_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(home),
-            "GOOGLE_GEMINI_BASE_URL": server.root_url,
-            "GEMINI_API_KEY": "gemini-scripted-test-key",
-        }
+        env = gemini_env(gemini_bin_dir, tmp_path / "gemini-home", server)
         ran = run_two_task_session(repo, "gemini", env, server, model="gemini-2.5-pro")  # session/set_model
         side = server.side_requests
         models = set(server.models)
@@ -101,62 +92,22 @@ def test_gemini_preset_runs_a_whole_session_against_a_scripted_gemini_api_server
 
     # Usage: Gemini CLI's own per-prompt totals (_meta.quota.token_count), source "turn": every agent-turn call,
     # none of the side calls (model routing, the next-speaker check), which it counts apart.
-    found = footers(ran.result.stdout)
-    detail = f"\nended: {ran.ended}\nserved: {ran.served}\nside requests: {side[:10]}{ran.info}"
-    assert any(len({c.total_tokens for c in calls}) > 1 for calls in ran.served.values()), detail
-    for n, calls in ran.served.items():
-        usage = ran.ended[n].get("usage") or {}
-        assert usage.get("source") == "turn", f"#{n}: {usage}{detail}"
-        assert usage.get("input_tokens") == sum(c.prompt_tokens for c in calls), f"#{n}: {usage}{detail}"
-        assert usage.get("output_tokens") == sum(c.completion_tokens for c in calls), f"#{n}: {usage}{detail}"
-        assert usage.get("total_tokens") == sum(c.total_tokens for c in calls), f"#{n}: {usage}{detail}"
-        assert f"tokens: {usage['total_tokens']:,}" in found[n], f"#{n}: {found.get(n)}{detail}"
-
-
-CODEX_CONFIG = """model = "gpt-5.4-mini"
-model_provider = "scripted"
-# Codex's Linux sandbox cannot start in this container (it panics); iteratr's work tree is the boundary here.
-sandbox_mode = "danger-full-access"
-
-[model_providers.scripted]
-name = "Scripted"
-base_url = "{base_url}"
-env_key = "SCRIPTED_API_KEY"
-wire_api = "responses"
-"""
+    check_usage(ran, side, "turn")
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT + 90)
 def test_codex_preset_runs_a_whole_session_against_a_scripted_responses_server(
     repo: Path, codex_bin_dir: Path, tmp_path: Path
 ) -> None:
-    home = tmp_path / "codex-home"
-    codex_home = home / ".codex"
-    codex_home.mkdir(parents=True)
     with ResponsesServer() as server:
-        (codex_home / "config.toml").write_text(CODEX_CONFIG.format(base_url=server.base_url))
-        env = {
-            "PATH": f"{codex_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(home),
-            "CODEX_HOME": str(codex_home),
-            "SCRIPTED_API_KEY": "codex-scripted-test-key",
-        }
+        env = codex_env(codex_bin_dir, tmp_path / "codex-home", server)
         ran = run_two_task_session(repo, "codex", env, server, model="gpt-5.4")  # the config option
         side = server.side_requests
         models = set(server.models)
     assert models == {"gpt-5.4"}, f"the model on the wire: {models}"
 
     # Usage: Codex's rollout (agent-record), the thread's totals: every call of the turn, exactly.
-    found = footers(ran.result.stdout)
-    detail = f"\nended: {ran.ended}\nserved: {ran.served}\nside requests: {side[:10]}{ran.info}"
-    assert any(len({c.total_tokens for c in calls}) > 1 for calls in ran.served.values()), detail
-    for n, calls in ran.served.items():
-        usage = ran.ended[n].get("usage") or {}
-        assert usage.get("source") == "agent-record", f"#{n}: {usage}{detail}"
-        assert usage.get("input_tokens") == sum(c.prompt_tokens for c in calls), f"#{n}: {usage}{detail}"
-        assert usage.get("output_tokens") == sum(c.completion_tokens for c in calls), f"#{n}: {usage}{detail}"
-        assert usage.get("total_tokens") == sum(c.total_tokens for c in calls), f"#{n}: {usage}{detail}"
-        assert f"tokens: {usage['total_tokens']:,}" in found[n], f"#{n}: {found.get(n)}{detail}"
+    check_usage(ran, side, "agent-record")
 
 
 def test_codex_authenticates_with_the_api_key_in_its_environment(

@@ -12,7 +12,6 @@ the model was offered every tool under the naming iteratr knows for that agent, 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +25,10 @@ from tests.conftest import CliResult, git
 from .anthropic_server import AnthropicServer
 from .gemini_server import GeminiServer
 from .model_server import PLANNING_MARKER, Action, AgentTurn, Call, Step, Text, spec_tasks
+from .preset_env import claude_env, codex_env, gemini_env
 from .responses_server import ResponsesServer
 from .scripted_api import ScriptedApiServer
 from .session_run import BuildThread, read_events, tasks_in
-from .test_presets_e2e import CODEX_CONFIG
 
 SESSION = "typed"
 SPEC = """# Two typed things
@@ -163,49 +162,23 @@ def run_typed_session(repo: Path, agent: str, env: dict[str, str], server: Scrip
 
 @pytest.mark.timeout(BUILD_TIMEOUT + 60)
 def test_claude_keeps_the_session_through_the_typed_mcp_tools(repo: Path, claude_bin_dir: Path, tmp_path: Path) -> None:
-    home = tmp_path / "claude-home"
-    home.mkdir()
     with AnthropicServer(typed_agent("claude")) as server:
-        env = {
-            "PATH": f"{claude_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(home),
-            "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-            "ANTHROPIC_BASE_URL": server.root_url,
-            "ANTHROPIC_API_KEY": "sk-ant-scripted-test-key",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_AUTOUPDATER": "1",
-        }
-        if os.geteuid() == 0:
-            env["IS_SANDBOX"] = "1"
+        env = claude_env(claude_bin_dir, tmp_path / "claude-home", server)
         run_typed_session(repo, "claude", env, server, model="haiku")
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT + 60)
 def test_codex_keeps_the_session_through_the_typed_mcp_tools(repo: Path, codex_bin_dir: Path, tmp_path: Path) -> None:
-    codex_home = tmp_path / "codex-home" / ".codex"
-    codex_home.mkdir(parents=True)
     with ResponsesServer(typed_agent("codex")) as server:
-        (codex_home / "config.toml").write_text(CODEX_CONFIG.format(base_url=server.base_url))
-        env = {
-            "PATH": f"{codex_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(codex_home.parent),
-            "CODEX_HOME": str(codex_home),
-            "SCRIPTED_API_KEY": "codex-scripted-test-key",
-        }
+        env = codex_env(codex_bin_dir, tmp_path / "codex-home", server)
         run_typed_session(repo, "codex", env, server, model="gpt-5.4")
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT + 60)
 def test_gemini_keeps_the_session_through_the_typed_mcp_tools(repo: Path, gemini_bin_dir: Path, tmp_path: Path) -> None:
-    home = tmp_path / "gemini-home"
-    (home / ".gemini").mkdir(parents=True)
-    (home / ".gemini" / "settings.json").write_text('{"privacy": {"usageStatisticsEnabled": false}}\n')
     with GeminiServer(typed_agent("gemini")) as server:
         env = {
-            "PATH": f"{gemini_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(home),
-            "GOOGLE_GEMINI_BASE_URL": server.root_url,
-            "GEMINI_API_KEY": "gemini-scripted-test-key",
+            **gemini_env(gemini_bin_dir, tmp_path / "gemini-home", server),
             # Gemini CLI connects no stdio MCP server in a folder it does not trust, which is any new folder;
             # iteratr teaches it the tools only when this says it will (mcp_servers.CONNECTS_ONLY_IF).
             "GEMINI_CLI_TRUST_WORKSPACE": "true",
