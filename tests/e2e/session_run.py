@@ -101,6 +101,19 @@ def wait_for_iteration_start(events_path: Path, n: int, build: BuildThread, time
     return False
 
 
+def run_with_message(build: BuildThread, session_dir: Path, message: str, timeout: float) -> tuple[bool, float]:
+    """Start ``build``, save ``message`` into the session's inbox (as an editor does) as soon as iteration #1 starts,
+    and wait for the build to end: whether #1 started, and when the message was saved (a prompt carrying it came
+    later)."""
+    build.start()
+    started = wait_for_iteration_start(session_dir / "events.jsonl", 1, build, timeout=timeout)
+    saved_at = time.time()
+    if started:
+        save_like_an_editor(session_dir / "inbox.md", message)
+    build.join(timeout + 30)
+    return started, saved_at
+
+
 def tasks_in(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The session's tasks as its event log has them (id, content, last status), in the order they were added; read
     from the log rather than ``task-list``, whose listing of done tasks is the store's business."""
@@ -140,12 +153,7 @@ def run_two_task_session(repo: Path, agent: str, env: dict[str, str], server: Se
     args = ["build", "--headless", "--spec", f"specs/{SESSION}.md", "--agent", agent, "--iterations", "6"]
     args += ["--model", model] if model else []
     build = BuildThread(args, cwd=repo, env=env)
-    build.start()
-    started = wait_for_iteration_start(events_path, 1, build, timeout=BUILD_TIMEOUT)
-    saved_at = time.time()
-    if started:
-        save_like_an_editor(session_dir / "inbox.md", MESSAGE)
-    build.join(BUILD_TIMEOUT + 30)
+    started, saved_at = run_with_message(build, session_dir, MESSAGE, BUILD_TIMEOUT)
 
     agent_log = session_dir / "agent.log"
     tail = agent_log.read_text(encoding="utf-8", errors="replace")[-3000:] if agent_log.exists() else "(none)"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,8 @@ from .session_run import (
     BuildThread,
     iteration_number,
     read_events,
-    save_like_an_editor,
+    run_with_message,
     tasks_in,
-    wait_for_iteration_start,
 )
 
 SESSION = "three"
@@ -92,12 +90,7 @@ def test_build_with_real_opencode_completes_spec_with_inbox_and_hooks(
         env={**opencode_env.env, "PATH": f"{opencode_env.binary.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
         timeout=BUILD_TIMEOUT,
     )
-    build.start()
-    started = wait_for_iteration_start(events_path, 1, build, timeout=BUILD_TIMEOUT)
-    message_saved_at = time.time()
-    if started:
-        save_like_an_editor(session_dir / "inbox.md", MESSAGE)
-    build.join(BUILD_TIMEOUT + 30)
+    started, message_saved_at = run_with_message(build, session_dir, MESSAGE, BUILD_TIMEOUT)
     info = diagnostics(build, model_server, repo)
     assert started, f"iteration #1 never started{info}"
     assert not build.is_alive(), f"build still running{info}"
