@@ -253,6 +253,21 @@ def parse_turn(body: dict[str, Any]) -> AgentTurn:
     return AgentTurn(prompt=prompt, steps=steps, tools=tools, received_at=time.time())
 
 
+def next_step(script: Script, turn: AgentTurn, error: Callable[[str], None]) -> Action:
+    """The script's next step in ``turn``, bounded: a turn of :data:`MAX_STEPS_PER_TURN` steps is ended with a text.
+
+    A failing script ends the turn too, instead of an HTTP 500 that the agent would retry with backoff; the
+    failure goes to ``error``, for the test to see.
+    """
+    if len(turn.steps) >= MAX_STEPS_PER_TURN:
+        return Text(f"Stopping after {len(turn.steps)} steps.")
+    try:
+        return script(turn)
+    except Exception as exc:
+        error(f"script failed on {turn.header!r}: {type(exc).__name__}: {exc}")
+        return Text(f"The scripted model failed: {exc}")
+
+
 # --- the server -----------------------------------------------------------------------------------------------
 
 
@@ -269,6 +284,11 @@ class _State:
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
+
+    def error(self, text: str) -> None:
+        with self.lock:
+            self.errors.append(text)
+            self.changed.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -298,9 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
             action = self._decide(body)
         except Exception as exc:  # the test reads state.errors; opencode gets a 500 it will report
-            with state.lock:
-                state.errors.append(f"{type(exc).__name__}: {exc}")
-                state.changed.notify_all()
+            state.error(f"{type(exc).__name__}: {exc}")
             self._send_json(500, {"error": {"message": f"scripted model failed: {exc}"}})
             return
         prompt_tokens, completion_tokens = usage_for(len(raw), action)
@@ -327,17 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.turns.append(turn)
             state.changed.notify_all()
-        if len(turn.steps) >= MAX_STEPS_PER_TURN:
-            return Text(f"Stopping after {len(turn.steps)} steps.")
-        try:
-            return state.script(turn)
-        except Exception as exc:
-            # End the turn instead of answering 500, which opencode would retry with backoff; the test sees
-            # the failure in ``errors``.
-            with state.lock:
-                state.errors.append(f"script failed on {turn.header!r}: {type(exc).__name__}: {exc}")
-                state.changed.notify_all()
-            return Text(f"The scripted model failed: {exc}")
+        return next_step(state.script, turn, state.error)
 
     def _next_id(self) -> str:
         state = self.server.state

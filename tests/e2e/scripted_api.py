@@ -22,13 +22,13 @@ from typing import Any
 from .local_server import LocalServer
 from .model_server import (
     MAX_BODY_BYTES,
-    MAX_STEPS_PER_TURN,
     Action,
     AgentTurn,
     Script,
     Served,
     Text,
     diligent_agent,
+    next_step,
     usage_for,
 )
 
@@ -90,13 +90,7 @@ class ScriptedApiServer(LocalServer):
             state.turns.append(turn)
             state.models.append(model)
             state.changed.notify_all()
-        if len(turn.steps) >= MAX_STEPS_PER_TURN:
-            return Text(f"Stopping after {len(turn.steps)} steps.")
-        try:
-            return state.script(turn)
-        except Exception as exc:
-            state.error(f"script failed on {turn.header!r}: {type(exc).__name__}: {exc}")
-            return Text(f"The scripted model failed: {exc}")
+        return next_step(state.script, turn, state.error)
 
     def record_served(self, served: Served) -> None:
         with self.state.lock:
