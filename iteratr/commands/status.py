@@ -132,15 +132,22 @@ def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
         data = dict(last[1])
         data["running"], data["holder"] = _lock_state(repo, name)
         session_dir = Path(version[2]).parent if version[0] == "file" else None  # as find finds it
-        data["inbox_has_text"] = False
-        if session_dir is not None and (session_dir / paths.INBOX_FILE).is_file():
-            from iteratr.run import inbox
-
-            data["inbox_has_text"] = inbox.has_text(session_dir)
+        data["inbox_has_text"] = _inbox_has_text(repo, session_dir, name, data_rel)
         return data
     data = _collect(repo, name, data_rel)
     _LAST[(name, str(data_rel))] = (version, data)
     return data
+
+
+def _inbox_has_text(repo: Repo, session_dir: Path | None, name: str, data_rel: Path) -> bool:
+    """Whether the inbox the session's next build takes holds text: in the work tree that has the branch, else (the
+    branch checked out nowhere) in this checkout's data dir, where ``say`` writes it."""
+    where = session_dir if session_dir is not None else repo.root / data_rel / name
+    if not (where / paths.INBOX_FILE).is_file():
+        return False
+    from iteratr.run import inbox
+
+    return inbox.has_text(where)
 
 
 def _collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
@@ -154,11 +161,7 @@ def _collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:
     history = history if history is not None else status_spans.Folded()
     running, holder = _lock_state(repo, name)
     pending = state.pending_messages()
-    inbox_text = False
-    if found.session_dir is not None and (found.session_dir / paths.INBOX_FILE).is_file():
-        from iteratr.run import inbox
-
-        inbox_text = inbox.has_text(found.session_dir)
+    inbox_text = _inbox_has_text(repo, found.session_dir, name, data_rel)
     its = history.its.summary()
     in_progress = state.in_progress()
     notes = state.recent_notes(NOTES_SHOWN)

@@ -137,6 +137,18 @@ def test_inbox_text_not_yet_taken_is_pending(spec_repo: Path) -> None:
     assert "pending messages: 0 + text in inbox.md" in text
 
 
+def test_a_say_to_a_session_checked_out_nowhere_shows_as_inbox_text(spec_repo: Path) -> None:
+    run_cli("build", "--headless", "--agent", fake_agent("follow"), cwd=spec_repo, env=FAST_ENV, expect=0)
+    git(spec_repo, "switch", "-q", "main")  # the session's branch is checked out nowhere now
+    run_cli("say", "-n", "SPEC", "one more thing", cwd=spec_repo)
+
+    data = status_json(spec_repo, "-n", "SPEC")
+
+    assert data["source"] == "branch" and data["complete"] is True
+    assert data["inbox_has_text"] is True  # where say put it, and the next build takes it
+    assert "pending messages: 0 + text in inbox.md" in run_cli("status", "-n", "SPEC", cwd=spec_repo).stdout
+
+
 def test_unknown_session_exits_2_listing_the_sessions(spec_repo: Path) -> None:
     assert run_cli("status", cwd=spec_repo).stdout.startswith("no sessions in this repository")
     assert status_json(spec_repo) == {"sessions": []}
