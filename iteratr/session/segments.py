@@ -1,0 +1,211 @@
+"""Closed segments of a session log: the core of issue 17's segmented layout, NOT wired into the store yet.
+
+Design (``/work/notes/store-segments.md``): ``S/events.jsonl`` stays the open segment, where every append goes
+under the flock on it. At a commit the loop closes it: the file is hard-linked as the next closed segment
+``S/events/<a>/<b>/<c>/<d>/<n>.jsonl`` (never rewritten after), then an empty ``events.jsonl`` is renamed over
+it. The log is the closed segments in number order, then ``events.jsonl``.
+
+Segment files are nested ten to a directory, four directories deep (``segment_rel``), so that the git trees a
+commit rewrites (the directories down to the new segment) stay small: measured with plain git, about 1.3 kB of
+``.git`` a commit for the trees and the commit object, against 59 kB with every segment in one directory.
+
+A crash between the link and the rename leaves ``events.jsonl`` and the last segment as one inode: readers skip
+``events.jsonl`` then (``open_is_closed``), and the next close (or any locker) finishes the swap
+(``finish_close``). Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SEGMENTS_DIR = "events"
+OPEN_FILE = "events.jsonl"
+FAN = 10  # entries per directory below the top one
+LEVELS = 3  # directories of FAN entries between the top one and a segment file
+
+
+def segment_rel(n: int) -> str:
+    """Where closed segment ``n`` lives under the session dir: ``events/<n // 10^4>/<d>/<d>/<d>/<n:07d>.jsonl``."""
+    if n < 0:
+        raise ValueError("a segment number is never negative")
+    parts = [str(n // FAN ** (LEVELS + 1))]
+    parts += [str(n // FAN**level % FAN) for level in range(LEVELS, 0, -1)]
+    return "/".join([SEGMENTS_DIR, *parts, f"{n:07d}.jsonl"])
+
+
+def _numbered(folder: Path, files: bool) -> list[tuple[int, str]]:
+    """Entries of ``folder`` that are segment files (``files``) or segment directories, by number."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        stem = name[: -len(".jsonl")] if files and name.endswith(".jsonl") else (None if files else name)
+        if stem is not None and stem.isdigit() and stem.isascii():
+            found.append((int(stem), name))
+    return sorted(found)
+
+
+def closed(session_dir: Path) -> list[int]:
+    """Every closed segment's number, in order (a full replay walks them all)."""
+    numbers: list[int] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        if depth == LEVELS + 1:
+            numbers.extend(n for n, _ in _numbered(folder, files=True))
+            return
+        for _, name in _numbered(folder, files=False):
+            walk(folder / name, depth + 1)
+
+    walk(session_dir / SEGMENTS_DIR, 0)
+    return numbers
+
+
+def last(session_dir: Path) -> int | None:
+    """The last closed segment's number, reading one directory per level (not every segment)."""
+    folder = session_dir / SEGMENTS_DIR
+    for _ in range(LEVELS + 1):
+        entries = _numbered(folder, files=False)
+        while entries and not (folder / entries[-1][1]).is_dir():
+            entries.pop()
+        if not entries:
+            return None
+        folder = folder / entries[-1][1]
+    files = _numbered(folder, files=True)
+    return files[-1][0] if files else None
+
+
+def open_is_closed(session_dir: Path) -> bool:
+    """``events.jsonl`` is the last closed segment itself (a close cut short by a crash): it holds nothing new."""
+    n = last(session_dir)
+    if n is None:
+        return False
+    try:
+        a = os.stat(session_dir / OPEN_FILE, follow_symlinks=False)
+        b = os.stat(session_dir / segment_rel(n), follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+
+
+def finish_close(session_dir: Path) -> bool:
+    """Put an empty ``events.jsonl`` in place if a close was cut short; call under the log's lock."""
+    if not open_is_closed(session_dir):
+        return False
+    _empty_open(session_dir)
+    return True
+
+
+def close(session_dir: Path) -> int | None:
+    """Close the open segment (call under the log's lock, with no torn tail): returns the new segment's number, or
+    None when ``events.jsonl`` is empty (nothing to close)."""
+    finish_close(session_dir)
+    path = session_dir / OPEN_FILE
+    if os.stat(path, follow_symlinks=False).st_size == 0:
+        return None
+    before = last(session_dir)
+    n = 0 if before is None else before + 1
+    target = session_dir / segment_rel(n)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.link(path, target, follow_symlinks=False)  # atomic: the segment exists whole, or not at all
+    _sync_dir(target.parent)
+    _empty_open(session_dir)
+    return n
+
+
+def _empty_open(session_dir: Path) -> None:
+    tmp = session_dir / (OPEN_FILE + ".iteratr-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, session_dir / OPEN_FILE)
+    _sync_dir(session_dir)
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LogView:
+    """The closed segments and the open one read as one file (``read``, ``seek``, ``tell``): what the streamed
+    replay and the CRC checks need. Sizes are taken when the view is made; the open segment is read to its end."""
+
+    def __init__(self, session_dir: Path, numbers: list[int] | None = None) -> None:
+        numbers = closed(session_dir) if numbers is None else numbers
+        self.paths = [session_dir / segment_rel(n) for n in numbers]
+        if not open_is_closed(session_dir):
+            self.paths.append(session_dir / OPEN_FILE)
+        self.sizes = [os.stat(p, follow_symlinks=False).st_size for p in self.paths]
+        self._pos = 0
+        self._index = 0
+        self._file: object | None = None
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:
+            pos += sum(self.sizes)
+        self._pos = pos
+        self._index = 0
+        start = 0
+        while self._index < len(self.sizes) - 1 and pos >= start + self.sizes[self._index]:
+            start += self.sizes[self._index]
+            self._index += 1
+        self._start = start
+        self._close_file()
+        return pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        if not hasattr(self, "_start"):
+            self.seek(0)
+        out: list[bytes] = []
+        want = size
+        while want != 0 and self._index < len(self.paths):
+            f = self._opened()
+            chunk = f.read(want if want > 0 else -1)  # type: ignore[attr-defined]
+            last_one = self._index == len(self.paths) - 1
+            if chunk:
+                out.append(chunk)
+                self._pos += len(chunk)
+                if want > 0:
+                    want -= len(chunk)
+                continue
+            if last_one:
+                break
+            self._start += self.sizes[self._index]
+            self._index += 1
+            self._close_file()
+        return b"".join(out)
+
+    def _opened(self) -> object:
+        if self._file is None:
+            f = open(self.paths[self._index], "rb")  # noqa: SIM115  (kept open between reads, closed by _close_file)
+            f.seek(self._pos - self._start)
+            self._file = f
+        return self._file
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()  # type: ignore[attr-defined]
+            self._file = None
+
+    def close(self) -> None:
+        self._close_file()
+
+    def __enter__(self) -> LogView:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
