@@ -36,12 +36,15 @@ def read(data_dir: Path, name: str, cwd: Path | None = None) -> tuple[str, bytes
         return None
     branch = paths.branch_name(name)
     where = gitrepo.worktrees(root).get(branch)
+    from iteratr.session import segments, tree_log
+
     if where is not None:
         log = where / rel / name / paths.EVENTS_FILE
-        if log.is_file():
-            return str(log), log.read_bytes()
+        if log.is_file():  # the closed segments, then events.jsonl (iteratr.session.segments)
+            with segments.LogView(log.parent) as view:
+                return str(log), view.read()
     path = (rel / name / paths.EVENTS_FILE).as_posix()
-    blob = gitrepo.blob(root, f"refs/heads/{branch}", path)
+    blob = tree_log.read(root, f"refs/heads/{branch}", (rel / name).as_posix())
     return (f"{branch}:{path}", blob) if blob is not None else None
 
 

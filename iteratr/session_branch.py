@@ -129,6 +129,7 @@ def _clear_session_files(session_dir: Path) -> None:
     for file in (paths.EVENTS_FILE, paths.TASKS_FILE, CHECKPOINT_FILE):
         (session_dir / file).unlink(missing_ok=True)
     shutil.rmtree(session_dir / paths.CACHE_DIR, ignore_errors=True)
+    shutil.rmtree(session_dir / "events", ignore_errors=True)  # the closed segments (iteratr.session.segments)
     for taken in session_dir.glob("inbox.taking-*"):
         taken.unlink(missing_ok=True)
 

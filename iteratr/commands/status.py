@@ -116,11 +116,11 @@ def _log_version(repo: Repo, name: str, data_rel: Path) -> Any:
             st = log.stat()
         except OSError:
             st = None
-        if st is not None:
+        if st is not None:  # a close (iteratr.session.segments) replaces events.jsonl: a new inode
             return ("file", str(where), str(log), st.st_ino, st.st_size, st.st_mtime_ns)
-    rel = (data_rel / name / paths.EVENTS_FILE).as_posix()
+    rel = (data_rel / name).as_posix()  # the session's tree: events.jsonl and its closed segments
     done = gitrepo.run_git(repo.root, "rev-parse", "-q", "--verify", f"refs/heads/{branch}:{rel}", check=False)
-    return ("blob", done.stdout.strip() if done.returncode == 0 else None)
+    return ("tree", done.stdout.strip() if done.returncode == 0 else None)
 
 
 def collect(repo: Repo, name: str, data_rel: Path) -> dict[str, Any]:

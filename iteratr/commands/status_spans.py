@@ -27,6 +27,7 @@ from typing import Any
 
 from iteratr.commands.report_facts import SpanFold
 from iteratr.commands.status_iterations import IterationFold
+from iteratr.session import segments
 
 FORMAT = 2
 TAIL = 1 << 16  # the bytes before the covered offset whose digest must match for the fold to go on from there
@@ -60,16 +61,21 @@ def cache_path(common_dir: Path, log: Path) -> Path:
 def folded(log: Path, cache: Path | None) -> Folded:
     """The fold of ``log`` as it is now (see the module doc); the cache is brought up to date when it moved."""
     try:
-        f = open(log, "rb")  # noqa: SIM115 - closed below, and kept open across the checks
+        if os.path.isdir(log.parent / segments.SEGMENTS_DIR):  # closed segments, then the log: read as one file
+            f: Any = segments.LogView(log.parent)
+            st = os.stat(log)
+            stat = (st.st_ino, sum(f.sizes), st.st_mtime_ns)  # a close gives events.jsonl a new inode
+        else:
+            f = open(log, "rb")  # noqa: SIM115 - closed below, and kept open across the checks
+            st = os.fstat(f.fileno())
+            stat = (st.st_ino, st.st_size, st.st_mtime_ns)
     except OSError:
         return Folded()
     with f:
-        st = os.fstat(f.fileno())
-        stat = (st.st_ino, st.st_size, st.st_mtime_ns)
         saved = _load(cache)
         if saved is not None and saved[0] == stat:
             return saved[1]
-        start = saved[1] if saved is not None and _continues(f, saved[1].offset, saved[2], st.st_size) else None
+        start = saved[1] if saved is not None and _continues(f, saved[1].offset, saved[2], stat[1]) else None
         found = start if start is not None else Folded()
         _fold_from(f, found)
         if found.its.stale:  # an old iteration changed: again from the start, every iteration kept whole

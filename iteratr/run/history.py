@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from iteratr import gitrepo
 from iteratr.errors import GitError
+from iteratr.run import segment_check
 from iteratr.run.integrity import check_log
 from iteratr.secrets import Masker
 from iteratr.session import journal
@@ -36,6 +37,8 @@ from iteratr.session.events import make_event
 from iteratr.session.store import Store
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from iteratr.gitrepo import GitRepo
     from iteratr.output import Printer
 
@@ -59,6 +62,7 @@ class History:
         self.out = printer
         self.last_ref = f"refs/iteratr/{session}/last"
         self.mask = Masker()  # a problem may quote what the agent wrote (a line, a branch name)
+        self.unstaged_segments: list[Path] = []  # closed segments the last commit lacks (staged with the next)
 
     # -- iteratr's record ---------------------------------------------------------------------------
 
@@ -93,7 +97,13 @@ class History:
             current: bytes | None = self.store.events_path.read_bytes() if self.store.exists() else None
         except OSError:
             current = None
-        if current is None and not committed:
+        # Closed segments (iteratr.run.segment_check): the committed ones must be as committed; new ones (closed
+        # just before a commit that did not happen) are the head of what was appended since.
+        segs = segment_check.inspect(self.repo, self.store.dir, last) if last else segment_check.SegmentState()
+        self.unstaged_segments = segs.new
+        if segs.new:
+            current = segs.tail() + (current or b"")
+        if current is None and not committed and not segs.changed and not segs.strays:
             return []
         appended = (current or b"")[len(committed) :] if current and current.startswith(committed) else current or b""
         allowed = frozenset(appended.splitlines(keepends=True)) if trust_loop_lines else frozenset(self.store.own_lines)
@@ -101,8 +111,24 @@ class History:
         verdict = check_log(
             committed, current, allowed_loop_lines=allowed, journaled=journal.digests(path) if path else None
         )
+        if not verdict.tampered and current is not None:  # a cut that kept the committed part (all of it, when
+            have = set(current[len(committed) :].splitlines(keepends=True))  # events.jsonl was just closed)
+            gone = [line for line in self.store.own_lines if line not in have]
+            if gone:
+                verdict.problems.append(f"the session log was cut: {len(gone)} line(s) iteratr wrote are gone")
+                verdict.repaired = current
+        verdict.problems += [f"closed segment {p} was edited or deleted" for p in segs.changed]
+        verdict.problems += [f"{p.relative_to(self.repo.root)} is no segment iteratr wrote" for p in segs.strays]
+        for stray in segs.strays:
+            with contextlib.suppress(OSError):
+                verdict.set_aside.extend(stray.read_bytes().splitlines(keepends=True))
         if not verdict.tampered:
             return []
+        if segs.changed or segs.strays or segs.new:  # put back; new segments' kept lines go to events.jsonl
+            assert last is not None
+            segment_check.put_back(self.repo, segs, last)
+            self.unstaged_segments = []
+            self.store.forget_snapshot()
         repaired = verdict.repaired
         # iteratr's own lines since its commit (this iteration's start, a hook's record) are known exactly: put
         # back any the damage took, right after the committed part, where they stood.

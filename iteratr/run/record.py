@@ -20,7 +20,7 @@ from iteratr.run import prompt, untracked
 from iteratr.run.attempt import Attempt
 from iteratr.run.history import History
 from iteratr.secrets import Masker
-from iteratr.session import journal
+from iteratr.session import journal, segments
 from iteratr.session.events import make_event
 from iteratr.session.state import WINDOW, Event, State
 from iteratr.session.store import Store
@@ -168,14 +168,21 @@ class Recorder:
         except (IteratrError, OSError) as exc:  # a cache of sorts: the commit goes on without a new one
             self.out.warn(f"the session checkpoint was not written: {self.mask(str(exc))}")
         with self.store.locked():
+            # The log's new lines become a closed segment, never rewritten: git hashes and stores them once, and
+            # the committed events.jsonl stays small (iteratr.session.segments).
+            closed = self.store.close_segment(segments.CLOSE_AT)
             files = [self.store.events_path, self.store.tasks_path, self.store.checkpoint_path]
             files.append(self.s.data_dir / ".gitignore")
+            files += [p for p in self.history.unstaged_segments if p.exists()]
+            if closed is not None:
+                files.append(closed)
             rel = [str(p.relative_to(self.repo.root)) for p in files if p.exists()]
             if rel:
                 self.repo.run("add", "--force", "--", *rel)
             if self.store.journal_path is not None:  # what the journal vouches for is staged now
                 journal.seal(self.store.journal_path)
         sha = self.repo.commit_staged(message)
+        self.history.unstaged_segments = []
         self.history.committed(sha)
         return sha
 

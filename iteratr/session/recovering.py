@@ -95,7 +95,7 @@ class Recovering:
 
     def _replayed(self) -> State:
         state = State()
-        with safe_open.open_read(self.store.data_dir, self.store._events_rel) as f:
+        with self.store.view() as f:
             stream(f, state, Progress(0, 0, 0), self.store.events_path, limit=self.offset, warn_torn=False)
         return state
 
@@ -111,8 +111,9 @@ def rebuild_archive(store: Store, offset: int) -> Archive | None:
     def spill(_progress: Progress) -> None:
         save_history(state, archive)
 
-    with safe_open.open_read(store.data_dir, store._events_rel) as f:
-        stream(f, state, Progress(0, 0, 0), store.events_path, limit=offset, spill=spill, warn_torn=False)
-        save_history(state, archive)
+    with store.view() as view:
+        stream(view, state, Progress(0, 0, 0), store.events_path, limit=offset, spill=spill, warn_torn=False)
+    save_history(state, archive)
+    with safe_open.open_read(store.data_dir, store._events_rel) as f:  # the lock is on events.jsonl
         store._snapshot.adopt(archive, offset, f)
     return archive

@@ -28,13 +28,24 @@ SPILL_EVERY = 20_000
 
 
 class Progress:
-    """What a replay consumed: whole lines, the byte offset after them, their CRC-32 (from the start), and where
-    the file ended when read."""
+    """What a replay consumed: whole lines, the byte offset after them, and where the file ended when read.
 
-    __slots__ = ("crc", "end", "lines", "offset")
+    In a segmented log (``iteratr.session.segments``) ``offset`` and ``end`` count bytes of the whole log (the
+    closed segments, then ``events.jsonl``); the part consumed lies in segment ``seg`` (closed segment ``seg``, or
+    ``events.jsonl`` when ``seg`` is the number of closed segments), which begins at ``base``, and ``crc`` is the
+    CRC-32 of that segment's first ``offset - base`` bytes only: a check never reads the closed segments before
+    it, which are never rewritten. An unsegmented log is segment 0 at base 0."""
 
-    def __init__(self, offset: int, lines: int, crc: int) -> None:
+    __slots__ = ("base", "crc", "end", "lines", "offset", "seg")
+
+    def __init__(self, offset: int, lines: int, crc: int, seg: int = 0, base: int = 0) -> None:
         self.offset, self.lines, self.crc, self.end = offset, lines, crc, offset
+        self.seg, self.base = seg, base
+
+    @property
+    def local(self) -> int:
+        """Bytes of segment ``seg`` consumed."""
+        return self.offset - self.base
 
 
 def stream(

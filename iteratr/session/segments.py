@@ -1,4 +1,4 @@
-"""Closed segments of a session log: the core of issue 17's segmented layout, NOT wired into the store yet.
+"""Closed segments of a session log: issue 17's segmented layout (the store reads through here).
 
 Design (``/work/notes/store-segments.md``): ``S/events.jsonl`` stays the open segment, where every append goes
 under the flock on it. At a commit the loop closes it: the file is hard-linked as the next closed segment
@@ -20,10 +20,16 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+    from typing import BinaryIO
 
 SEGMENTS_DIR = "events"
 OPEN_FILE = "events.jsonl"
+# The recorder closes events.jsonl at a commit once it holds this much: below it, each commit stores a new copy of a
+# small file (a few kB packed); above it, a closed segment is stored once. Closing at every commit would add a
+# segment and its trees (~1.3 kB) per iteration even when it logged a few hundred bytes.
+CLOSE_AT = 16 << 10
 FAN = 10  # entries per directory below the top one
 LEVELS = 3  # directories of FAN entries between the top one and a segment file
 
@@ -137,15 +143,34 @@ def _sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def count(session_dir: Path) -> int:
+    """How many closed segments there are (numbered from 0): the last one's number plus one."""
+    n = last(session_dir)
+    return 0 if n is None else n + 1
+
+
+def new_since(session_dir: Path, known: int) -> list[int]:
+    """Closed segments numbered ``known`` and after (what a commit has not seen yet)."""
+    return [n for n in closed(session_dir) if n >= known] if count(session_dir) > known else []
+
+
 class LogView:
     """The closed segments and the open one read as one file (``read``, ``seek``, ``tell``): what the streamed
-    replay and the CRC checks need. Sizes are taken when the view is made; the open segment is read to its end."""
+    replay and the CRC checks need. Sizes are taken when the view is made; the open segment is read to its end.
 
-    def __init__(self, session_dir: Path, numbers: list[int] | None = None) -> None:
+    ``opener(path)`` opens a segment for reading (the store's opens never follow a link in the data dir)."""
+
+    def __init__(
+        self,
+        session_dir: Path,
+        numbers: list[int] | None = None,
+        opener: Callable[[Path], BinaryIO] | None = None,
+    ) -> None:
         numbers = closed(session_dir) if numbers is None else numbers
         self.paths = [session_dir / segment_rel(n) for n in numbers]
         if not open_is_closed(session_dir):
             self.paths.append(session_dir / OPEN_FILE)
+        self._opener = opener or (lambda path: open(path, "rb"))  # noqa: SIM115  (closed by _close_file)
         self.sizes = [os.stat(p, follow_symlinks=False).st_size for p in self.paths]
         self._pos = 0
         self._index = 0
@@ -191,7 +216,7 @@ class LogView:
 
     def _opened(self) -> object:
         if self._file is None:
-            f = open(self.paths[self._index], "rb")  # noqa: SIM115  (kept open between reads, closed by _close_file)
+            f = self._opener(self.paths[self._index])  # kept open between reads, closed by _close_file
             f.seek(self._pos - self._start)
             self._file = f
         return self._file

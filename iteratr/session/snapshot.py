@@ -22,7 +22,7 @@ from iteratr import safe_open
 from iteratr.errors import UsageError
 from iteratr.fsutil import atomic_write
 from iteratr.session.archive import Archive, new_generation
-from iteratr.session.replay import Progress, crc_of
+from iteratr.session.replay import Progress
 from iteratr.session.state import State
 
 TYPE_CHECKING = False
@@ -34,10 +34,11 @@ if TYPE_CHECKING:
     from iteratr.session.state import History
 
 SNAPSHOT_FILE = "state.marshal"
+# 10: the log may be segmented: the cover names a segment and its base (iteratr.session.segments)
 # 9: the archive may be partial (begun from a committed checkpoint)
 # 8: with the sums of the archived iterations; 7: the live state only (history in the archive: notes, old
 # iterations, done tasks, delivered messages); 4: everything, iterations with run/progress/usage
-VERSION = 9
+VERSION = 10
 
 
 def log_stat(f: Any) -> tuple[int, int, int]:
@@ -86,24 +87,28 @@ class Snapshot:
         return self.path.read_bytes()
 
     def read(
-        self, f: Any, history: Callable[[Archive, int], History]
+        self, f: Any, history: Callable[[Archive, int], History], valid: Callable[[Progress, bool], bool]
     ) -> tuple[State, Progress, Archive | None, bool] | None:
         """The cached state, what of the log it covers, its archive, and whether the log's stat changed while its
         bytes did not (a save then heals it); None when there is no snapshot to trust. The state reads its history
-        through ``history(archive, offset)``: the store's, which falls back on the log when the archive fails."""
+        through ``history(archive, offset)``: the store's, which falls back on the log when the archive fails.
+        ``valid(cover, same_stat)`` says whether the log still holds what the snapshot covers (the store checks the
+        CRC of one segment's covered bytes, unless ``events.jsonl`` has the recorded stat)."""
         try:
             snap = marshal.loads(self._read_bytes())
             if snap["version"] != VERSION:
                 raise ValueError("old snapshot")
             offset, crc = snap["offset"], snap["crc"]
+            seg, base = snap["segment"]
+            done = Progress(offset, snap["lines"], crc, seg, base)
             healed = log_stat(f) != snap["stat"]
-            if healed and crc_of(f, offset) != crc:  # touched since: are the covered bytes still there?
+            if not valid(done, not healed):  # touched since: are the covered bytes still there?
                 raise ValueError("log rewritten since the snapshot")
             generation, lengths, partial = snap["archive"]
             archive = Archive(self.path.parent, generation, lengths, self._open_archive_file, partial=partial)  # type: ignore[union-attr]
             state = State.unpack_live(marshal.loads(snap["state"]), history(archive, offset))
             self.view = snap["view"] if isinstance(snap["view"], dict) else {}
-            return state, Progress(offset, snap["lines"], crc), archive, healed
+            return state, done, archive, healed
         except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, AttributeError):
             self.view = {}
             return None
@@ -124,6 +129,7 @@ class Snapshot:
             "offset": done.offset,
             "lines": done.lines,
             "crc": done.crc,
+            "segment": (done.seg, done.base),
             "stat": log_stat(f),
             "state": marshal.dumps(state.pack_live()),
             "archive": (archive.generation, archive.lengths, archive.partial),
@@ -138,6 +144,21 @@ class Snapshot:
                 atomic_write(self.path, marshal.dumps(snap), mode=0o600, durable=False)
             archive.remove_stale(keep=archive.generation)
         return True
+
+    def forget(self) -> None:
+        """Remove the snapshot (the next read replays, from the checkpoint or the start)."""
+        if self.path is None:
+            return
+        with contextlib.suppress(OSError, UsageError):
+            if self.in_data_dir:
+                fd = safe_open.open_parent(self.data_dir, self.rel)
+                try:
+                    os.unlink(self.rel.rsplit("/", 1)[-1], dir_fd=fd)
+                finally:
+                    os.close(fd)
+            else:
+                self.path.unlink()
+        self.view = {}
 
     def adopt(self, archive: Archive, offset: int, f: Any) -> None:
         """A whole archive rebuilt up to ``offset`` replaces the snapshot's partial one, if the snapshot still covers

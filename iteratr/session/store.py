@@ -46,12 +46,12 @@ from pathlib import Path
 
 from iteratr import paths, safe_open
 from iteratr.errors import StoreError, UsageError
-from iteratr.session import checkpoint, journal
+from iteratr.session import checkpoint, journal, segments
 from iteratr.session.archive import Archive
 from iteratr.session.events import parse_line
 from iteratr.session.recovering import Recovering as _Recovering
 from iteratr.session.reducer import apply
-from iteratr.session.replay import Progress, stream
+from iteratr.session.replay import Progress, crc_of, stream
 from iteratr.session.snapshot import SNAPSHOT_FILE, Snapshot, save_history
 from iteratr.session.state import Event, State
 
@@ -88,6 +88,7 @@ class Store:
         self.journal_path = None if found is None or in_data_dir else found.with_name(journal.JOURNAL_FILE)
         # What the state last loaded covers, and the archive holding its history.
         self._done = Progress(0, 0, 0)
+        self._n_closed = 0  # closed segments when the state was last loaded
         self._archive: Archive | None = None
         # The exact lines this process appended (the loop's own events), until the recorder checks the log:
         # lines of loop-only types among them are iteratr's, not an agent's forgery (iteratr.run.integrity).
@@ -123,14 +124,35 @@ class Store:
             return self._load_from(f, save_snapshot=True)
 
     def _load_from(self, f: Any, *, save_snapshot: bool) -> State:
-        found = self._snapshot.read(f, lambda archive, offset: _Recovering(archive, self, offset))
+        n_closed = segments.count(self.dir)
+        # ``f`` opened just before a close made it the last closed segment: it holds nothing after them.
+        open_f = _Empty() if n_closed and self._is_segment(f, n_closed - 1) else f
+        self._n_closed = n_closed
+
+        def valid(done: Progress, same_stat: bool) -> bool:
+            """The state covering ``done`` still matches the log: only the bytes of ONE segment are checked."""
+            if done.seg > n_closed or done.local < 0:
+                return False
+            try:
+                if done.seg == n_closed:
+                    return same_stat or crc_of(open_f, done.local) == done.crc
+                with self.open_segment(done.seg) as g:
+                    return crc_of(g, done.local) == done.crc
+            except (OSError, UsageError):
+                return False
+
+        found = self._snapshot.read(f, lambda archive, offset: _Recovering(archive, self, offset), valid)
         if found is not None:
             state, done, archive, healed = found
         else:  # the committed checkpoint and the lines after it, else a full replay in bounded memory
             healed = False
             archive = self._snapshot.new_archive(partial=True)
             recovering = _Recovering(archive, self, 0) if archive is not None else None
-            begun = checkpoint.load(self.data_dir, self._checkpoint_rel, f, recovering) if recovering else None
+            begun = (
+                checkpoint.load(self.data_dir, self._checkpoint_rel, lambda done: valid(done, False), recovering)
+                if recovering
+                else None
+            )
             if begun is not None:
                 state, done = begun
                 recovering.offset = done.offset  # type: ignore[union-attr]
@@ -148,16 +170,70 @@ class Store:
                     save_history(state, self._archive)  # type: ignore[arg-type]
                     recovering.offset = progress.offset  # type: ignore[union-attr]
 
-        applied = stream(f, state, done, self.events_path, spill=spill)
+        seg_before = done.seg
+        applied = self._advance(state, done, open_f, n_closed, spill)
         self._done = done
-        if (applied or healed) and save_snapshot:
+        if (applied or healed or done.seg != seg_before) and save_snapshot and open_f is f:
             self._save_snapshot_if_current(state, f)
         return state
+
+    def _advance(
+        self, state: State, done: Progress, open_f: Any, n_closed: int, spill: Callable[[Progress], None] | None
+    ) -> int:
+        """Fold what ``done`` does not cover: the rest of its segment, every closed segment after it, then the
+        open one; ``done`` ends in ``events.jsonl`` (segment ``n_closed``)."""
+
+        def spilled(part: Progress) -> Progress:
+            return Progress(done.base + part.offset, part.lines, part.crc, done.seg, done.base)
+
+        def local_spill(part: Progress) -> None:
+            if spill is not None:
+                spill(spilled(part))
+
+        applied = 0
+        while done.seg < n_closed:
+            path = self.dir / segments.segment_rel(done.seg)
+            with self.open_segment(done.seg) as g:
+                part = Progress(done.local, done.lines, done.crc)
+                applied += stream(g, state, part, path, spill=local_spill if spill else None)
+                size = os.fstat(g.fileno()).st_size
+            done.lines = part.lines
+            done.seg, done.base, done.crc = done.seg + 1, done.base + size, 0
+            done.offset = done.end = done.base
+        part = Progress(done.local, done.lines, done.crc)
+        applied += stream(open_f, state, part, self.events_path, spill=local_spill if spill else None)
+        done.offset, done.lines, done.crc, done.end = (
+            done.base + part.offset,
+            part.lines,
+            part.crc,
+            done.base + part.end,
+        )
+        return applied
+
+    def open_segment(self, n: int) -> Any:
+        """Closed segment ``n`` for reading, never through a link in the data dir."""
+        return safe_open.open_read(self.data_dir, f"{self.name}/{segments.segment_rel(n)}")
+
+    def _open_path(self, path: Path) -> Any:
+        return safe_open.open_read(self.data_dir, Path(path).relative_to(self.data_dir).as_posix())
+
+    def view(self) -> segments.LogView:
+        """The whole log (closed segments, then ``events.jsonl``) as one file to read; a link is refused."""
+        return segments.LogView(self.dir, opener=self._open_path)
+
+    def _is_segment(self, f: Any, n: int) -> bool:
+        try:
+            a = os.fstat(f.fileno())
+            b = os.stat(self.dir / segments.segment_rel(n), follow_symlinks=False)
+        except OSError:
+            return False
+        return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
 
     def iter_events(self) -> Iterator[Event]:
         """Every event in the log, in order, one line at a time (memory stays bounded)."""
         self.require()
-        with safe_open.open_read(self.data_dir, self._events_rel) as f:
+        safe_open.refuse_link(self.data_dir, self._events_rel)
+        with self.view() as f:
             line_no, pending = 0, b""
             while chunk := f.read(1 << 20):
                 lines = (pending + chunk).split(b"\n")
@@ -184,8 +260,9 @@ class Store:
         except OSError:
             return  # a writer is at work; it writes a newer snapshot itself
         try:
-            if os.fstat(f.fileno()).st_size == self._done.end:
-                self._write_snapshot(state, self._done, f)
+            done = self._done
+            if done.seg == self._n_closed and os.fstat(f.fileno()).st_size == done.end - done.base:
+                self._write_snapshot(state, done, f)
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 
@@ -201,8 +278,22 @@ class Store:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[Any]:
         self.create()
-        with os.fdopen(safe_open.open_fd(self.data_dir, self._events_rel, os.O_RDWR), "r+b") as f:
+        while True:
+            f = os.fdopen(safe_open.open_fd(self.data_dir, self._events_rel, os.O_RDWR), "r+b")
             fcntl.flock(f, fcntl.LOCK_EX)
+            # A close (``segments.close``) replaced events.jsonl while this waited: the lock held is the old file's,
+            # now a closed segment; appending there would be lost. Lock the new one. A close cut short by a crash
+            # is finished first (the file is then the last closed segment).
+            try:
+                now = os.stat(self.events_path, follow_symlinks=False)
+                st = os.fstat(f.fileno())
+                moved = (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev)
+            except FileNotFoundError:
+                moved = False
+            if not moved and not segments.finish_close(self.dir):
+                break
+            f.close()  # releases the lock
+        with f:
             try:
                 yield f
             finally:
@@ -256,8 +347,9 @@ class Store:
                     f"{exc.strerror or exc}; the next write renders it again"
                 ) from None
             done = self._done
-            if start == done.offset:  # else the log held bytes the state does not cover: no snapshot of it
-                done.offset = done.end = start + len(payload)
+            # Else the log held bytes the state does not cover: no snapshot of it.
+            if done.seg == self._n_closed and start == done.local:
+                done.offset = done.end = done.base + start + len(payload)
                 done.lines += len(new)
                 done.crc = zlib.crc32(payload, done.crc)
                 self._write_snapshot(state, done, f)
@@ -273,6 +365,29 @@ class Store:
         (the recorder stages both for a commit under it)."""
         with self._locked():
             yield
+
+    def close_segment(self, min_bytes: int = 0) -> Path | None:
+        """Inside ``locked()``, before the recorder stages the log: ``events.jsonl`` becomes the next closed segment
+        (never rewritten again) when it holds at least ``min_bytes`` (and at least one whole line, and no torn
+        tail: the next write repairs that first). Returns the new segment's path, or None."""
+        safe_open.refuse_link(self.data_dir, self._events_rel)
+        try:
+            with safe_open.open_read(self.data_dir, self._events_rel) as f:
+                size = os.fstat(f.fileno()).st_size
+                if size == 0 or size < min_bytes:
+                    return None
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    return None
+        except FileNotFoundError:
+            return None
+        n = segments.close(self.dir)
+        return None if n is None else self.dir / segments.segment_rel(n)
+
+    def forget_snapshot(self) -> None:
+        """The closed segments were put back (``iteratr.run.history``): a snapshot read from them meanwhile is not
+        believed again."""
+        self._snapshot.forget()
 
     def rewrite(self, data: bytes) -> State:
         """Replace the log's bytes (a tampered log put back, iteratr.run.history), in place under the lock, so a
@@ -384,6 +499,16 @@ def write_data_gitignore(data_dir: Path) -> None:
             "(default .iteratr), so that file stays as it is"
         )
     safe_open.atomic_write(data_dir, ".gitignore", want, 0o644)
+
+
+class _Empty:
+    """An open segment that holds nothing new (``events.jsonl`` is the last closed segment: a close cut short)."""
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
 
 
 def _after_last_newline(f: Any, size: int) -> int:

@@ -20,7 +20,7 @@ from iteratr import paths
 from iteratr.gitrepo import blob
 from iteratr.run.attempt import Attempt
 from iteratr.run.record import Recorder
-from iteratr.session import ops, tasks_view
+from iteratr.session import ops, tasks_view, tree_log
 from iteratr.session.reducer import replay
 from iteratr.session.store import Store
 from tests.conftest import git
@@ -37,7 +37,8 @@ def committed(repo: Path, path: str, ref: str = "iteratr/S") -> bytes:
 
 def assert_commit_is_consistent(repo: Path, ref: str = "iteratr/S") -> list[dict[str, Any]]:
     """Every committed log line is whole and parses; the committed view is the render of the committed log."""
-    log = committed(repo, EVENTS, ref)
+    log = tree_log.read(repo, ref, ".iteratr/S")  # the closed segments, then events.jsonl
+    assert log is not None, f"no log in {ref}"
     assert log.endswith(b"\n"), f"a torn last line was committed: {log.splitlines()[-1]!r}"
     events = [json.loads(line) for line in log.splitlines()]
     assert all(isinstance(e, dict) and "type" in e for e in events)

@@ -79,11 +79,13 @@ def test_the_checkpoint_is_plain_json_lines(tmp_path: Path) -> None:
     store.append(make_event("task.added", {"id": "TAS-1", "content": "é", "status": "remaining", "priority": 2}, 0))
     store.write_checkpoint(every=1)
     head, body = store.checkpoint_path.read_text().splitlines()
-    assert json.loads(head) == {
-        "checkpoint": 1,
+    assert json.loads(head) == {  # format 2: the cover names its segment (0, at base 0: nothing closed yet)
+        "checkpoint": 2,
         "bytes": store.events_path.stat().st_size,
         "lines": 1,
         "crc32": json.loads(head)["crc32"],
+        "segment": 0,
+        "base": 0,
     }
     assert "é" in body and isinstance(json.loads(body), dict)
 
@@ -114,7 +116,7 @@ def test_a_checkpoint_that_does_not_match_is_ignored_for_a_full_replay(
     elif damage == "unknown tag":
         store.checkpoint_path.write_bytes(head + b'\n{"x":[]}\n')
     elif damage == "other version":
-        store.checkpoint_path.write_bytes(head.replace(b'"checkpoint": 1', b'"checkpoint": 99') + b"\n" + body + b"\n")
+        store.checkpoint_path.write_bytes(head.replace(b'"checkpoint": 2', b'"checkpoint": 99') + b"\n" + body + b"\n")
     elif damage == "a link":
         store.checkpoint_path.unlink()
         (tmp_path / "elsewhere").write_bytes(head + b"\n" + body + b"\n")

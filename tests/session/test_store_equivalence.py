@@ -156,7 +156,7 @@ def test_a_stat_only_change_is_healed_by_the_first_read(tmp_path: Path, monkeypa
         reads.append(length)
         return real(f, length)
 
-    monkeypatch.setattr("iteratr.session.snapshot.crc_of", counting)
+    monkeypatch.setattr("iteratr.session.store.crc_of", counting)  # the store checks the cover
     first = Store(store.data_dir, "S").load().to_dict()
     assert len(reads) == 1  # the first read checks the covered bytes ...
     second = Store(store.data_dir, "S").load().to_dict()

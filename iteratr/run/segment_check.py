@@ -1,0 +1,74 @@
+"""The closed segments of the session log against iteratr's last commit (``iteratr.run.history``'s log check).
+
+A closed segment (``iteratr.session.segments``) is never rewritten, and every one iteratr's last commit holds must
+be in the work tree as that commit has it. One ``git diff`` of that commit against the work tree, limited to the
+segments' directory, finds the ones an agent edited or deleted (git compares the index's stat first: the
+segments are not read); they are put back from the commit (``git checkout <last> -- <paths>``).
+
+Segments the commit does not hold are new since it: the recorder closes ``events.jsonl`` into one just before it
+commits, so a crash (or a failed commit) between the two leaves one behind. Their lines are checked like lines
+appended to ``events.jsonl``: the log since the commit is these segments in number order, then ``events.jsonl``,
+and it must extend the committed ``events.jsonl``. A file under the segments' directory that is no segment name is
+set aside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from iteratr.session import segments
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from iteratr.gitrepo import GitRepo
+
+
+@dataclass
+class SegmentState:
+    """What the work tree's segments are, next to iteratr's last commit."""
+
+    changed: list[str] = field(default_factory=list)  # committed segments edited or deleted (paths from the root)
+    new: list[Path] = field(default_factory=list)  # segments the commit lacks, in number order
+    strays: list[Path] = field(default_factory=list)  # files under events/ that are no segment
+
+    def tail(self) -> bytes:
+        """The new segments' bytes, in order: the head of what was appended since the commit."""
+        return b"".join(p.read_bytes() for p in self.new)
+
+
+def inspect(repo: GitRepo, session_dir: Path, last: str) -> SegmentState:
+    found = SegmentState()
+    top = session_dir / segments.SEGMENTS_DIR
+    rel = top.relative_to(repo.root).as_posix()
+    out = repo.run("diff", "--no-renames", "--name-status", "-z", last, "--", f"{rel}/")
+    fields = [f for f in out.split("\0") if f]
+    added: list[str] = []
+    for status, path in zip(fields[0::2], fields[1::2], strict=False):
+        (added if status == "A" else found.changed).append(path)
+    if os.path.isdir(top):
+        others = repo.run("ls-files", "-z", "--others", "--", f"{rel}/")
+        added += [p for p in others.split("\0") if p]
+    numbered = []
+    for path in dict.fromkeys(added):
+        inside = path[len(rel) - len(segments.SEGMENTS_DIR) :]  # events/…
+        stem = inside.rsplit("/", 1)[-1].removesuffix(".jsonl")
+        full = repo.root / path
+        if stem.isdigit() and stem.isascii() and segments.segment_rel(int(stem)) == inside and not full.is_symlink():
+            numbered.append((int(stem), full))
+        else:
+            found.strays.append(full)
+    found.new = [p for _, p in sorted(numbered)]
+    return found
+
+
+def put_back(repo: GitRepo, found: SegmentState, last: str) -> None:
+    """The committed segments as the commit has them; the new segments and the strays removed (the caller writes
+    what is kept of their lines to ``events.jsonl``)."""
+    repo.paths_op("checkout", last, paths=found.changed)
+    for path in [*found.new, *found.strays]:
+        with contextlib.suppress(OSError):
+            path.unlink()
