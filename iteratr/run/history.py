@@ -92,15 +92,19 @@ class History:
         """
         last = self.last()
         rel = self.store.events_path.relative_to(self.repo.root).as_posix()
-        committed = (gitrepo.blob(self.repo.root, last, rel) if last else None) or b""
+        # Closed segments (iteratr.run.segment_check): the committed ones must be as committed; new ones (closed
+        # after the commit: at the staging of one that did not happen, or an old session's first run) are the
+        # head of what was appended since, unless the first is the committed events.jsonl itself (not read then).
+        segs = segment_check.inspect(self.repo, self.store.dir, last) if last else segment_check.SegmentState()
+        self.unstaged_segments = list(segs.new)
+        if segs.new and last is not None and segment_check.is_committed(self.repo, last, rel, segs.new[0]):
+            committed, segs.new = b"", segs.new[1:]
+        else:
+            committed = (gitrepo.blob(self.repo.root, last, rel) if last else None) or b""
         try:
             current: bytes | None = self.store.events_path.read_bytes() if self.store.exists() else None
         except OSError:
             current = None
-        # Closed segments (iteratr.run.segment_check): the committed ones must be as committed; new ones (closed
-        # just before a commit that did not happen) are the head of what was appended since.
-        segs = segment_check.inspect(self.repo, self.store.dir, last) if last else segment_check.SegmentState()
-        self.unstaged_segments = segs.new
         if segs.new:
             current = segs.tail() + (current or b"")
         if current is None and not committed and not segs.changed and not segs.strays:

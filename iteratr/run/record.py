@@ -11,6 +11,7 @@ what ``git log iteratr/S`` shows a person.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -173,10 +174,8 @@ class Recorder:
             closed = self.store.close_segment(segments.CLOSE_AT)
             files = [self.store.events_path, self.store.tasks_path, self.store.checkpoint_path]
             files.append(self.s.data_dir / ".gitignore")
-            files += [p for p in self.history.unstaged_segments if p.exists()]
-            if closed is not None:
-                files.append(closed)
             rel = [str(p.relative_to(self.repo.root)) for p in files if p.exists()]
+            rel += self._new_segments(closed)
             if rel:
                 self.repo.run("add", "--force", "--", *rel)
             if self.store.journal_path is not None:  # what the journal vouches for is staged now
@@ -186,6 +185,21 @@ class Recorder:
         self.history.committed(sha)
         return sha
 
+    def _new_segments(self, closed: Path | None) -> list[str]:
+        """The closed segments git does not track yet: the one just closed, and any a run killed between its close
+        and its commit left (the commit's log would lack their lines). One ``ls-files`` of the segments' directory,
+        not a ``git add`` of it (which would look at every segment)."""
+        top = (self.store.dir / segments.SEGMENTS_DIR).relative_to(self.repo.root).as_posix()
+        found = [closed.relative_to(self.repo.root).as_posix()] if closed is not None else []
+        if closed is not None or self.history.unstaged_segments or os.path.isdir(self.store.dir / "events"):
+            listed = self.repo.run("ls-files", "-z", "--others", "--", f"{top}/")
+            found += [
+                p
+                for p in listed.split("\0")
+                if p and segments.is_segment_rel(p[len(top) - len(segments.SEGMENTS_DIR) :])
+            ]
+        return list(dict.fromkeys(found))
+
     def _leave_out(self) -> untracked.Exclusions:
         """The user's untouched untracked files and files over ``max_file_size``: never in a commit."""
         if not self.baseline and not self.s.max_file_size:
@@ -194,7 +208,8 @@ class Recorder:
             str(p.relative_to(self.repo.root))
             for p in (self.store.events_path, self.store.tasks_path, self.store.checkpoint_path)
         }
-        candidates = [p for p in self.repo.changed_paths() if p not in session]
+        top = (self.store.dir / segments.SEGMENTS_DIR).relative_to(self.repo.root).as_posix() + "/"
+        candidates = [p for p in self.repo.changed_paths() if p not in session and not p.startswith(top)]
         found = untracked.exclusions(self.repo.root, candidates, self.baseline, self.s.max_file_size)
         if found.user_files and not self._said_user_files:
             self._said_user_files = True
@@ -254,6 +269,9 @@ class Recorder:
         state = self.store.repair()
         pending = state.unfinished_iteration() is not None or self._uncommitted(state) is not None
         self.history.begin(pending=pending)
+        if segments.count(self.store.dir) == 0 and self.store.exists():  # an old session's whole log (or a new
+            with self.store.locked():  # one's first lines): a closed segment now, so no check reads it again
+                self.store.close_segment(segments.CLOSE_AT)
         self.baseline = untracked.load_or_snapshot(self.repo, self.s.session, keep=pending)
         self.recover_uncommitted()
         self.recover_unfinished()

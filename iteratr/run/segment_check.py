@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from iteratr.errors import GitError
 from iteratr.session import segments
 
 if TYPE_CHECKING:
@@ -63,6 +64,18 @@ def inspect(repo: GitRepo, session_dir: Path, last: str) -> SegmentState:
             found.strays.append(full)
     found.new = [p for _, p in sorted(numbered)]
     return found
+
+
+def is_committed(repo: GitRepo, last: str, rel: str, segment: Path) -> bool:
+    """Whether ``segment`` is the file ``rel`` (events.jsonl) of commit ``last``: an old session's log closed as
+    its first segment. Compared by size, then by blob id (git streams the file: it is never read into memory)."""
+    try:
+        size = segment.stat().st_size
+        if str(size) != repo.run("cat-file", "-s", f"{last}:{rel}"):
+            return False
+        return repo.run("hash-object", "--", str(segment)) == repo.run("rev-parse", f"{last}:{rel}")
+    except (OSError, GitError):
+        return False
 
 
 def put_back(repo: GitRepo, found: SegmentState, last: str) -> None:

@@ -43,6 +43,12 @@ def segment_rel(n: int) -> str:
     return "/".join([SEGMENTS_DIR, *parts, f"{n:07d}.jsonl"])
 
 
+def is_segment_rel(rel: str) -> bool:
+    """Whether ``rel`` (under the session dir) names a closed segment, exactly as ``segment_rel`` would."""
+    stem = rel.rsplit("/", 1)[-1].removesuffix(".jsonl")
+    return stem.isdigit() and stem.isascii() and segment_rel(int(stem)) == rel
+
+
 def _numbered(folder: Path, files: bool) -> list[tuple[int, str]]:
     """Entries of ``folder`` that are segment files (``files``) or segment directories, by number."""
     try:
