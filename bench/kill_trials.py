@@ -6,7 +6,8 @@ send a message with ``iteratr say`` (before the build, or while it runs), and SI
 moment, as ``kill -9`` would: the agent it leaves behind finishes or dies on its own, and is killed if it lingers.
 After every round the invariants of issue 12 are checked:
 
-- no committed event lost: every iteratr commit's ``events.jsonl`` is a prefix of the log at the branch tip,
+- no committed event lost: every iteratr commit's log (its closed segments, then ``events.jsonl``) is a prefix
+  of the log at the branch tip,
   and of the log on disk;
 - iteration numbers contiguous: ``iteration.started`` numbers are 0..n with no gap or repeat, and so are the
   ``Iteratr-Iteration`` trailers of ``git log iteratr/S``;
@@ -124,11 +125,26 @@ class Trial:
     def log_path(self) -> Path:
         return self.repo / ".iteratr" / SESSION / "events.jsonl"
 
+    def disk_log(self) -> bytes:
+        """The whole log on disk: its closed segments, then events.jsonl (``iteratr.session.segments``)."""
+        from iteratr.session import segments
+
+        if not self.log_path.exists():
+            return b""
+        with segments.LogView(self.log_path.parent) as view:
+            return view.read()
+
+    def committed_log(self, rev: str) -> bytes:
+        """The whole log as commit ``rev`` holds it (its segments, then its events.jsonl)."""
+        from iteratr.session import tree_log
+
+        return tree_log.read(self.repo, rev, f".iteratr/{SESSION}") or b""
+
     def events(self) -> list[dict[str, Any]]:
         if not self.log_path.exists():
             return []
         out = []
-        for line in self.log_path.read_bytes().splitlines():
+        for line in self.disk_log().splitlines():
             with contextlib.suppress(ValueError):  # a torn last line after a kill: the next run repairs it
                 out.append(json.loads(line))
         return out
@@ -205,15 +221,15 @@ class Trial:
         branch = f"iteratr/{SESSION}"
         if not self.git("rev-parse", "--verify", "--quiet", branch, check=False).strip():
             return  # killed before the session's branch existed
-        tip_log = self.git_bytes("show", f"{branch}:.iteratr/{SESSION}/events.jsonl")
-        disk_log = self.log_path.read_bytes() if self.log_path.exists() else b""
+        tip_log = self.committed_log(branch)
+        disk_log = self.disk_log()
         if not disk_log.startswith(tip_log):
             self.violation("the log on disk does not extend the log at the branch tip")
         shas = self.git("log", "--format=%H %(trailers:key=Iteratr-Session,valueonly,separator=)", branch)
         for line in shas.splitlines():
             sha, _, session = line.partition(" ")
             if session.strip() == SESSION and sha not in self.seen_commits:
-                self.seen_commits[sha] = self.git_bytes("show", f"{sha}:.iteratr/{SESSION}/events.jsonl")
+                self.seen_commits[sha] = self.committed_log(sha)
         for sha, committed in self.seen_commits.items():
             if subprocess.run(["git", "merge-base", "--is-ancestor", sha, branch], cwd=self.repo).returncode != 0:
                 self.violation(f"iteratr's commit {sha[:9]} is no longer reachable from {branch}")

@@ -63,6 +63,7 @@ class History:
         self.last_ref = f"refs/iteratr/{session}/last"
         self.mask = Masker()  # a problem may quote what the agent wrote (a line, a branch name)
         self.unstaged_segments: list[Path] = []  # closed segments the last commit lacks (staged with the next)
+        self.checked = False  # whether check_log listed them since the last commit
 
     # -- iteratr's record ---------------------------------------------------------------------------
 
@@ -76,6 +77,7 @@ class History:
     def committed(self, sha: str) -> None:
         """After each iteratr commit: the record moves to it."""
         self.repo.update_ref(self.last_ref, sha)
+        self.checked = False
         self.store.own_lines.clear()
         if self.store.journal_path is not None:  # the staged log is committed: its digests are done with
             journal.committed(self.store.journal_path)
@@ -97,6 +99,7 @@ class History:
         # head of what was appended since, unless the first is the committed events.jsonl itself (not read then).
         segs = segment_check.inspect(self.repo, self.store.dir, last) if last else segment_check.SegmentState()
         self.unstaged_segments = list(segs.new)
+        self.checked = last is not None
         if segs.new and last is not None and segment_check.is_committed(self.repo, last, rel, segs.new[0]):
             committed, segs.new = b"", segs.new[1:]
         else:

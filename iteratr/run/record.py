@@ -191,7 +191,9 @@ class Recorder:
         not a ``git add`` of it (which would look at every segment)."""
         top = (self.store.dir / segments.SEGMENTS_DIR).relative_to(self.repo.root).as_posix()
         found = [closed.relative_to(self.repo.root).as_posix()] if closed is not None else []
-        if closed is not None or self.history.unstaged_segments or os.path.isdir(self.store.dir / "events"):
+        if self.history.checked:  # the turn's check listed them (under the run lock, only iteratr closes one)
+            found += [p.relative_to(self.repo.root).as_posix() for p in self.history.unstaged_segments if p.exists()]
+        elif os.path.isdir(self.store.dir / segments.SEGMENTS_DIR):
             listed = self.repo.run("ls-files", "-z", "--others", "--", f"{top}/")
             found += [
                 p

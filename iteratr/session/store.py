@@ -46,14 +46,15 @@ from pathlib import Path
 
 from iteratr import paths, safe_open
 from iteratr.errors import StoreError, UsageError
-from iteratr.session import checkpoint, journal, segments
+from iteratr.session import checkpoint, journal, segmented_read, segments
 from iteratr.session.archive import Archive
 from iteratr.session.events import parse_line
 from iteratr.session.recovering import Recovering as _Recovering
 from iteratr.session.reducer import apply
-from iteratr.session.replay import Progress, crc_of, stream
+from iteratr.session.replay import Progress, crc_of
 from iteratr.session.snapshot import SNAPSHOT_FILE, Snapshot, save_history
 from iteratr.session.state import Event, State
+from iteratr.session.store_files import after_last_newline, digest_of, snapshot_path, write_data_gitignore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
@@ -126,7 +127,7 @@ class Store:
     def _load_from(self, f: Any, *, save_snapshot: bool) -> State:
         n_closed = segments.count(self.dir)
         # ``f`` opened just before a close made it the last closed segment: it holds nothing after them.
-        open_f = _Empty() if n_closed and self._is_segment(f, n_closed - 1) else f
+        open_f = segmented_read.Empty() if n_closed and self._is_segment(f, n_closed - 1) else f
         self._n_closed = n_closed
 
         def valid(done: Progress, same_stat: bool) -> bool:
@@ -171,44 +172,11 @@ class Store:
                     recovering.offset = progress.offset  # type: ignore[union-attr]
 
         seg_before = done.seg
-        applied = self._advance(state, done, open_f, n_closed, spill)
+        applied = segmented_read.advance(self, state, done, open_f, n_closed, spill)
         self._done = done
         if (applied or healed or done.seg != seg_before) and save_snapshot and open_f is f:
             self._save_snapshot_if_current(state, f)
         return state
-
-    def _advance(
-        self, state: State, done: Progress, open_f: Any, n_closed: int, spill: Callable[[Progress], None] | None
-    ) -> int:
-        """Fold what ``done`` does not cover: the rest of its segment, every closed segment after it, then the
-        open one; ``done`` ends in ``events.jsonl`` (segment ``n_closed``)."""
-
-        def spilled(part: Progress) -> Progress:
-            return Progress(done.base + part.offset, part.lines, part.crc, done.seg, done.base)
-
-        def local_spill(part: Progress) -> None:
-            if spill is not None:
-                spill(spilled(part))
-
-        applied = 0
-        while done.seg < n_closed:
-            path = self.dir / segments.segment_rel(done.seg)
-            with self.open_segment(done.seg) as g:
-                part = Progress(done.local, done.lines, done.crc)
-                applied += stream(g, state, part, path, spill=local_spill if spill else None)
-                size = os.fstat(g.fileno()).st_size
-            done.lines = part.lines
-            done.seg, done.base, done.crc = done.seg + 1, done.base + size, 0
-            done.offset = done.end = done.base
-        part = Progress(done.local, done.lines, done.crc)
-        applied += stream(open_f, state, part, self.events_path, spill=local_spill if spill else None)
-        done.offset, done.lines, done.crc, done.end = (
-            done.base + part.offset,
-            part.lines,
-            part.crc,
-            done.base + part.end,
-        )
-        return applied
 
     def open_segment(self, n: int) -> Any:
         """Closed segment ``n`` for reading, never through a link in the data dir."""
@@ -417,7 +385,7 @@ class Store:
         f.seek(size - 1)
         if f.read(1) == b"\n":
             return
-        keep = _after_last_newline(f, size)
+        keep = after_last_newline(f, size)
         print(
             f"iteratr: warning: {self.events_path}: removing a torn last line ({size - keep} bytes) before appending",
             file=sys.stderr,
@@ -436,7 +404,7 @@ class Store:
             found = checkpoint.header(self.data_dir, self._checkpoint_rel)
             due = self._done.lines - (found["lines"] if found else 0) >= every
             if not due and seal is not None:
-                due = _digest_of(seal, None) != _digest_of(self.data_dir, self._checkpoint_rel)
+                due = digest_of(seal, None) != digest_of(self.data_dir, self._checkpoint_rel)
             if not due:
                 return False
             blob = checkpoint.render(state, self._done)
@@ -463,71 +431,3 @@ class Store:
             label: view[label] if label in old and entry is old[label] else marshal.dumps(entry)
             for label, entry in new.items()
         }
-
-
-def snapshot_path(data_dir: Path, name: str) -> Path | None:
-    """Where the snapshot of session ``name`` lives: under the git dir of the work tree holding ``data_dir``,
-    keyed by the data dir's path (one git dir serves every linked worktree), else in ``S/cache/``.
-
-    Found by reading ``.git`` (``paths.git_dirs``), never by running git: ``iteratr tool`` comes here on
-    every call.
-    """
-    absolute = Path(os.path.abspath(data_dir))
-    for folder in absolute.parents:
-        if os.path.lexists(folder / ".git"):
-            found = paths.git_dirs(folder)
-            if found is None:
-                return None
-            key = f"{zlib.crc32(os.fsencode(absolute)):08x}"
-            return found[1] / "iteratr" / paths.CACHE_DIR / key / name / SNAPSHOT_FILE
-    return absolute / name / paths.CACHE_DIR / SNAPSHOT_FILE
-
-
-def write_data_gitignore(data_dir: Path) -> None:
-    """``<data_dir>/.gitignore`` with iteratr's content, unless it has it; never through a link (exit 2)."""
-    want = paths.DATA_DIR_GITIGNORE.encode()
-    try:
-        have = safe_open.read_bytes(data_dir, ".gitignore", len(want) + 1)
-    except FileNotFoundError:
-        have = None
-    if have == want:
-        return
-    if have is not None and not have.startswith(want.split(b"\n", 1)[0]):
-        # Someone else's .gitignore (``--data-dir src``): replacing it would un-ignore what they ignore (.env).
-        raise UsageError(
-            f"data dir {data_dir} has a .gitignore iteratr did not write: use a directory of iteratr's own "
-            "(default .iteratr), so that file stays as it is"
-        )
-    safe_open.atomic_write(data_dir, ".gitignore", want, 0o644)
-
-
-class _Empty:
-    """An open segment that holds nothing new (``events.jsonl`` is the last closed segment: a close cut short)."""
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        return 0
-
-    def read(self, size: int = -1) -> bytes:
-        return b""
-
-
-def _after_last_newline(f: Any, size: int) -> int:
-    """The offset just past the last ``\\n`` of the first ``size`` bytes, read backwards in chunks (a torn tail is
-    short: this never reads the whole log)."""
-    end = size
-    while end > 0:
-        start = max(0, end - (1 << 16))
-        f.seek(start)
-        found: int = f.read(end - start).rfind(b"\n")
-        if found >= 0:
-            return start + found + 1
-        end = start
-    return 0
-
-
-def _digest_of(where: Path, rel: str | None) -> bytes | None:
-    """The digest recorded in ``where`` (``rel`` None), or that of the file ``where/rel`` (never through a link)."""
-    try:
-        return where.read_bytes() if rel is None else journal.digest(safe_open.read_bytes(where, rel))
-    except (OSError, UsageError):
-        return None

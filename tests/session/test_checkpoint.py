@@ -30,7 +30,7 @@ def starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         seen.append(done.offset)
         return real(f, state, done, *args, **kwargs)
 
-    monkeypatch.setattr("iteratr.session.store.stream", watching)
+    monkeypatch.setattr("iteratr.session.segmented_read.stream", watching)  # the store streams through here
     return seen
 
 

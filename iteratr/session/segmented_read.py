@@ -1,0 +1,65 @@
+"""The store's read of a segmented log (``iteratr.session.segments``): fold what a cover does not reach yet, from
+the segment it ends in through every closed segment after it, then ``events.jsonl``, streamed.
+
+The cover (``replay.Progress``) moves segment by segment: at each closed segment's end it names the next one, at
+offset 0 with CRC 0, so what a snapshot or checkpoint saved names the newest segment, and a check reads only that
+segment's bytes."""
+
+from __future__ import annotations
+
+import os
+
+from iteratr.session import segments
+from iteratr.session.replay import Progress, stream
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from iteratr.session.state import State
+    from iteratr.session.store import Store
+
+
+def advance(
+    store: Store, state: State, done: Progress, open_f: Any, n_closed: int, spill: Callable[[Progress], None] | None
+) -> int:
+    """Fold what ``done`` does not cover: the rest of its segment, every closed segment after it, then the
+    open one; ``done`` ends in ``events.jsonl`` (segment ``n_closed``)."""
+
+    def spilled(part: Progress) -> Progress:
+        return Progress(done.base + part.offset, part.lines, part.crc, done.seg, done.base)
+
+    def local_spill(part: Progress) -> None:
+        if spill is not None:
+            spill(spilled(part))
+
+    applied = 0
+    while done.seg < n_closed:
+        path = store.dir / segments.segment_rel(done.seg)
+        with store.open_segment(done.seg) as g:
+            part = Progress(done.local, done.lines, done.crc)
+            applied += stream(g, state, part, path, spill=local_spill if spill else None)
+            size = os.fstat(g.fileno()).st_size
+        done.lines = part.lines
+        done.seg, done.base, done.crc = done.seg + 1, done.base + size, 0
+        done.offset = done.end = done.base
+    part = Progress(done.local, done.lines, done.crc)
+    applied += stream(open_f, state, part, store.events_path, spill=local_spill if spill else None)
+    done.offset, done.lines, done.crc, done.end = (
+        done.base + part.offset,
+        part.lines,
+        part.crc,
+        done.base + part.end,
+    )
+    return applied
+
+
+class Empty:
+    """An open segment that holds nothing new (``events.jsonl`` is the last closed segment: a close cut short)."""
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
