@@ -93,6 +93,9 @@ class BuildLoop:
         self.run_id = utc_now()  # iterations of this run carry it: per-run totals come from the log
         self._clock = time.monotonic()  # max_time counts from here
         self._measured = False  # the first turn showed the agent measures every budget set
+        # This run's iterations by outcome, for the stopped line: counted as they end, as the log records them
+        # (reading every iteration of the session back from its archive cost 200+ MB at 1M events).
+        self._outcomes: dict[str, int] = {}
         self._another_try = False  # stuck, but a person acted since: one more iteration before judging again
         self._mcp_prefix: str | None = None  # how the agent names iteratr's MCP tools: the prompt teaches them
         self._state: State | None = None  # the freshest state the loop holds (``_hold``)
@@ -133,6 +136,7 @@ class BuildLoop:
                 return stop
             kind = "planning" if not state.tasks else "main"
             attempt = await self._one_iteration(state, kind)
+            self._outcomes[attempt.outcome] = self._outcomes.get(attempt.outcome, 0) + 1
             if self.record.halt is not None:  # its push was rejected, or the lease lost: committed here, not pushed
                 return self._final(*self.record.halt)
             self._another_try = False
@@ -236,10 +240,7 @@ class BuildLoop:
         """The ``stopped:`` line, with this run's totals from the log (iterations by outcome, tokens, cost) and its
         wall time, and the exit status."""
         state = self._state if self._state is not None else self.store.load()
-        outcomes: dict[str, int] = {}
-        for it in sorted(state.iterations.values(), key=lambda it: it.n):
-            if it.run == self.run_id and it.outcome is not None:
-                outcomes[it.outcome] = outcomes.get(it.outcome, 0) + 1
+        outcomes = dict(self._outcomes)
         wall = time.monotonic() - self._clock
         self.screen.final(reason, guards.run_totals(state, self.run_id), outcomes, wall)
         return code
