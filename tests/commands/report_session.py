@@ -155,6 +155,17 @@ class Page(HTMLParser):
         return len(self.having(tag, css_class))
 
 
+EXPECTED_COUNTS = {
+    "bars": EXPECTED.bars,
+    "points": EXPECTED.points,
+    "tasks": EXPECTED.tasks,
+    "note_types": len(EXPECTED.note_types),
+    "messages": EXPECTED.messages,
+    "runs": EXPECTED.runs,
+    "run_rows": EXPECTED.runs,
+}  # expected_counts of the known session's page, in the parser and in the browser alike
+
+
 def expected_counts(page: Page) -> dict[str, int]:
     """What the known session's page holds, counted the way EXPECTED states it."""
     return {

@@ -19,6 +19,7 @@ from iteratr.output import Printer
 from iteratr.session.reducer import replay
 from tests.commands.report_session import (
     EXPECTED,
+    EXPECTED_COUNTS,
     HOSTILE,
     Page,
     commit_known_session,
@@ -40,15 +41,7 @@ def test_the_page_shows_every_iteration_task_note_type_message_and_run() -> None
     page = Page(render(known_events()))
 
     counts = expected_counts(page)
-    assert counts == {
-        "bars": EXPECTED.bars,
-        "points": EXPECTED.points,
-        "tasks": EXPECTED.tasks,
-        "note_types": len(EXPECTED.note_types),
-        "messages": EXPECTED.messages,
-        "runs": EXPECTED.runs,
-        "run_rows": EXPECTED.runs,
-    }
+    assert counts == EXPECTED_COUNTS
     bars = page.having("rect", "bar")
     assert [b["class"].split()[1] for b in bars] == [f"outcome-{o}" for o in EXPECTED.outcomes]
     assert len({b["fill"] for b in bars}) == 4  # ok, failed, interrupted, timeout: four colours
