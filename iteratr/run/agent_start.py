@@ -83,7 +83,7 @@ def agent_needed(known: Known, stall_limit: int) -> bool:
     state = known.state
     if state.complete or guards.all_blocked(state):
         return False
-    stalled = guards.without_progress(state)
+    stalled = guards.without_progress(state, stall_limit)
     stuck = bool(stall_limit) and stalled >= stall_limit and not state.pending_messages()
     return not (stuck and not acted_since(state, known.events()))
 

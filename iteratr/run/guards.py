@@ -149,20 +149,25 @@ def made_progress(before: State, after: State, *, delivered: int, tree_changed: 
     return False
 
 
-def without_progress(state: State) -> int:
-    """How many ended iterations in a row, up to the last, made no progress (from the log: survives restarts).
+def without_progress(state: State, up_to: int) -> int:
+    """How many ended iterations in a row, up to the last, made no progress (from the log: survives restarts),
+    counted only as far as ``up_to``: the answer is ``min(the count, up_to)``.
 
     Interrupted ones are passed over (Ctrl+C is not the agent's doing); an iteration with no verdict (an older
-    log) ends the count, as progress does.
+    log) ends the count, as progress does. The live window answers any ``up_to`` within ``WINDOW``; only a larger
+    limit, with the whole window stalled, reads older iterations (from the archive: it grows with the history).
     """
+    if up_to <= 0:
+        return 0
     count = 0
-    recent = state.recent_iterations(WINDOW)  # live; the whole history only for a stall longer than the window
-    if len(recent) == WINDOW and all(it.progress is False or it.outcome in (None, "interrupted") for it in recent):
+    recent = state.recent_iterations(WINDOW)
+    stalled_window = all(it.progress is False or it.outcome in (None, "interrupted") for it in recent)
+    if up_to > WINDOW and len(recent) == WINDOW and stalled_window:
         recent = [state.iterations[n] for n in sorted(state.iterations)]
     for it in reversed(recent):
         if it.outcome is None or it.outcome == "interrupted":
             continue
-        if it.progress is not False:
+        if it.progress is not False or count >= up_to:
             break
         count += 1
     return count

@@ -263,8 +263,9 @@ def stall_text(spent: int, limit: int, task: str | None) -> str:
         return ""
     on = f" on {task}" if task else ""
     stop = f" The run stops for a person after {limit} in a row." if limit else ""
+    many = f"{spent} or more" if not limit and spent >= WINDOW else f"{spent}"  # counted over the live window only
     return (
-        f"The last {spent} iteration(s){on} made no progress: no task was completed, cancelled or added, and "
+        f"The last {many} iteration(s){on} made no progress: no task was completed, cancelled or added, and "
         f"the work tree did not change.{stop} Do not repeat what did not work. Either split the task into "
         "smaller ones (`task-add`, then cancel this one), or mark it `blocked` with a `stuck` note saying what "
         "a person must do, or change your approach."

@@ -103,3 +103,31 @@ def test_a_budget_the_agent_does_not_measure_is_named() -> None:
     tokens_only.add({"total_tokens": 10})
     assert guards.unmeasured_budget(guards.Budgets(max_tokens=100), tokens_only) is None
     assert "reports no cost" in (guards.unmeasured_budget(guards.Budgets(session_max_cost=1), tokens_only) or "")
+
+
+def stalled_for(count: int, then_progress_before: int = 0) -> State:
+    """A session whose last ``count`` iterations made no progress, after ``then_progress_before`` that did."""
+    events: list[Any] = []
+    for n in range(1, then_progress_before + count + 1):
+        events.append(make_event("iteration.started", {"n": n, "kind": "main"}, n))
+        progress = n <= then_progress_before
+        events.append(make_event("iteration.ended", {"n": n, "outcome": "ok", "progress": progress}, n))
+    return replay(events)
+
+
+def test_the_stall_count_stops_at_the_limit_asked_for() -> None:
+    state = stalled_for(40, then_progress_before=3)
+    assert guards.without_progress(state, 0) == 0  # no limit: nothing counted, nothing read
+    assert guards.without_progress(state, 5) == 5
+    assert guards.without_progress(state, 16) == 16
+    assert guards.without_progress(state, 100) == 40  # past the live window: the older iterations are read
+    assert guards.without_progress(stalled_for(2, then_progress_before=3), 5) == 2
+
+
+def test_with_no_limit_the_prompt_says_the_window_is_a_floor() -> None:
+    from iteratr.run.prompt import stall_text
+    from iteratr.session.state import WINDOW
+
+    assert "The last 16 or more iteration(s)" in stall_text(WINDOW, 0, "TAS-1")
+    assert "The last 3 iteration(s) on TAS-1" in stall_text(3, 0, "TAS-1")
+    assert "The last 16 iteration(s)" in stall_text(WINDOW, 20, None)
