@@ -48,24 +48,23 @@ from iteratr import paths, safe_open
 from iteratr.errors import StoreError, UsageError
 from iteratr.session import checkpoint, journal, segmented_read, segments
 from iteratr.session.archive import Archive
+from iteratr.session.derived import VIEW_NEUTRAL, DerivedFiles
 from iteratr.session.events import parse_line
 from iteratr.session.recovering import Recovering as _Recovering
 from iteratr.session.reducer import apply
 from iteratr.session.replay import Progress, crc_of
 from iteratr.session.snapshot import SNAPSHOT_FILE, Snapshot, save_history
 from iteratr.session.state import Event, State
-from iteratr.session.store_files import after_last_newline, digest_of, snapshot_path, write_data_gitignore
+from iteratr.session.store_files import after_last_newline, snapshot_path, write_data_gitignore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # see iteratr.state: only mypy needs typing
     from typing import Any
 
-CHECKPOINT_DIGEST = "checkpoint.digest"  # beside the journal: the digest of the checkpoint this clone last wrote
-
 __all__ = ["SNAPSHOT_FILE", "Store", "snapshot_path", "write_data_gitignore"]
 
 
-class Store:
+class Store(DerivedFiles):
     """One session's event log. Cheap to construct; touches the disk only when asked."""
 
     def __init__(self, data_dir: Path, name: str) -> None:
@@ -94,6 +93,8 @@ class Store:
         # The exact lines this process appended (the loop's own events), until the recorder checks the log:
         # lines of loop-only types among them are iteratr's, not an agent's forgery (iteratr.run.integrity).
         self.own_lines: list[bytes] = []
+        self._view_bytes: bytes | None = None  # tasks.yaml as this store last wrote it
+        self._checkpoint_lines: int | None = None  # the lines of the checkpoint last found sealed, or written
 
     def exists(self) -> bool:
         # lexists: a dangling link must reach the open, which refuses it by name, not look like no session
@@ -306,7 +307,8 @@ class Store:
             for event in new:
                 apply(state, event)
             try:
-                self.write_view(state)
+                if not (self._view_intact() and all(e.get("type") in VIEW_NEUTRAL for e in new)):
+                    self.write_view(state)
             except OSError as exc:
                 # The event is durable: say so, not "unexpected OSError". The view is derived; the next write
                 # (or a run's recovery) renders it again, and a temp file of this one is never left behind.
@@ -391,43 +393,3 @@ class Store:
             file=sys.stderr,
         )
         os.ftruncate(f.fileno(), keep)
-
-    def write_checkpoint(self, every: int = checkpoint.EVERY) -> bool:
-        """Before the loop stages the log for a commit: write ``checkpoint.jsonl`` afresh when ``every`` lines were
-        added since the one there, or when the file there is not the one this clone last wrote (an agent's edit, a
-        deletion: never committed). Returns whether it wrote one."""
-        if not self.exists():
-            return False
-        seal = self.journal_path.with_name(CHECKPOINT_DIGEST) if self.journal_path is not None else None
-        with self._locked() as f:
-            state = self._load_from(f, save_snapshot=False)
-            found = checkpoint.header(self.data_dir, self._checkpoint_rel)
-            due = self._done.lines - (found["lines"] if found else 0) >= every
-            if not due and seal is not None:
-                due = digest_of(seal, None) != digest_of(self.data_dir, self._checkpoint_rel)
-            if not due:
-                return False
-            blob = checkpoint.render(state, self._done)
-            safe_open.atomic_write(self.data_dir, self._checkpoint_rel, blob, 0o644, durable=False)
-            if seal is not None:
-                seal.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                seal.write_bytes(journal.digest(blob))
-            return True
-
-    def write_view(self, state: State) -> None:
-        import marshal
-
-        from iteratr.session import tasks_view
-
-        old: dict[str, Any] = {}
-        for label, blob in self._snapshot.view.items():
-            with contextlib.suppress(ValueError, EOFError, TypeError):
-                old[label] = marshal.loads(blob)
-        text, new = tasks_view.render(self.name, state, old)
-        # Derived data, so not durable; the rename means a reader (or `git add`) never sees half a file.
-        safe_open.atomic_write(self.data_dir, self._tasks_rel, text.encode("utf-8"), 0o644, durable=False)
-        view = self._snapshot.view
-        self._snapshot.view = {
-            label: view[label] if label in old and entry is old[label] else marshal.dumps(entry)
-            for label, entry in new.items()
-        }

@@ -26,8 +26,16 @@ _STATUS_OF_CODE = {1: "completed", 2: "cancelled"}
 RECENT = 64  # the last done tasks archived, kept in full: what an iteration's commit message and prompt name
 
 
+_NUMBERS: dict[str, int | None] = {}  # parsed once: the save after every append asks again for each live task
+
+
 def _number(task_id: str) -> int | None:
-    return number_of(task_id, "TAS-")
+    if task_id.__class__ is not str:
+        return number_of(task_id, "TAS-")
+    n = _NUMBERS.get(task_id, -1)
+    if n == -1:
+        n = _NUMBERS[task_id] = number_of(task_id, "TAS-")
+    return n
 
 
 class Tasks:

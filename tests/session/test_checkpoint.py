@@ -153,6 +153,15 @@ def test_an_edited_checkpoint_is_written_afresh_before_a_commit(tmp_path: Path) 
     os.unlink(store.checkpoint_path)
     assert store.write_checkpoint()
     assert store.checkpoint_path.read_bytes() == written
+    # An edit in place of the same size, its mtime put back (`touch -r`): the ctime, which no process can set back,
+    # still tells it from the file the store checked last.
+    assert not store.write_checkpoint()
+    was = store.checkpoint_path.stat()
+    assert len(forged) == len(written)
+    store.checkpoint_path.write_bytes(forged)
+    os.utime(store.checkpoint_path, ns=(was.st_atime_ns, was.st_mtime_ns))
+    assert store.write_checkpoint()
+    assert store.checkpoint_path.read_bytes() == written
 
 
 def test_no_checkpoint_is_written_until_enough_lines_follow_the_last(tmp_path: Path) -> None:

@@ -139,8 +139,8 @@ def resolve(store: Store, entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def perform(data_dir: Path, op: tuple[Any, ...]) -> None:
-    store = Store(data_dir, NAME)  # a fresh one per call: the cache travels through the snapshot
+def perform(data_dir: Path, op: tuple[Any, ...], store: Store | None = None) -> None:
+    store = store or Store(data_dir, NAME)  # a fresh one per call: the cache travels through the snapshot
     kind = op[0]
     if kind == "add":
         tools.task_add(store, [resolve(store, op[1])])
@@ -162,6 +162,10 @@ def perform(data_dir: Path, op: tuple[Any, ...]) -> None:
         store.append(make_event("iteration.ended", {"n": op[1], "outcome": "ok", "duration": 1.0}, op[1]))
     elif kind == "complete":
         tools.session_complete(store)
+    elif kind == "message":
+        store.transact(lambda s: [make_event("user.message", {"id": s.next_message_id, "text": "hi"}, 0)])
+    elif kind == "delivered":
+        store.append(make_event("user.delivered", {"ids": [f"MSG-{op[1]}"], "iteration": 1}, 1))
     elif kind == "drop-cache":
         (store.dir / "cache" / "state.marshal").unlink(missing_ok=True)
 
@@ -184,6 +188,62 @@ def test_incremental_tasks_yaml_equals_full_replay_and_ruamel(ops: list[tuple[An
                 # A refusal (a cycle, a whitespace-only text, session-complete with open tasks) writes nothing.
                 assert (data_dir / NAME / "events.jsonl").read_bytes() == events_before
             check_view(data_dir)
+
+
+# A long-lived writer (the build loop's store) skips rendering for events the view does not show; other writers,
+# a hand edit or a deletion of tasks.yaml in between must never leave it stale after the long-lived one appends.
+loop_operations = st.lists(
+    st.tuples(
+        st.sampled_from(["loop", "loop", "other", "edit", "delete"]),
+        st.one_of(
+            operations.map(lambda ops: ops[0]),
+            st.tuples(st.just("message")),
+            st.tuples(st.just("delivered"), st.integers(1, 3)),
+        ),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=loop_operations)
+def test_a_long_lived_writer_keeps_tasks_yaml_true(steps: list[tuple[str, tuple[Any, ...]]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / ".iteratr"
+        loop = Store(data_dir, NAME)
+        loop.create()
+        for who, op in steps:
+            if who == "edit":
+                loop.tasks_path.write_text("edited by hand\n")
+            elif who == "delete":
+                loop.tasks_path.unlink(missing_ok=True)
+            try:
+                perform(data_dir, op, None if who == "other" else loop)
+            except UsageError:
+                continue
+            if who in ("edit", "delete") and op[0] == "drop-cache":
+                continue  # nothing was appended: the view is rendered again by the next append
+            check_view(data_dir)
+
+
+def test_the_loop_bookkeeping_leaves_tasks_yaml_alone(tmp_path: Path) -> None:
+    loop = Store(tmp_path / ".iteratr", NAME)
+    tools.task_add(loop, [{"content": "a task"}])
+    before = loop.tasks_path.stat()
+    loop.append(make_event("iteration.started", {"n": 1, "kind": "main"}, 1))
+    loop.append(make_event("iteration.ended", {"n": 1, "outcome": "ok", "duration": 1.0}, 1))
+    after = loop.tasks_path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not rewritten
+    check_view(tmp_path / ".iteratr")
+    tools.task_status(loop, "TAS-1", "completed")
+    assert "complete: true" in loop.tasks_path.read_text()
+    loop.append(make_event("user.message", {"id": "MSG-1", "text": "hi"}, 1))  # a waiting message reopens it
+    assert "complete: false" in loop.tasks_path.read_text()
+    check_view(tmp_path / ".iteratr")
+    loop.append(make_event("user.delivered", {"ids": ["MSG-1"], "iteration": 2}, 2))  # delivered: complete again
+    assert "complete: true" in loop.tasks_path.read_text()
+    check_view(tmp_path / ".iteratr")
 
 
 # -- the writer that skips ruamel -----------------------------------------------------------------
