@@ -44,18 +44,49 @@ def run_git(
 
     Messages in English (as GitPython ran git), so the error lines iteratr shows read the same everywhere.
     """
-    child_env = {**(os.environ if env is None else env), "LANGUAGE": "C", "LC_ALL": "C"}
     try:
-        done = procs.run(["git", *args], cwd=cwd, env=child_env, input=input, timeout=timeout, finish_on_interrupt=True)
-    except FileNotFoundError:
-        raise GitError(NO_GIT, hint="install git, then run again") from None
-    except OSError as exc:  # e.g. not executable
-        raise GitError(f"git cannot run: {exc.strerror or exc}", hint="reinstall git") from None
-    if check and done.returncode != 0:
+        done = procs.run(["git", *args], cwd=cwd, env=_env(env), input=input, timeout=timeout, finish_on_interrupt=True)
+    except OSError as exc:
+        raise _cannot_run(exc) from None
+    return _checked(done, args) if check else done
+
+
+def _env(env: Mapping[str, str] | None) -> dict[str, str]:
+    return {**(os.environ if env is None else env), "LANGUAGE": "C", "LC_ALL": "C"}
+
+
+def _cannot_run(exc: OSError) -> GitError:
+    if isinstance(exc, FileNotFoundError):
+        return GitError(NO_GIT, hint="install git, then run again")
+    return GitError(f"git cannot run: {exc.strerror or exc}", hint="reinstall git")  # e.g. not executable
+
+
+def _checked(done: procs.Completed, args: tuple[str, ...]) -> procs.Completed:
+    if done.returncode != 0:
         detail = done.err.strip().replace("\n", " ") or done.out.strip().replace("\n", " ")
         status = "timed out" if done.timed_out else f"exit status {done.returncode}"
         raise GitError(f"git {' '.join(args[:3])} failed: {detail or status}")
     return done
+
+
+class GitRunning:
+    """A git command started (``GitRepo.start``), not waited for yet."""
+
+    def __init__(self, running: procs.Running, args: tuple[str, ...]) -> None:
+        self._running = running
+        self._args = args
+        self._done: procs.Completed | None = None
+
+    def completed(self) -> procs.Completed:
+        """What it did, once it has ended (asked again, the same answer)."""
+        if self._done is None:
+            self._done = self._running.wait(finish_on_interrupt=True)
+        return self._done
+
+    def out(self) -> str:
+        """Its stdout less the final newline, once it has ended. Raises GitError as ``GitRepo.run`` does."""
+        out = _checked(self.completed(), self._args).out
+        return out[:-1] if out.endswith("\n") else out
 
 
 def toplevel(cwd: Path, env: Mapping[str, str] | None = None) -> tuple[Path, Path] | None:
@@ -104,6 +135,15 @@ def _git_module() -> Any:
     return gitmodule
 
 
+class TreeStatus:
+    """What ``GitRepo.status`` found (a plain class: the tool path imports this module, never ``dataclasses``)."""
+
+    def __init__(self, head: str | None, changed: list[str], untracked: list[str]) -> None:
+        self.head = head  # None before the first commit
+        self.changed = changed  # tracked paths whose index or work-tree content differs from HEAD
+        self.untracked = untracked
+
+
 class GitRepo:
     def __init__(self, repo: git.Repo) -> None:
         self.repo = repo
@@ -122,6 +162,13 @@ class GitRepo:
         if repo.bare:
             raise GitError(f"{path} is a bare repository: iteratr needs a work tree")
         return cls(repo)
+
+    def start(self, *args: str) -> GitRunning:
+        """``git ARGS`` started, to overlap with other work: ``.out()`` waits for it. Raises GitError."""
+        try:
+            return GitRunning(procs.start(["git", *args], cwd=self.root, env=_env(None)), args)
+        except OSError as exc:
+            raise _cannot_run(exc) from None
 
     def run(self, *args: str, input: bytes | None = None) -> str:
         """``git ARGS`` at the work tree's top: its stdout less the final newline. Raises GitError."""
@@ -234,6 +281,23 @@ class GitRepo:
         done = run_git(self.root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
         return done.out.strip() or None if done.returncode == 0 else None
 
+    def start_refs_and_head(self, *refs: str) -> GitRunning:
+        return self.start("for-each-ref", "--format=%(HEAD) %(objectname) %(refname)", *refs)
+
+    def refs_and_head(self, *refs: str, started: GitRunning | None = None) -> tuple[dict[str, str], str | None]:
+        """In one git call (or the one ``start_refs_and_head`` started): the sha each of ``refs`` (full names) points
+        at, for those that exist, and which of them HEAD is attached to (None: another one, or detached). The values
+        are not peeled: compare, don't trust."""
+        out = (started or self.start_refs_and_head(*refs)).out()
+        found: dict[str, str] = {}
+        head = None
+        for line in out.splitlines():
+            mark, sha, name = line[0], line[2:].partition(" ")[0], line[2:].partition(" ")[2]
+            if name in refs:  # a pattern also matches the refs below it (refs/heads/a/b for refs/heads/a)
+                found[name] = sha
+                head = name if mark == "*" else head
+        return found, head
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is ``descendant`` or one of its ancestors."""
         return run_git(self.root, "merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
@@ -276,6 +340,29 @@ class GitRepo:
             found += [p for p in self.run("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
         return found
 
+    def start_status(self) -> GitRunning:
+        """``status`` started now, read later. It takes no lock (``--no-optional-locks``): other git commands meanwhile,
+        which need the index's lock, never find it held."""
+        return self.start("--no-optional-locks", "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all")
+
+    def status(self, started: GitRunning | None = None) -> TreeStatus:
+        """One ``git status`` of the whole work tree (or the one ``start_status`` started): HEAD's sha, the tracked
+        paths that differ from it (staged or not), and the untracked, not ignored files (relative to the top)."""
+        found = TreeStatus(None, [], [])
+        fields = iter((started or self.start_status()).out().split("\0"))
+        for entry in fields:
+            kind = entry[:1]
+            if entry.startswith("# branch.oid "):
+                oid = entry.removeprefix("# branch.oid ")
+                found.head = None if oid == "(initial)" else oid
+            elif kind == "?":
+                found.untracked.append(entry[2:])
+            elif kind in ("1", "2", "u"):  # the path follows 8, 9 or 10 fields; a rename's old path is the next
+                found.changed.append(entry.split(" ", {"1": 8, "2": 9, "u": 10}[kind])[-1])
+                if kind == "2":
+                    next(fields, None)
+        return found
+
     def untracked(self) -> list[str]:
         """Untracked, not ignored files, one by one (relative to the top)."""
         return [p for p in self.run("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
@@ -294,15 +381,29 @@ class GitRepo:
                 input="\0".join(paths).encode(),
             )
 
-    def commit_staged(self, message: str) -> str:
-        """Commit the index as it is; return the new commit's full sha.
+    def add_all(self, *, forced: list[str]) -> None:
+        """``git add --all``, and ``forced`` staged even if a .gitignore covers them: in one git when none is ignored
+        (they are named, so git says if one is), else a second one with ``--force``. Raises GitError."""
+        done = run_git(self.root, "add", "--all", "--", ".", *forced, check=False)
+        if done.returncode == 0:
+            return
+        if "ignored by one of your .gitignore files" not in done.err:
+            raise GitError(f"git add --all failed: {done.err.strip().replace(chr(10), ' ') or done.returncode}")
+        self.run("add", "--force", "--", *forced)
+
+    def commit_staged(self, message: str, *, also_ref: str | None = None) -> str:
+        """Commit the index as it is; return the new commit's full sha. ``also_ref``: a ref moved to it too.
 
         ``--no-verify``: a failing pre-commit hook must not make an iteration's record disappear.
         ``--cleanup=whitespace``: a line of an agent's summary starting with "#" is text, not a comment.
         """
         options = ["--quiet", "--no-verify", "--allow-empty", "--cleanup=whitespace", "-F", "-"]
         self.run(*self._identity(), "commit", *options, input=message.encode())
-        return self.run("rev-parse", "HEAD")
+        moved = self.start("update-ref", also_ref, "HEAD") if also_ref else None  # both read the new HEAD: at once
+        sha = self.run("rev-parse", "HEAD")
+        if moved is not None:
+            moved.out()
+        return sha
 
     def last_committed_iteration(self, session: str) -> int | None:
         """The ``Iteratr-Iteration`` trailer of the newest iteration commit of ``session`` on HEAD, if any

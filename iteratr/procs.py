@@ -125,6 +125,34 @@ def run(
         _forget(proc.pid)
 
 
+class Running:
+    """A child ``start`` started: other work goes on while it runs; ``wait`` for its output."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], argv: Sequence[str]) -> None:
+        self.proc = proc
+        self.argv = argv
+
+    def wait(self, *, timeout: float | None = None, finish_on_interrupt: bool = False) -> Completed:
+        """As ``run`` returns it, once the child has ended (stopped at ``timeout``)."""
+        try:
+            return _communicate(
+                self.proc,
+                self.argv,
+                input=None,
+                timeout=timeout,
+                grace=KILL_GRACE,
+                finish_on_interrupt=finish_on_interrupt,
+            )
+        finally:
+            _forget(self.proc.pid)
+
+
+def start(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str, str] | None = None) -> Running:
+    """``run``, with the wait left for later: two git commands that do not depend on each other overlap. Raises
+    OSError if it cannot start."""
+    return Running(popen(argv, cwd=cwd, env=env), argv)
+
+
 def _communicate(
     proc: subprocess.Popen[bytes],
     argv: Sequence[str],

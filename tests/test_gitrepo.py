@@ -185,3 +185,53 @@ def test_branch_methods_session_branch_uses(repo: Path, tmp_path: Path) -> None:
     assert g.current_branch() == "iteratr/T" and git(repo, "rev-parse", "HEAD") == first
     assert g.add_worktree(tmp_path / "wt", "iteratr/U", base="main") is True
     assert git(tmp_path / "wt", "log", "-1", "--format=%s") == "two"
+
+
+def test_refs_and_head_reads_exact_refs_and_where_head_is(repo: Path) -> None:
+    git_repo = GitRepo.open(repo)
+    tip = git_repo.rev("HEAD")
+    assert tip is not None
+    branch = git_repo.current_branch()
+    git_repo.update_ref("refs/iteratr/S/last", tip)
+    values, head = git_repo.refs_and_head(f"refs/heads/{branch}", "refs/iteratr/S/last", "refs/iteratr/none")
+    assert values == {f"refs/heads/{branch}": tip, "refs/iteratr/S/last": tip}
+    assert git_repo.refs_and_head("refs/iteratr/S") == ({}, None)  # the pattern matches refs below it: not these
+    assert head == f"refs/heads/{branch}"
+    git(repo, "checkout", "-q", "--detach")
+    assert GitRepo.open(repo).refs_and_head(f"refs/heads/{branch}")[1] is None
+
+
+def test_status_names_head_changed_and_untracked_paths(repo: Path) -> None:
+    git_repo = GitRepo.open(repo)
+    (repo / "a file.txt").write_text("one\n")
+    (repo / "old name.txt").write_text("moved\n" * 20)
+    git(repo, "add", "--all")
+    git(repo, "commit", "-q", "-m", "two files")
+    (repo / "a file.txt").write_text("two\n")  # changed, not staged
+    git(repo, "mv", "old name.txt", "new name.txt")  # a rename: its old path must not be taken for a path
+    (repo / "dir with space").mkdir()
+    (repo / "dir with space" / "new.txt").write_text("x\n")
+    found = git_repo.status()
+    assert found.head == git_repo.rev("HEAD")
+    assert sorted(found.changed) == ["a file.txt", "new name.txt"]
+    assert found.untracked == ["dir with space/new.txt"]  # -uall: files, not their directory
+
+
+def test_add_all_forces_the_named_files_a_gitignore_covers(repo: Path) -> None:
+    git_repo = GitRepo.open(repo)
+    (repo / ".gitignore").write_text("data/\nsecret.txt\n")
+    (repo / "data").mkdir()
+    (repo / "data" / "log.jsonl").write_text("{}\n")
+    (repo / "secret.txt").write_text("not mine to commit\n")
+    (repo / "work.py").write_text("x = 1\n")
+    git_repo.add_all(forced=["data/log.jsonl"])
+    staged = git(repo, "diff", "--cached", "--name-only").split()
+    assert sorted(staged) == [".gitignore", "data/log.jsonl", "work.py"]  # the other ignored file stays out
+    git_repo.add_all(forced=[])  # nothing named: one plain add
+
+
+def test_add_all_fails_loudly_when_git_cannot_add(repo: Path) -> None:
+    (repo / ".git" / "index.lock").write_text("")
+    (repo / "work.py").write_text("x = 1\n")
+    with pytest.raises(GitError, match="git add --all failed"):
+        GitRepo.open(repo).add_all(forced=[])

@@ -39,7 +39,7 @@ from iteratr.session.store import Store
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from iteratr.gitrepo import GitRepo
+    from iteratr.gitrepo import GitRepo, GitRunning
     from iteratr.output import Printer
 
 SET_ASIDE_FILE = "events.set-aside.log"  # *.log: the data dir's .gitignore keeps it out of git
@@ -64,6 +64,7 @@ class History:
         self.mask = Masker()  # a problem may quote what the agent wrote (a line, a branch name)
         self.unstaged_segments: list[Path] = []  # closed segments the last commit lacks (staged with the next)
         self.checked = False  # whether check_log listed them since the last commit
+        self._intact = False  # as the refs were last read: the checkout on the branch, at iteratr's last commit
 
     # -- iteratr's record ---------------------------------------------------------------------------
 
@@ -74,9 +75,8 @@ class History:
         if tip is not None and (not pending or self.repo.rev(self.last_ref) is None):
             self.repo.update_ref(self.last_ref, tip)
 
-    def committed(self, sha: str) -> None:
-        """After each iteratr commit: the record moves to it."""
-        self.repo.update_ref(self.last_ref, sha)
+    def committed(self) -> None:
+        """After each iteratr commit, which moved the record to it (``GitRepo.commit_staged``'s ``also_ref``)."""
         self.checked = False
         self.store.own_lines.clear()
         if self.store.journal_path is not None:  # the staged log is committed: its digests are done with
@@ -92,18 +92,32 @@ class History:
 
         ``trust_loop_lines``: at recovery, the loop lines after the commit were written by the killed run.
         """
-        last = self.last()
         rel = self.store.events_path.relative_to(self.repo.root).as_posix()
+        # The four reads at once (they do not depend on each other), naming iteratr's record by its ref; used only
+        # if the refs show it where iteratr left it, else read again one by one from the record's commit.
+        ahead = self._start_reads(rel)
+        last = self._read_refs(ahead[0] if ahead else None)
+        usable = ahead is not None and last is not None and self._intact
         # Closed segments (iteratr.run.segment_check): the committed ones must be as committed; new ones (closed
         # after the commit: at the staging of one that did not happen, or an old session's first run) are the
         # head of what was appended since, unless the first is the committed events.jsonl itself (not read then).
-        segs = segment_check.inspect(self.repo, self.store.dir, last) if last else segment_check.SegmentState()
+        if last:
+            segs = segment_check.inspect(self.repo, self.store.dir, last, ahead[1] if ahead and usable else None)
+        else:
+            segs = segment_check.SegmentState()
         self.unstaged_segments = list(segs.new)
         self.checked = last is not None
         if segs.new and last is not None and segment_check.is_committed(self.repo, last, rel, segs.new[0]):
             committed, segs.new = b"", segs.new[1:]
+        elif ahead is not None and usable:
+            done = ahead[2].completed()
+            committed = done.stdout if done.returncode == 0 else b""
         else:
             committed = (gitrepo.blob(self.repo.root, last, rel) if last else None) or b""
+        if ahead is not None:  # each one waited for, used or not
+            for started in (ahead[0], *ahead[1], ahead[2]):
+                if started is not None:
+                    started.completed()
         try:
             current: bytes | None = self.store.events_path.read_bytes() if self.store.exists() else None
         except OSError:
@@ -165,13 +179,18 @@ class History:
 
     # -- the branch -----------------------------------------------------------------------------------
 
-    def restore_branch(self, n: int | None) -> BranchRepair:
+    def restore_branch(self, n: int | None, *, checked: bool = False) -> BranchRepair:
         """Before a commit: the checkout on the session branch, and the branch holding iteratr's last commit.
+        ``checked``: nothing ran since ``check_log`` read the refs (no hook), so what it found still holds.
 
         The work tree is left as the agent left it, except for files the agent did not touch that the
         repair brings back (those of iteratr's commits a ``reset --hard`` took away).
         """
         found = BranchRepair()
+        if not checked:
+            self._read_refs()
+        if self._intact:
+            return found
         last = self.last()
         current = self.repo.current_branch()
         tip = self.repo.rev(f"refs/heads/{self.branch}")
@@ -217,6 +236,30 @@ class History:
                 f"again holds every iteratr commit; the agent's changes are kept in this commit{kept}"
             )
         return found
+
+    def _start_reads(self, rel: str) -> tuple[GitRunning, tuple[GitRunning, GitRunning | None], GitRunning] | None:
+        """The refs, the segments' diff and listing against iteratr's record, and its committed log: started."""
+        try:
+            return (
+                self.repo.start_refs_and_head(f"refs/heads/{self.branch}", self.last_ref),
+                segment_check.start(self.repo, self.store.dir, self.last_ref),
+                self.repo.start("cat-file", "blob", f"{self.last_ref}:{rel}"),
+            )
+        except GitError:
+            return None
+
+    def _read_refs(self, started: GitRunning | None = None) -> str | None:
+        """iteratr's last commit (as ``last``), and whether the branch is as iteratr left it (``_intact``): the
+        checkout on it, its tip that commit. In one git call in that common case."""
+        branch = f"refs/heads/{self.branch}"
+        try:
+            values, head = self.repo.refs_and_head(branch, self.last_ref, started=started)
+        except GitError:
+            values, head = {}, None
+        last = values.get(self.last_ref)
+        # A branch tip is always a commit: equal to it, iteratr's record needs no check of its own.
+        self._intact = head == branch and last is not None and values.get(branch) == last
+        return last if self._intact else self.last()
 
     def _bring_back(self, head: str, parent: str, touched: set[str]) -> None:
         """Files that differ between where the agent left HEAD and the restored branch, and that the agent did

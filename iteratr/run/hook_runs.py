@@ -53,6 +53,7 @@ class HookRunner:
         self.held: list[hooks_mod.HookResult] = []  # piped output waiting for the next prompt
         self.mask = Masker()
         self._latest: State | None = None  # the state its last ``hook.ran`` append returned, not yet taken
+        self.ran = 0  # hook commands run so far: whether any ran between two points of the loop
 
     def fresher(self, state: State) -> State:
         """The state after the hooks run since the last call, else ``state``: a hook's ``hook.ran`` append returns
@@ -79,6 +80,7 @@ class HookRunner:
         results = await asyncio.to_thread(
             hooks_mod.run_hooks, self.s.hooks, hook_type, variables, cwd=self.s.work_tree, env=env
         )
+        self.ran += len(results)
         # Masked once, here: what is printed, held for a prompt and recorded all come from these results.
         results = [dataclasses.replace(r, output=self.mask(r.output)) for r in results]
         events = []

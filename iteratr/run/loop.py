@@ -45,7 +45,7 @@ from iteratr.run.screen import Screen
 from iteratr.run.settings import Settings
 from iteratr.run.signals import Interrupts
 from iteratr.session.events import make_event, utc_now
-from iteratr.session.state import State
+from iteratr.session.state import WINDOW, State
 from iteratr.session.store import Store
 from iteratr.text import counted
 
@@ -210,7 +210,7 @@ class BuildLoop:
             self.out.line(f"every open task is blocked ({len(blocked)}); a person must look at them:", "fail")
             self.screen.blocked(blocked, lambda task_id: guards.latest_stuck_note(state, task_id))
             return self._final(EXIT_NEEDS_PERSON, f"needs a person: every open task is blocked ({len(blocked)})")
-        stalled = guards.without_progress(state)
+        stalled = guards.without_progress(state, self.s.stall_limit)  # 0 when there is no limit: nothing read
         if not self.s.stall_limit or stalled < self.s.stall_limit or state.pending_messages():
             return None  # a waiting message may be what unsticks it: the agent reads it first
         if at_start:
@@ -282,14 +282,15 @@ class BuildLoop:
         mark = progress.mark(self.repo, self.s.data_dir)
         await self._turn(text, attempt)
         attempt.duration = round(time.monotonic() - started, 3)
+        status = progress.start_status(self.repo)  # runs while the log is checked (it reads outside the log)
         self.record.check_turn(attempt)  # the log must extend iteratr's last commit: repaired before use
-        tree_changed = progress.changed_since(self.repo, self.s.data_dir, mark)
+        turn_end, hooks_ran = progress.changed_since(self.repo, self.s.data_dir, mark, status), self.hooks.ran
 
         def judge(now: State) -> None:  # final before it is recorded (one iteration.ended), from the log as it is
             if attempt.kind == "planning":
                 check_planning(attempt, now)
             attempt.progress = guards.made_progress(
-                before, now, delivered=len(attempt.delivered), tree_changed=tree_changed
+                before, now, delivered=len(attempt.delivered), tree_changed=turn_end.changed
             )
 
         after = self.record.ended(attempt, judge)
@@ -305,7 +306,8 @@ class BuildLoop:
             after = self.hooks.fresher(after)
         if after.complete and not after.claimed:  # derived, and recorded by the loop: the agent need not say so
             after = self.store.append(make_event("session.completed", {"by": "iteratr"}, n))
-        self.record.commit(before, after, attempt)
+        # The turn's checks (its git status, the refs) still hold at the commit unless a hook ran since.
+        self.record.commit(before, after, attempt, turn_end if self.hooks.ran == hooks_ran else None)
         self._hold(after)
         if attempt.fatal is not None:
             raise attempt.fatal  # e.g. a refused model: retrying cannot help, but the iteration is committed
@@ -362,7 +364,8 @@ class BuildLoop:
         return await task
 
     def _stall_words(self, state: State) -> str:
-        spent = guards.without_progress(state)
+        # With no limit the prompt still warns, counting the live window only ("N or more" at its end).
+        spent = guards.without_progress(state, self.s.stall_limit or WINDOW)
         task = state.in_progress()
         return prompt.stall_text(spent, self.s.stall_limit, f"{task.id}" if task else None)
 

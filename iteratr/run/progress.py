@@ -16,21 +16,34 @@ from iteratr.errors import GitError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from iteratr.gitrepo import GitRepo
+    from iteratr.gitrepo import GitRepo, GitRunning
 
 
 @dataclass(frozen=True)
 class Mark:
     head: str | None
-    untracked: str
+    untracked: frozenset[str]
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    changed: bool
+    # The whole tree's ``git status`` paths (tracked and untracked) as the turn left them, for the commit's check of
+    # what to leave out (``Recorder.commit``): one status serves both. None when it could not be taken.
+    paths: list[str] | None
+
+
+def _prefix(repo: GitRepo, data_dir: Path) -> str | None:
+    """The data dir's path from the top, with a slash; None when it is outside the work tree (all counts then)."""
+    try:
+        return data_dir.resolve().relative_to(repo.root).as_posix() + "/"
+    except ValueError:
+        return None
 
 
 def _outside(repo: GitRepo, data_dir: Path) -> list[str]:
-    try:
-        rel = data_dir.resolve().relative_to(repo.root)
-    except ValueError:
-        return ["."]
-    return [".", f":(exclude){rel.as_posix()}"]
+    prefix = _prefix(repo, data_dir)
+    return ["."] if prefix is None else [".", f":(exclude){prefix[:-1]}"]
 
 
 def mark(repo: GitRepo, data_dir: Path) -> Mark:
@@ -39,15 +52,37 @@ def mark(repo: GitRepo, data_dir: Path) -> Mark:
         head: str | None = repo.run("rev-parse", "--verify", "--quiet", "HEAD")
     except GitError:
         head = None
-    return Mark(head, repo.run("ls-files", "--others", "--exclude-standard", "--", *spec))
+    listed = repo.run("ls-files", "-z", "--others", "--exclude-standard", "--", *spec)
+    return Mark(head, frozenset(p for p in listed.split("\0") if p))
 
 
-def changed_since(repo: GitRepo, data_dir: Path, before: Mark) -> bool:
-    """True when the work tree (committed or not) differs from ``before`` outside ``data_dir``."""
-    spec = _outside(repo, data_dir)
+def start_status(repo: GitRepo) -> GitRunning | None:
+    """The ``git status`` ``changed_since`` reads, started now (None if git cannot start: it says so then)."""
     try:
-        if before.head is None or repo.run("diff", "--name-only", before.head, "--", *spec):
-            return True
-        return repo.run("ls-files", "--others", "--exclude-standard", "--", *spec) != before.untracked
+        return repo.start_status()
     except GitError:
-        return True  # cannot tell: never call a stall on a guess
+        return None
+
+
+def changed_since(repo: GitRepo, data_dir: Path, before: Mark, started: GitRunning | None = None) -> TurnEnd:
+    """Whether the work tree (committed or not) differs from ``before`` outside ``data_dir``, from one ``git
+    status`` (``started``: taken at the turn's end, while the log was checked): HEAD where it was and no tracked
+    change, and the same untracked files, is no change. Only when HEAD moved (the agent committed) is the tree
+    compared with the HEAD before, so its own commits count too."""
+    prefix = _prefix(repo, data_dir)
+
+    def outside(path: str) -> bool:
+        return prefix is None or not path.startswith(prefix)
+
+    try:
+        now = repo.status(started)
+        if before.head is None:
+            return TurnEnd(True, now.changed + now.untracked)
+        paths = now.changed + now.untracked
+        if now.head != before.head:
+            tracked = bool(repo.run("diff", "--name-only", before.head, "--", *_outside(repo, data_dir)))
+        else:
+            tracked = any(outside(p) for p in now.changed)
+        return TurnEnd(tracked or frozenset(p for p in now.untracked if outside(p)) != before.untracked, paths)
+    except GitError:
+        return TurnEnd(True, None)  # cannot tell: never call a stall on a guess

@@ -20,6 +20,7 @@ from iteratr.errors import EXIT_FAILED, EXIT_LOCKED, GitError, IteratrError, Sto
 from iteratr.run import prompt, untracked
 from iteratr.run.attempt import Attempt
 from iteratr.run.history import History
+from iteratr.run.progress import TurnEnd
 from iteratr.secrets import Masker
 from iteratr.session import journal, segments
 from iteratr.session.events import make_event
@@ -93,14 +94,17 @@ class Recorder:
 
     # -- commits --------------------------------------------------------------------------------
 
-    def commit(self, before: State, after: State, attempt: Attempt) -> None:
-        """Commit the iteration on the session branch, then push if asked. A failed push is a warning."""
+    def commit(self, before: State, after: State, attempt: Attempt, since_turn: TurnEnd | None = None) -> None:
+        """Commit the iteration on the session branch, then push if asked. A failed push is a warning.
+        ``since_turn``: what the checks at the turn's end found, when nothing (no hook) ran since to change it."""
+        paths = since_turn.paths if since_turn is not None else None
         try:
             self.settle_locks()
-            found = self.history.restore_branch(attempt.n)
+            found = self.history.restore_branch(attempt.n, checked=since_turn is not None)
             if found.problems:
                 self.history.record_branch(attempt.n, found)
-            left_out = self._leave_out() if self.s.auto_commit else untracked.Exclusions()
+                paths = None  # the repair changed the index and may have brought files back
+            left_out = self._leave_out(paths) if self.s.auto_commit else untracked.Exclusions()
             message = self.mask(commit_message(self.s.session, before, after, attempt, too_big=left_out.too_big))
             sha = self._stage_and_commit(message, left_out)
         except GitError as exc:
@@ -159,11 +163,8 @@ class Recorder:
                 self.out.line(f"    {line}", "user")
 
     def _stage_and_commit(self, message: str, left_out: untracked.Exclusions, *, everything: bool | None = None) -> str:
-        """Stage the work (less what is left out), then the session's log and view together under the log's
-        lock, so the commit's ``tasks.yaml`` is the view of its ``events.jsonl``; commit; move iteratr's record."""
-        if self.s.auto_commit if everything is None else everything:
-            self.repo.run("add", "--all")
-            self.repo.paths_op("reset", "--quiet", paths=left_out.paths)
+        """Stage the work (less what is left out) and the session's log and view, together under the log's lock, so
+        the commit's ``tasks.yaml`` is the view of its ``events.jsonl``; commit; move iteratr's record."""
         try:  # now and then the live state, so a fresh clone's first read need not replay the whole log
             self.store.write_checkpoint()
         except (IteratrError, OSError) as exc:  # a cache of sorts: the commit goes on without a new one
@@ -176,13 +177,16 @@ class Recorder:
             files.append(self.s.data_dir / ".gitignore")
             rel = [str(p.relative_to(self.repo.root)) for p in files if p.exists()]
             rel += self._new_segments(closed)
-            if rel:
+            if self.s.auto_commit if everything is None else everything:
+                self.repo.add_all(forced=rel)
+                self.repo.paths_op("reset", "--quiet", paths=left_out.paths)
+            elif rel:
                 self.repo.run("add", "--force", "--", *rel)
             if self.store.journal_path is not None:  # what the journal vouches for is staged now
                 journal.seal(self.store.journal_path)
-        sha = self.repo.commit_staged(message)
+        sha = self.repo.commit_staged(message, also_ref=self.history.last_ref)
         self.history.unstaged_segments = []
-        self.history.committed(sha)
+        self.history.committed()
         return sha
 
     def _new_segments(self, closed: Path | None) -> list[str]:
@@ -202,7 +206,7 @@ class Recorder:
             ]
         return list(dict.fromkeys(found))
 
-    def _leave_out(self) -> untracked.Exclusions:
+    def _leave_out(self, paths: list[str] | None = None) -> untracked.Exclusions:
         """The user's untouched untracked files and files over ``max_file_size``: never in a commit."""
         if not self.baseline and not self.s.max_file_size:
             return untracked.Exclusions()
@@ -211,7 +215,8 @@ class Recorder:
             for p in (self.store.events_path, self.store.tasks_path, self.store.checkpoint_path)
         }
         top = (self.store.dir / segments.SEGMENTS_DIR).relative_to(self.repo.root).as_posix() + "/"
-        candidates = [p for p in self.repo.changed_paths() if p not in session and not p.startswith(top)]
+        changed = self.repo.changed_paths() if paths is None else paths
+        candidates = [p for p in changed if p not in session and not p.startswith(top)]
         found = untracked.exclusions(self.repo.root, candidates, self.baseline, self.s.max_file_size)
         if found.user_files and not self._said_user_files:
             self._said_user_files = True

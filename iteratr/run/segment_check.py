@@ -25,7 +25,7 @@ from iteratr.session import segments
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from iteratr.gitrepo import GitRepo
+    from iteratr.gitrepo import GitRepo, GitRunning
 
 
 @dataclass
@@ -41,18 +41,28 @@ class SegmentState:
         return b"".join(p.read_bytes() for p in self.new)
 
 
-def inspect(repo: GitRepo, session_dir: Path, last: str) -> SegmentState:
+def start(repo: GitRepo, session_dir: Path, last: str) -> tuple[GitRunning, GitRunning | None]:
+    """The two git commands ``inspect`` reads, started (``last`` may be a ref's name: it is read as they run)."""
+    top = session_dir / segments.SEGMENTS_DIR
+    rel = top.relative_to(repo.root).as_posix()
+    diff = repo.start("diff", "--no-renames", "--name-status", "-z", last, "--", f"{rel}/")
+    return diff, repo.start("ls-files", "-z", "--others", "--", f"{rel}/") if os.path.isdir(top) else None
+
+
+def inspect(
+    repo: GitRepo, session_dir: Path, last: str, started: tuple[GitRunning, GitRunning | None] | None = None
+) -> SegmentState:
     found = SegmentState()
     top = session_dir / segments.SEGMENTS_DIR
     rel = top.relative_to(repo.root).as_posix()
-    out = repo.run("diff", "--no-renames", "--name-status", "-z", last, "--", f"{rel}/")
+    diff, listing = started or start(repo, session_dir, last)
+    out = diff.out()
     fields = [f for f in out.split("\0") if f]
     added: list[str] = []
     for status, path in zip(fields[0::2], fields[1::2], strict=False):
         (added if status == "A" else found.changed).append(path)
-    if os.path.isdir(top):
-        others = repo.run("ls-files", "-z", "--others", "--", f"{rel}/")
-        added += [p for p in others.split("\0") if p]
+    if listing is not None:
+        added += [p for p in listing.out().split("\0") if p]
     numbered = []
     for path in dict.fromkeys(added):
         inside = path[len(rel) - len(segments.SEGMENTS_DIR) :]  # events/…
