@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from iteratr import procs
+from iteratr import gitreads, procs
 from iteratr.errors import GitError
 
 if TYPE_CHECKING:
@@ -135,15 +135,6 @@ def _git_module() -> Any:
     return gitmodule
 
 
-class TreeStatus:
-    """What ``GitRepo.status`` found (a plain class: the tool path imports this module, never ``dataclasses``)."""
-
-    def __init__(self, head: str | None, changed: list[str], untracked: list[str]) -> None:
-        self.head = head  # None before the first commit
-        self.changed = changed  # tracked paths whose index or work-tree content differs from HEAD
-        self.untracked = untracked
-
-
 class GitRepo:
     def __init__(self, repo: git.Repo) -> None:
         self.repo = repo
@@ -163,10 +154,10 @@ class GitRepo:
             raise GitError(f"{path} is a bare repository: iteratr needs a work tree")
         return cls(repo)
 
-    def start(self, *args: str) -> GitRunning:
+    def start(self, *args: str, input: bytes | None = None) -> GitRunning:
         """``git ARGS`` started, to overlap with other work: ``.out()`` waits for it. Raises GitError."""
         try:
-            return GitRunning(procs.start(["git", *args], cwd=self.root, env=_env(None)), args)
+            return GitRunning(procs.start(["git", *args], cwd=self.root, env=_env(None), input=input), args)
         except OSError as exc:
             raise _cannot_run(exc) from None
 
@@ -281,23 +272,6 @@ class GitRepo:
         done = run_git(self.root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
         return done.out.strip() or None if done.returncode == 0 else None
 
-    def start_refs_and_head(self, *refs: str) -> GitRunning:
-        return self.start("for-each-ref", "--format=%(HEAD) %(objectname) %(refname)", *refs)
-
-    def refs_and_head(self, *refs: str, started: GitRunning | None = None) -> tuple[dict[str, str], str | None]:
-        """In one git call (or the one ``start_refs_and_head`` started): the sha each of ``refs`` (full names) points
-        at, for those that exist, and which of them HEAD is attached to (None: another one, or detached). The values
-        are not peeled: compare, don't trust."""
-        out = (started or self.start_refs_and_head(*refs)).out()
-        found: dict[str, str] = {}
-        head = None
-        for line in out.splitlines():
-            mark, sha, name = line[0], line[2:].partition(" ")[0], line[2:].partition(" ")[2]
-            if name in refs:  # a pattern also matches the refs below it (refs/heads/a/b for refs/heads/a)
-                found[name] = sha
-                head = name if mark == "*" else head
-        return found, head
-
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is ``descendant`` or one of its ancestors."""
         return run_git(self.root, "merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
@@ -340,29 +314,6 @@ class GitRepo:
             found += [p for p in self.run("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
         return found
 
-    def start_status(self) -> GitRunning:
-        """``status`` started now, read later. It takes no lock (``--no-optional-locks``): other git commands meanwhile,
-        which need the index's lock, never find it held."""
-        return self.start("--no-optional-locks", "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all")
-
-    def status(self, started: GitRunning | None = None) -> TreeStatus:
-        """One ``git status`` of the whole work tree (or the one ``start_status`` started): HEAD's sha, the tracked
-        paths that differ from it (staged or not), and the untracked, not ignored files (relative to the top)."""
-        found = TreeStatus(None, [], [])
-        fields = iter((started or self.start_status()).out().split("\0"))
-        for entry in fields:
-            kind = entry[:1]
-            if entry.startswith("# branch.oid "):
-                oid = entry.removeprefix("# branch.oid ")
-                found.head = None if oid == "(initial)" else oid
-            elif kind == "?":
-                found.untracked.append(entry[2:])
-            elif kind in ("1", "2", "u"):  # the path follows 8, 9 or 10 fields; a rename's old path is the next
-                found.changed.append(entry.split(" ", {"1": 8, "2": 9, "u": 10}[kind])[-1])
-                if kind == "2":
-                    next(fields, None)
-        return found
-
     def untracked(self) -> list[str]:
         """Untracked, not ignored files, one by one (relative to the top)."""
         return [p for p in self.run("ls-files", "-o", "--exclude-standard", "-z").split("\0") if p]
@@ -400,7 +351,7 @@ class GitRepo:
         options = ["--quiet", "--no-verify", "--allow-empty", "--cleanup=whitespace", "-F", "-"]
         self.run(*self._identity(), "commit", *options, input=message.encode())
         moved = self.start("update-ref", also_ref, "HEAD") if also_ref else None  # both read the new HEAD: at once
-        sha = self.run("rev-parse", "HEAD")
+        sha = gitreads.loose_head(self) or self.run("rev-parse", "HEAD")
         if moved is not None:
             moved.out()
         return sha

@@ -147,10 +147,25 @@ class Running:
             _forget(self.proc.pid)
 
 
-def start(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str, str] | None = None) -> Running:
-    """``run``, with the wait left for later: two git commands that do not depend on each other overlap. Raises
-    OSError if it cannot start."""
-    return Running(popen(argv, cwd=cwd, env=env), argv)
+def start(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+) -> Running:
+    """``run``, with the wait left for later: two git commands that do not depend on each other overlap. ``input``
+    (a few lines: it must fit the pipe) is written at once. Raises OSError if it cannot start."""
+    proc = popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    if proc.stdin is not None:
+        try:
+            proc.stdin.write(input or b"")
+        except BrokenPipeError:  # it ended without reading: its exit status says why
+            pass
+        finally:
+            proc.stdin.close()
+            proc.stdin = None  # communicate() must not flush it again
+    return Running(proc, argv)
 
 
 def _communicate(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from iteratr import gitreads
 from iteratr.errors import GitError
 from iteratr.gitrepo import GitRepo
 from tests.conftest import git
@@ -187,18 +188,31 @@ def test_branch_methods_session_branch_uses(repo: Path, tmp_path: Path) -> None:
     assert git(tmp_path / "wt", "log", "-1", "--format=%s") == "two"
 
 
-def test_refs_and_head_reads_exact_refs_and_where_head_is(repo: Path) -> None:
+def test_objects_reads_refs_and_files_of_a_commit_in_one_git(repo: Path) -> None:
     git_repo = GitRepo.open(repo)
+    (repo / "a b.txt").write_bytes(b"two\nlines\n")
+    git(repo, "add", "--all")
+    git(repo, "commit", "-q", "-m", "a file")
     tip = git_repo.rev("HEAD")
     assert tip is not None
     branch = git_repo.current_branch()
     git_repo.update_ref("refs/iteratr/S/last", tip)
-    values, head = git_repo.refs_and_head(f"refs/heads/{branch}", "refs/iteratr/S/last", "refs/iteratr/none")
-    assert values == {f"refs/heads/{branch}": tip, "refs/iteratr/S/last": tip}
-    assert git_repo.refs_and_head("refs/iteratr/S") == ({}, None)  # the pattern matches refs below it: not these
-    assert head == f"refs/heads/{branch}"
+    found = gitreads.objects(
+        gitreads.start_objects(git_repo, f"refs/heads/{branch}", "refs/iteratr/none", "refs/iteratr/S/last:a b.txt")
+    )
+    assert found[0] is not None and found[0][0] == tip
+    assert found[1] is None  # missing: nothing follows its line
+    assert found[2] == (git(repo, "rev-parse", "HEAD:a b.txt"), b"two\nlines\n")
+
+
+def test_head_ref_reads_where_head_is_attached(repo: Path) -> None:
+    git_repo = GitRepo.open(repo)
+    assert gitreads.head_ref(git_repo) == f"refs/heads/{git_repo.current_branch()}"
     git(repo, "checkout", "-q", "--detach")
-    assert GitRepo.open(repo).refs_and_head(f"refs/heads/{branch}")[1] is None
+    assert gitreads.head_ref(git_repo) is None
+    worktree = repo.parent / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "other", str(worktree))
+    assert gitreads.head_ref(GitRepo.open(worktree)) == "refs/heads/other"  # the linked work tree's own HEAD
 
 
 def test_status_names_head_changed_and_untracked_paths(repo: Path) -> None:
@@ -211,7 +225,7 @@ def test_status_names_head_changed_and_untracked_paths(repo: Path) -> None:
     git(repo, "mv", "old name.txt", "new name.txt")  # a rename: its old path must not be taken for a path
     (repo / "dir with space").mkdir()
     (repo / "dir with space" / "new.txt").write_text("x\n")
-    found = git_repo.status()
+    found = gitreads.status(git_repo)
     assert found.head == git_repo.rev("HEAD")
     assert sorted(found.changed) == ["a file.txt", "new name.txt"]
     assert found.untracked == ["dir with space/new.txt"]  # -uall: files, not their directory

@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from iteratr import gitrepo
+from iteratr import gitreads, gitrepo
 from iteratr.errors import GitError
 from iteratr.run import segment_check
 from iteratr.run.integrity import check_log
@@ -65,6 +65,7 @@ class History:
         self.unstaged_segments: list[Path] = []  # closed segments the last commit lacks (staged with the next)
         self.checked = False  # whether check_log listed them since the last commit
         self._intact = False  # as the refs were last read: the checkout on the branch, at iteratr's last commit
+        self._committed_log = b""  # the log that commit holds, read with the refs when they were intact
 
     # -- iteratr's record ---------------------------------------------------------------------------
 
@@ -93,31 +94,28 @@ class History:
         ``trust_loop_lines``: at recovery, the loop lines after the commit were written by the killed run.
         """
         rel = self.store.events_path.relative_to(self.repo.root).as_posix()
-        # The four reads at once (they do not depend on each other), naming iteratr's record by its ref; used only
-        # if the refs show it where iteratr left it, else read again one by one from the record's commit.
+        # The reads at once (they do not depend on each other): the refs and the committed log in one git, the
+        # segments' status in another; used only if HEAD is where iteratr left it, else read one by one.
         ahead = self._start_reads(rel)
-        last = self._read_refs(ahead[0] if ahead else None)
-        usable = ahead is not None and last is not None and self._intact
+        last = self._read_refs(ahead)
+        committed_log = self._committed_log if ahead is not None and self._intact else None
         # Closed segments (iteratr.run.segment_check): the committed ones must be as committed; new ones (closed
         # after the commit: at the staging of one that did not happen, or an old session's first run) are the
         # head of what was appended since, unless the first is the committed events.jsonl itself (not read then).
+        segs = segment_check.SegmentState()
         if last:
-            segs = segment_check.inspect(self.repo, self.store.dir, last, ahead[1] if ahead and usable else None)
-        else:
-            segs = segment_check.SegmentState()
+            status = ahead[1] if ahead is not None and committed_log is not None else None
+            segs = segment_check.inspect(self.repo, self.store.dir, last, status)
         self.unstaged_segments = list(segs.new)
         self.checked = last is not None
         if segs.new and last is not None and segment_check.is_committed(self.repo, last, rel, segs.new[0]):
             committed, segs.new = b"", segs.new[1:]
-        elif ahead is not None and usable:
-            done = ahead[2].completed()
-            committed = done.stdout if done.returncode == 0 else b""
+        elif committed_log is not None:
+            committed = committed_log
         else:
             committed = (gitrepo.blob(self.repo.root, last, rel) if last else None) or b""
-        if ahead is not None:  # each one waited for, used or not
-            for started in (ahead[0], *ahead[1], ahead[2]):
-                if started is not None:
-                    started.completed()
+        if ahead is not None:  # waited for, used or not
+            ahead[1].completed()
         try:
             current: bytes | None = self.store.events_path.read_bytes() if self.store.exists() else None
         except OSError:
@@ -237,29 +235,33 @@ class History:
             )
         return found
 
-    def _start_reads(self, rel: str) -> tuple[GitRunning, tuple[GitRunning, GitRunning | None], GitRunning] | None:
-        """The refs, the segments' diff and listing against iteratr's record, and its committed log: started."""
+    def _start_reads(self, rel: str) -> tuple[GitRunning, GitRunning] | None:
+        """The branch's tip, iteratr's record and the log it committed (one ``cat-file --batch``), and the segments'
+        status: started."""
         try:
-            return (
-                self.repo.start_refs_and_head(f"refs/heads/{self.branch}", self.last_ref),
-                segment_check.start(self.repo, self.store.dir, self.last_ref),
-                self.repo.start("cat-file", "blob", f"{self.last_ref}:{rel}"),
-            )
+            names = (f"refs/heads/{self.branch}", self.last_ref, f"{self.last_ref}:{rel}")
+            return gitreads.start_objects(self.repo, *names), segment_check.start(self.repo, self.store.dir)
         except GitError:
             return None
 
-    def _read_refs(self, started: GitRunning | None = None) -> str | None:
+    def _read_refs(self, started: tuple[GitRunning, GitRunning] | None = None) -> str | None:
         """iteratr's last commit (as ``last``), and whether the branch is as iteratr left it (``_intact``): the
-        checkout on it, its tip that commit. In one git call in that common case."""
+        checkout on it, its tip that commit. Without git started but ``started``'s in that common case, whose
+        committed log is kept then (``_committed_log``)."""
         branch = f"refs/heads/{self.branch}"
+        self._intact, self._committed_log = False, b""
         try:
-            values, head = self.repo.refs_and_head(branch, self.last_ref, started=started)
+            reading = started[0] if started else gitreads.start_objects(self.repo, branch, self.last_ref)
+            found = gitreads.objects(reading)
         except GitError:
-            values, head = {}, None
-        last = values.get(self.last_ref)
+            found = []
+        tip, last, log = (*found, None, None, None)[:3]
         # A branch tip is always a commit: equal to it, iteratr's record needs no check of its own.
-        self._intact = head == branch and last is not None and values.get(branch) == last
-        return last if self._intact else self.last()
+        if gitreads.head_ref(self.repo) == branch and tip is not None and last is not None and tip[0] == last[0]:
+            self._intact = True
+            self._committed_log = log[1] if log is not None else b""
+            return last[0]
+        return self.last()
 
     def _bring_back(self, head: str, parent: str, touched: set[str]) -> None:
         """Files that differ between where the agent left HEAD and the restored branch, and that the agent did

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from iteratr import gitreads
 from iteratr.errors import GitError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def mark(repo: GitRepo, data_dir: Path) -> Mark:
 def start_status(repo: GitRepo) -> GitRunning | None:
     """The ``git status`` ``changed_since`` reads, started now (None if git cannot start: it says so then)."""
     try:
-        return repo.start_status()
+        return gitreads.start_status(repo)
     except GitError:
         return None
 
@@ -75,7 +76,7 @@ def changed_since(repo: GitRepo, data_dir: Path, before: Mark, started: GitRunni
         return prefix is None or not path.startswith(prefix)
 
     try:
-        now = repo.status(started)
+        now = gitreads.status(repo, started)
         if before.head is None:
             return TurnEnd(True, now.changed + now.untracked)
         paths = now.changed + now.untracked

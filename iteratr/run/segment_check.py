@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from iteratr import gitreads
 from iteratr.errors import GitError
 from iteratr.session import segments
 
@@ -41,28 +42,24 @@ class SegmentState:
         return b"".join(p.read_bytes() for p in self.new)
 
 
-def start(repo: GitRepo, session_dir: Path, last: str) -> tuple[GitRunning, GitRunning | None]:
-    """The two git commands ``inspect`` reads, started (``last`` may be a ref's name: it is read as they run)."""
-    top = session_dir / segments.SEGMENTS_DIR
-    rel = top.relative_to(repo.root).as_posix()
-    diff = repo.start("diff", "--no-renames", "--name-status", "-z", last, "--", f"{rel}/")
-    return diff, repo.start("ls-files", "-z", "--others", "--", f"{rel}/") if os.path.isdir(top) else None
+def start(repo: GitRepo, session_dir: Path) -> GitRunning:
+    """What ``inspect`` reads when HEAD is iteratr's last commit (the common case), started: one ``git status`` of
+    the segments' directory, ignored files included (a user's .gitignore may cover the data dir)."""
+    rel = (session_dir / segments.SEGMENTS_DIR).relative_to(repo.root).as_posix()
+    return repo.start(*gitreads.STATUS, "--ignored=traditional", "--", f"{rel}/")
 
 
-def inspect(
-    repo: GitRepo, session_dir: Path, last: str, started: tuple[GitRunning, GitRunning | None] | None = None
-) -> SegmentState:
+def inspect(repo: GitRepo, session_dir: Path, last: str, started: GitRunning | None = None) -> SegmentState:
+    """The segments against commit ``last``; ``started``: ``start``'s status, when HEAD is ``last``."""
     found = SegmentState()
     top = session_dir / segments.SEGMENTS_DIR
     rel = top.relative_to(repo.root).as_posix()
-    diff, listing = started or start(repo, session_dir, last)
-    out = diff.out()
-    fields = [f for f in out.split("\0") if f]
-    added: list[str] = []
-    for status, path in zip(fields[0::2], fields[1::2], strict=False):
-        (added if status == "A" else found.changed).append(path)
-    if listing is not None:
-        added += [p for p in listing.out().split("\0") if p]
+    if started is not None:
+        added = _from_status(started.out(), found.changed)
+    else:
+        added = _from_diff(repo, last, rel, found.changed)
+        if os.path.isdir(top):
+            added += [p for p in repo.run("ls-files", "-z", "--others", "--", f"{rel}/").split("\0") if p]
     numbered = []
     for path in dict.fromkeys(added):
         inside = path[len(rel) - len(segments.SEGMENTS_DIR) :]  # events/…
@@ -74,6 +71,36 @@ def inspect(
             found.strays.append(full)
     found.new = [p for _, p in sorted(numbered)]
     return found
+
+
+def _from_diff(repo: GitRepo, last: str, rel: str, changed: list[str]) -> list[str]:
+    """The segments ``last`` lacks that the index has; those it has that differ or are gone go to ``changed``."""
+    out = repo.run("diff", "--no-renames", "--name-status", "-z", last, "--", f"{rel}/")
+    fields = [f for f in out.split("\0") if f]
+    added: list[str] = []
+    for status, path in zip(fields[0::2], fields[1::2], strict=False):
+        (added if status == "A" else changed).append(path)
+    return added
+
+
+def _from_status(out: str, changed: list[str]) -> list[str]:
+    """As ``_from_diff``, from ``git status`` against HEAD (which is the commit): a file the index added, or an
+    untracked or ignored one, is new; a committed one modified, deleted or moved (in the index or the work tree) is
+    changed."""
+    added: list[str] = []
+    for kind, xy, path, original in gitreads.entries(out):
+        if kind in ("?", "!"):
+            added.append(path)
+        elif kind == "2":  # a rename or copy in the index: the new path is new; a renamed one is gone
+            if xy[0] == "R":
+                changed.append(original)
+            added.append(path)
+        elif kind in ("1", "u"):
+            if xy[0] != "A":
+                changed.append(path)
+            elif xy[1] != "D":  # added to the index, then deleted: there is nothing
+                added.append(path)
+    return added
 
 
 def is_committed(repo: GitRepo, last: str, rel: str, segment: Path) -> bool:
