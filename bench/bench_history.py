@@ -11,10 +11,20 @@ holds a realistic session of ``--events`` events (``gen_session.py``: 300 open t
 * **iteratr's cost per iteration** (as ``bench_loop.py``: from one ``iteration.started`` to the next, minus the
   turn), over this run's iterations, against one bare ``git add --all`` + ``git commit``. Budget (issue 17): at
   100,000 events <= 3x.
-* **``.git`` growth**: the bytes ``.git/objects`` grew by during the run, against the bytes of events the run
-  added to the log. Budget (issue 17): <= 2x. The instant agent logs ~235 bytes an iteration, less than a commit
-  object and its trees alone (~1.2 kB whatever the layout), so the same growth is also given per commit against
-  the events of a realistic iteration (``gen_session``'s, ~2.6 kB): that is the figure the budget is about.
+* **``.git`` growth**: the bytes ``.git/objects`` grew by over the run, against the bytes of events the run added to
+  the log. Budget (issue 17): <= 2x. Measured twice: *loose*, right after the run, each new object a zlib file of
+  its own; and *packed*, after ``git gc``, as git keeps a repository at rest (every ``git commit`` runs ``git
+  maintenance run --auto``, which packs once 6,700 loose objects pile up: loose objects never outgrow that, while
+  what is packed grows for as long as the session runs). The budget is judged on the packed growth. The instant
+  agent logs ~400 bytes an iteration, less than a commit object and its trees (~1.2 kB loose whatever the layout),
+  so the loose growth is also given per commit against a realistic iteration's events (``gen_session``'s).
+
+Before the measured run, one iteration is run and packed away: the first run on a session from before the segmented
+log closes its whole log as segment 0 and renders ``tasks.yaml`` and the checkpoint afresh, once.
+
+The bare commit is measured 20 times before the run and 20 after, on a scratch branch of the same repository whose
+files are an hour old (as a real project's are: files written in the second the index was make git read them all
+again at each commit, which doubled it); the median of the 40 is the figure.
 
 Exit status: 0 if both budgets are met, 1 if one is missed.
 """
@@ -33,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import gen_session
 from bench.bench_loop import (
     SESSION,
-    bare_commit_seconds,
+    bare_commit_times,
     environment,
     git,
     make_repo,
@@ -92,6 +102,13 @@ def realistic_iteration_bytes(iterations: int = 300) -> float:
     return total / iterations
 
 
+def warm_up(base: Path, repo: Path, env: dict[str, str]) -> None:
+    """One iteration, not measured: a session from before the segmented log is migrated by its first run."""
+    code, _, _ = run_build(repo, env, 1)
+    if code != 3:
+        raise SystemExit(f"the warm-up iteration exited {code}:\n{(base / 'build-1.out').read_text()[-3000:]}")
+
+
 def commits_since(repo: Path, env: dict[str, str], rev: str) -> int:
     import subprocess
 
@@ -117,12 +134,13 @@ def main() -> int:
         env = environment(home)
         repo = base / "repo"
         make_repo(repo, args.files, env)
-        bare = bare_commit_seconds(repo, env, args.git_runs)
+        bare_times = bare_commit_times(repo, env, args.git_runs, "bench-bare-before")
         git(repo, env, "switch", "-q", "-c", f"iteratr/{SESSION}")
         log = repo / ".iteratr" / SESSION / "events.jsonl"
         gen_session.write(log, args.events)
         git(repo, env, "add", "--all")
         git(repo, env, "commit", "-q", "-m", "a long session so far")
+        warm_up(base, repo, env)
         git(repo, env, "gc", "-q")  # the history as a clone would have it: packed
         git(repo, env, "tag", "iteratr-bench-start")
         before_objects, before_log = objects_bytes(repo), log_size(log)
@@ -133,26 +151,32 @@ def main() -> int:
         added = log_size(log) - before_log
         commits = commits_since(repo, env, "iteratr-bench-start")
         grown = objects_bytes(repo) - before_objects
+        git(repo, env, "gc", "-q")
+        packed = objects_bytes(repo) - before_objects
         overheads = overhead_per_iteration(log, before_log)
+        bare_times += bare_commit_times(repo, env, args.git_runs, "bench-bare-after")
+        bare = statistics.median(bare_times)
         per_iteration = statistics.median(overheads)
-        ratio, growth = per_iteration / bare, grown / max(added, 1)
+        ratio, growth, loose_growth = per_iteration / bare, packed / max(added, 1), grown / max(added, 1)
         print(
             f"session: {args.events} events before the run ({before_log / 1e6:.1f} MB); repository: {args.files} files"
         )
-        print(f"bare git add --all + git commit (median of {args.git_runs}): {bare * 1000:7.1f} ms")
+        print(f"bare git add --all + git commit (median of {len(bare_times)}): {bare * 1000:7.1f} ms")
         print(
             f"iteratr cost per iteration (median of {len(overheads)}):  {per_iteration * 1000:7.1f} ms"
-            f" = {ratio:.2f}x (budget {COST_BUDGET:g}x)"
+            f" = {ratio:.2f}x (budget {COST_BUDGET:g}x); p10 {statistics.quantiles(overheads, n=10)[0] * 1000:.1f} ms,"
+            f" p90 {statistics.quantiles(overheads, n=10)[-1] * 1000:.1f} ms"
         )
         print(
-            f".git/objects grew {grown / 1e6:.2f} MB for {added / 1e3:.1f} kB of events added"
-            f" = {growth:.1f}x (budget {GROWTH_BUDGET:g}x); peak RSS {peak / 1024:.0f} MiB; run {wall:.1f} s"
+            f".git/objects grew {packed / 1e3:.1f} kB packed (after git gc) for {added / 1e3:.1f} kB of events added"
+            f" = {growth:.2f}x (budget {GROWTH_BUDGET:g}x); loose, before git packs: {grown / 1e3:.1f} kB ="
+            f" {loose_growth:.1f}x; peak RSS {peak / 1024:.0f} MiB; run {wall:.1f} s"
         )
         ok = ratio <= COST_BUDGET and growth <= GROWTH_BUDGET
         real = realistic_iteration_bytes()
         per_commit = grown / max(commits, 1)
         print(
-            f".git/objects grew {per_commit / 1e3:.2f} kB per commit ({commits} commits); a realistic iteration logs "
+            f"loose: {per_commit / 1e3:.2f} kB per commit ({commits} commits); a realistic iteration logs "
             f"{real / 1e3:.2f} kB of events (gen_session): {per_commit / real:.1f}x per realistic iteration"
         )
         print("budgets: met" if ok else "budgets: MISSED")

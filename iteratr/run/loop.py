@@ -170,7 +170,7 @@ class BuildLoop:
     def _read(self) -> State:
         """The iteration's one read of the store (issue 17): what others wrote since (the user's ``iteratr tool``
         between iterations, a message). From here on the loop goes by the states its own appends return."""
-        state = self.store.load()
+        state = self.store.fresh(self._state)  # none when nothing was written since the loop's own last append
         # Before judging the session complete: a message saved since the watcher last looked reopens it.
         return self._hold(self.inbox.take(state) or state)
 

@@ -8,16 +8,19 @@ segment's bytes."""
 from __future__ import annotations
 
 import os
+import sys
 
 from iteratr.session import segments
+from iteratr.session.events import parse_line
 from iteratr.session.replay import Progress, stream
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
     from typing import Any
 
-    from iteratr.session.state import State
+    from iteratr.session.state import Event, State
     from iteratr.session.store import Store
 
 
@@ -63,3 +66,23 @@ class Empty:
 
     def read(self, size: int = -1) -> bytes:
         return b""
+
+
+def events(view: segments.LogView, shown: Path) -> Iterator[Event]:
+    """Every event of the whole log ``view`` reads (``Store.view``), in order, one line at a time: memory stays
+    bounded. Errors and warnings name ``shown`` (events.jsonl) and the line's number in the whole log."""
+    with view as f:
+        line_no, pending = 0, b""
+        while chunk := f.read(1 << 20):
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for raw in lines:
+                line_no += 1
+                if raw.strip():
+                    yield parse_line(raw, line_no, shown)
+        if pending:
+            print(
+                f"iteratr: warning: {shown}: ignoring a torn last line ({len(pending)} bytes, "
+                "probably a crash mid-write); the next write repairs it",
+                file=sys.stderr,
+            )

@@ -49,11 +49,10 @@ from iteratr.errors import StoreError, UsageError
 from iteratr.session import checkpoint, journal, segmented_read, segments
 from iteratr.session.archive import Archive
 from iteratr.session.derived import VIEW_NEUTRAL, DerivedFiles
-from iteratr.session.events import parse_line
 from iteratr.session.recovering import Recovering as _Recovering
 from iteratr.session.reducer import apply
 from iteratr.session.replay import Progress, crc_of
-from iteratr.session.snapshot import SNAPSHOT_FILE, Snapshot, save_history
+from iteratr.session.snapshot import SNAPSHOT_FILE, Snapshot, log_stat, save_history
 from iteratr.session.state import Event, State
 from iteratr.session.store_files import after_last_newline, snapshot_path, write_data_gitignore
 
@@ -94,6 +93,7 @@ class Store(DerivedFiles):
         # lines of loop-only types among them are iteratr's, not an agent's forgery (iteratr.run.integrity).
         self.own_lines: list[bytes] = []
         self._view_bytes: bytes | None = None  # tasks.yaml as this store last wrote it
+        self._last: tuple[State, tuple[int, int, int], int] | None = None  # its last append's state, the log's stat
         self._checkpoint_lines: int | None = None  # the lines of the checkpoint last found sealed, or written
 
     def exists(self) -> bool:
@@ -124,6 +124,20 @@ class Store(DerivedFiles):
         self.require()
         with safe_open.open_read(self.data_dir, self._events_rel) as f:
             return self._load_from(f, save_snapshot=True)
+
+    def fresh(self, held: State | None) -> State:
+        """``load``, unless ``held`` is the state this store's last append returned and the log is as that append
+        left it (the same file, size and mtime, no segment closed since): the loop's one read of an iteration costs
+        a stat when nobody else wrote meanwhile."""
+        last = self._last
+        if last is not None and held is last[0]:
+            try:
+                st = os.stat(self.events_path, follow_symlinks=False)
+            except OSError:
+                return self.load()
+            if (st.st_ino, st.st_size, st.st_mtime_ns) == last[1] and segments.count(self.dir) == last[2]:
+                return held
+        return self.load()
 
     def _load_from(self, f: Any, *, save_snapshot: bool) -> State:
         n_closed = segments.count(self.dir)
@@ -202,21 +216,7 @@ class Store(DerivedFiles):
         """Every event in the log, in order, one line at a time (memory stays bounded)."""
         self.require()
         safe_open.refuse_link(self.data_dir, self._events_rel)
-        with self.view() as f:
-            line_no, pending = 0, b""
-            while chunk := f.read(1 << 20):
-                lines = (pending + chunk).split(b"\n")
-                pending = lines.pop()
-                for raw in lines:
-                    line_no += 1
-                    if raw.strip():
-                        yield parse_line(raw, line_no, self.events_path)
-            if pending:
-                print(
-                    f"iteratr: warning: {self.events_path}: ignoring a torn last line ({len(pending)} bytes, "
-                    "probably a crash mid-write); the next write repairs it",
-                    file=sys.stderr,
-                )
+        return segmented_read.events(self.view(), self.events_path)
 
     def events(self) -> list[Event]:
         """Every event in the log, in order (for tests and small logs: ``iter_events`` streams)."""
@@ -317,12 +317,14 @@ class Store(DerivedFiles):
                     f"{exc.strerror or exc}; the next write renders it again"
                 ) from None
             done = self._done
+            self._last = None
             # Else the log held bytes the state does not cover: no snapshot of it.
             if done.seg == self._n_closed and start == done.local:
                 done.offset = done.end = done.base + start + len(payload)
                 done.lines += len(new)
                 done.crc = zlib.crc32(payload, done.crc)
                 self._write_snapshot(state, done, f)
+                self._last = (state, log_stat(f), self._n_closed)
             return state, new
 
     def append(self, *events: Event) -> State:
@@ -357,11 +359,13 @@ class Store(DerivedFiles):
     def forget_snapshot(self) -> None:
         """The closed segments were put back (``iteratr.run.history``): a snapshot read from them meanwhile is not
         believed again."""
+        self._last = None  # what the loop holds is no longer the log
         self._snapshot.forget()
 
     def rewrite(self, data: bytes) -> State:
         """Replace the log's bytes (a tampered log put back, iteratr.run.history), in place under the lock, so a
         writer waiting on the lock appends to the restored log; then re-render ``tasks.yaml`` from it."""
+        self._last = None  # what the loop holds is no longer the log
         with self._locked() as f:
             f.seek(0)
             f.truncate(0)
@@ -375,6 +379,7 @@ class Store(DerivedFiles):
 
     def repair(self) -> State:
         """Before recovery commits what a crash left: a torn last line removed, ``tasks.yaml`` rendered afresh."""
+        self._last = None  # what the loop holds is no longer the log
         with self._locked() as f:
             self._repair_torn_tail(f, os.fstat(f.fileno()).st_size)
             state = self._load_from(f, save_snapshot=False)

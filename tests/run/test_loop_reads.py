@@ -24,14 +24,25 @@ from tests.run.helpers import marker, read_markers, write_hooks
 
 
 def counted_run(repo: Path, script: Script, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> list[str]:
-    """Run the loop; return what its store did, in order: "load", and "started N" for each iteration.started."""
+    """Run the loop; return what its store did, in order: "load" for each read (``load``, or ``fresh``, which loads
+    only if someone else wrote since the loop's last append), and "started N" for each iteration.started."""
     loop, run = prepare(repo, script, **settings)
     store, seen = loop.store, list[str]()
-    load, transact = store.load, store.transact
+    load, fresh, transact = store.load, store.fresh, store.transact
+    inside_fresh = [False]
 
     def counting_load() -> State:
-        seen.append("load")
+        if not inside_fresh[0]:
+            seen.append("load")
         return load()
+
+    def counting_fresh(held: State | None) -> State:
+        seen.append("load")
+        inside_fresh[0] = True
+        try:
+            return fresh(held)
+        finally:
+            inside_fresh[0] = False
 
     def watching_transact(decide: Callable[[State], list[Event]]) -> tuple[State, list[Event]]:
         state, new = transact(decide)
@@ -39,6 +50,7 @@ def counted_run(repo: Path, script: Script, monkeypatch: pytest.MonkeyPatch, **s
         return state, new
 
     monkeypatch.setattr(store, "load", counting_load)
+    monkeypatch.setattr(store, "fresh", counting_fresh)
     monkeypatch.setattr(store, "transact", watching_transact)
     asyncio.run(_run(loop, run))
     assert run.code == 0, run.output

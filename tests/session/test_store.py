@@ -345,3 +345,19 @@ def test_a_full_disk_loses_no_event_and_leaves_the_log_whole(tmp_path: Path) -> 
     # With space again, the store carries on: the refused task never got an id.
     added = run_cli("tool", "task-add", "--content", "second", "--name", "S", "--json", cwd=tmp_path)
     assert json.loads(added.stdout)["id"] == "TAS-2"
+
+
+def test_fresh_is_the_held_state_until_someone_else_writes(tmp_path: Path) -> None:
+    loop = store_at(tmp_path)
+    held = add_task(loop, "one")
+    assert loop.fresh(held) is held  # nothing written since its own append: no read
+    assert loop.fresh(State()) is not held  # not what its last append returned: read
+    other = store_at(tmp_path)  # another writer (an `iteratr tool` call)
+    add_task(other, "two")
+    seen = loop.fresh(held)
+    assert seen is not held and seen.to_dict() == full_replay(loop)
+    held = add_task(loop, "three")
+    with loop.events_path.open("ab") as f:  # a line appended by hand, without the store
+        f.write(json.dumps(make_event("note.added", {"id": "NOT-1", "content": "x", "type": "learning"}, 0)).encode())
+        f.write(b"\n")
+    assert loop.fresh(held).to_dict() == full_replay(loop)
