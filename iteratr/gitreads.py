@@ -27,6 +27,7 @@ class TreeStatus:
         self.head = head  # None before the first commit
         self.changed = changed  # tracked paths whose index or work-tree content differs from HEAD
         self.untracked = untracked
+        self.entries: list[tuple[str, str, str, str]] = []  # as ``entries`` gives them
 
 
 def start_status(repo: GitRepo) -> GitRunning:
@@ -39,7 +40,8 @@ def status(repo: GitRepo, started: GitRunning | None = None) -> TreeStatus:
     """One ``git status`` of the whole work tree (or the one ``start_status`` started): HEAD's sha, the tracked
     paths that differ from it (staged or not), and the untracked, not ignored files (relative to the top)."""
     found = TreeStatus(None, [], [])
-    for kind, _, path, _ in entries((started or start_status(repo)).out()):
+    found.entries = list(entries((started or start_status(repo)).out()))
+    for kind, _, path, _ in found.entries:
         if kind == "#" and path.startswith("branch.oid "):
             oid = path.removeprefix("branch.oid ")
             found.head = None if oid == "(initial)" else oid
@@ -90,9 +92,21 @@ def loose_head(repo: GitRepo) -> str | None:
     return sha if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha) else None
 
 
-def start_objects(repo: GitRepo, *names: str) -> GitRunning:
-    """``git cat-file --batch`` for ``names`` (a ref, or ``rev:path``), started: read it with ``objects``."""
-    return repo.start("cat-file", "--batch", input="".join(f"{name}\n" for name in names).encode())
+def ready_objects(repo: GitRepo) -> GitRunning:
+    """A ``git cat-file --batch`` started ahead, waiting for its names (``start_objects``): git resolves each name as
+    it reads it, so one started before the agent's turn answers for the repository as the turn left it."""
+    return repo.start("cat-file", "--batch", hold=True)
+
+
+def start_objects(repo: GitRepo, *names: str, ready: GitRunning | None = None) -> GitRunning:
+    """``git cat-file --batch`` for ``names`` (a ref, or ``rev:path``), given to ``ready`` if it is still there, else
+    to one started now: read it with ``objects``."""
+    data = "".join(f"{name}\n" for name in names).encode()
+    if ready is not None:
+        if ready.send(data):
+            return ready
+        ready.completed()  # it ended before it was asked (stopped by someone): reaped, and another started
+    return repo.start("cat-file", "--batch", input=data)
 
 
 def objects(started: GitRunning) -> list[tuple[str, bytes] | None]:

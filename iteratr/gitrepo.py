@@ -83,6 +83,14 @@ class GitRunning:
             self._done = self._running.wait(finish_on_interrupt=True)
         return self._done
 
+    def send(self, data: bytes) -> bool:
+        """Its input, for one started with ``hold``; False if it has ended meanwhile (start another)."""
+        try:
+            self._running.send(data)
+        except OSError:
+            return False
+        return True
+
     def out(self) -> str:
         """Its stdout less the final newline, once it has ended. Raises GitError as ``GitRepo.run`` does."""
         out = _checked(self.completed(), self._args).out
@@ -154,10 +162,12 @@ class GitRepo:
             raise GitError(f"{path} is a bare repository: iteratr needs a work tree")
         return cls(repo)
 
-    def start(self, *args: str, input: bytes | None = None) -> GitRunning:
-        """``git ARGS`` started, to overlap with other work: ``.out()`` waits for it. Raises GitError."""
+    def start(self, *args: str, input: bytes | None = None, hold: bool = False) -> GitRunning:
+        """``git ARGS`` started, to overlap with other work: ``.out()`` waits for it; ``hold``: its input is
+        ``send`` later. Raises GitError."""
         try:
-            return GitRunning(procs.start(["git", *args], cwd=self.root, env=_env(None), input=input), args)
+            running = procs.start(["git", *args], cwd=self.root, env=_env(None), input=input, hold=hold)
+            return GitRunning(running, args)
         except OSError as exc:
             raise _cannot_run(exc) from None
 
@@ -349,11 +359,20 @@ class GitRepo:
         ``--cleanup=whitespace``: a line of an agent's summary starting with "#" is text, not a comment.
         """
         options = ["--quiet", "--no-verify", "--allow-empty", "--cleanup=whitespace", "-F", "-"]
-        self.run(*self._identity(), "commit", *options, input=message.encode())
-        moved = self.start("update-ref", also_ref, "HEAD") if also_ref else None  # both read the new HEAD: at once
+        # Started first, so it is ready when the commit is made (an input never sent updates nothing).
+        moving = self.start("update-ref", "--stdin", hold=True) if also_ref else None
+        try:
+            self.run(*self._identity(), "commit", *options, input=message.encode())
+        except BaseException:
+            if moving is not None:
+                moving.completed()  # no input: it moves nothing
+            raise
+        if moving is not None and not moving.send(f"update {also_ref} HEAD\n".encode()):
+            moving.completed()  # it ended before it was asked (stopped by someone): another one
+            moving = self.start("update-ref", str(also_ref), "HEAD")
         sha = gitreads.loose_head(self) or self.run("rev-parse", "HEAD")
-        if moved is not None:
-            moved.out()
+        if moving is not None:
+            moving.out()  # the ref moved, or a GitError
         return sha
 
     def last_committed_iteration(self, session: str) -> int | None:

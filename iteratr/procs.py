@@ -132,8 +132,24 @@ class Running:
         self.proc = proc
         self.argv = argv
 
+    def send(self, data: bytes) -> None:
+        """Write ``data`` (a few lines: it must fit the pipe) to a child started with ``hold=True``, and close its
+        stdin. Raises OSError (BrokenPipeError) if it has ended meanwhile."""
+        if self.proc.stdin is None:
+            raise BrokenPipeError("its input was already sent")
+        try:
+            self.proc.stdin.write(data)
+        finally:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            self.proc.stdin = None  # communicate() must not flush it again
+
     def wait(self, *, timeout: float | None = None, finish_on_interrupt: bool = False) -> Completed:
         """As ``run`` returns it, once the child has ended (stopped at ``timeout``)."""
+        if self.proc.stdin is not None:  # never sent: end of input
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            self.proc.stdin = None
         try:
             return _communicate(
                 self.proc,
@@ -153,19 +169,19 @@ def start(
     cwd: Path | str | None = None,
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
+    hold: bool = False,
 ) -> Running:
     """``run``, with the wait left for later: two git commands that do not depend on each other overlap. ``input``
-    (a few lines: it must fit the pipe) is written at once. Raises OSError if it cannot start."""
-    proc = popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
-    if proc.stdin is not None:
-        try:
-            proc.stdin.write(input or b"")
-        except BrokenPipeError:  # it ended without reading: its exit status says why
-            pass
-        finally:
-            proc.stdin.close()
-            proc.stdin = None  # communicate() must not flush it again
-    return Running(proc, argv)
+    (a few lines: it must fit the pipe) is written at once; ``hold`` starts the child now, waiting on its stdin, and
+    ``Running.send`` gives its input later (a git command ready before it is needed). Raises OSError if it cannot
+    start."""
+    piped = input is not None or hold
+    proc = popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if piped else subprocess.DEVNULL)
+    running = Running(proc, argv)
+    if input is not None:
+        with contextlib.suppress(BrokenPipeError):  # it ended without reading: its exit status says why
+            running.send(input)
+    return running
 
 
 def _communicate(

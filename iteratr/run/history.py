@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from iteratr import gitreads, gitrepo
@@ -32,7 +32,7 @@ from iteratr.errors import GitError
 from iteratr.run import segment_check
 from iteratr.run.integrity import check_log
 from iteratr.secrets import Masker
-from iteratr.session import journal
+from iteratr.session import journal, segments
 from iteratr.session.events import make_event
 from iteratr.session.store import Store
 
@@ -66,6 +66,8 @@ class History:
         self.checked = False  # whether check_log listed them since the last commit
         self._intact = False  # as the refs were last read: the checkout on the branch, at iteratr's last commit
         self._committed_log = b""  # the log that commit holds, read with the refs when they were intact
+        self._ready: GitRunning | None = None  # a cat-file started before the turn (``prepare``)
+        self._own_commit: tuple[str, int] | None = None  # iteratr's last commit in this run, its closed segments
 
     # -- iteratr's record ---------------------------------------------------------------------------
 
@@ -76,8 +78,9 @@ class History:
         if tip is not None and (not pending or self.repo.rev(self.last_ref) is None):
             self.repo.update_ref(self.last_ref, tip)
 
-    def committed(self) -> None:
+    def committed(self, sha: str) -> None:
         """After each iteratr commit, which moved the record to it (``GitRepo.commit_staged``'s ``also_ref``)."""
+        self._own_commit = (sha, segments.count(self.store.dir))  # every closed segment is in it
         self.checked = False
         self.store.own_lines.clear()
         if self.store.journal_path is not None:  # the staged log is committed: its digests are done with
@@ -88,34 +91,16 @@ class History:
 
     # -- the log --------------------------------------------------------------------------------------
 
-    def check_log(self, n: int, *, trust_loop_lines: bool = False) -> list[str]:
+    def check_log(self, n: int, *, trust_loop_lines: bool = False, tree: GitRunning | None = None) -> list[str]:
         """Put the log back if the turn did more than append to it; return the problems found ([] if none).
 
         ``trust_loop_lines``: at recovery, the loop lines after the commit were written by the killed run.
+        ``tree``: the whole work tree's ``git status`` (``gitreads.start_status``), taken as the turn ended.
         """
         rel = self.store.events_path.relative_to(self.repo.root).as_posix()
-        # The reads at once (they do not depend on each other): the refs and the committed log in one git, the
-        # segments' status in another; used only if HEAD is where iteratr left it, else read one by one.
-        ahead = self._start_reads(rel)
-        last = self._read_refs(ahead)
-        committed_log = self._committed_log if ahead is not None and self._intact else None
-        # Closed segments (iteratr.run.segment_check): the committed ones must be as committed; new ones (closed
-        # after the commit: at the staging of one that did not happen, or an old session's first run) are the
-        # head of what was appended since, unless the first is the committed events.jsonl itself (not read then).
-        segs = segment_check.SegmentState()
-        if last:
-            status = ahead[1] if ahead is not None and committed_log is not None else None
-            segs = segment_check.inspect(self.repo, self.store.dir, last, status)
+        last, segs, committed = self._read_for_check(rel, tree)
         self.unstaged_segments = list(segs.new)
         self.checked = last is not None
-        if segs.new and last is not None and segment_check.is_committed(self.repo, last, rel, segs.new[0]):
-            committed, segs.new = b"", segs.new[1:]
-        elif committed_log is not None:
-            committed = committed_log
-        else:
-            committed = (gitrepo.blob(self.repo.root, last, rel) if last else None) or b""
-        if ahead is not None:  # waited for, used or not
-            ahead[1].completed()
         try:
             current: bytes | None = self.store.events_path.read_bytes() if self.store.exists() else None
         except OSError:
@@ -235,23 +220,60 @@ class History:
             )
         return found
 
-    def _start_reads(self, rel: str) -> tuple[GitRunning, GitRunning] | None:
-        """The branch's tip, iteratr's record and the log it committed (one ``cat-file --batch``), and the segments'
-        status: started."""
-        try:
-            names = (f"refs/heads/{self.branch}", self.last_ref, f"{self.last_ref}:{rel}")
-            return gitreads.start_objects(self.repo, *names), segment_check.start(self.repo, self.store.dir)
-        except GitError:
-            return None
+    def prepare(self) -> None:
+        """Before the agent's turn: the ``cat-file`` the check at its end reads through, started now, so its start
+        costs the loop nothing then (it reads the repository as it is when asked)."""
+        self.discard()
+        with contextlib.suppress(GitError):
+            self._ready = gitreads.ready_objects(self.repo)
 
-    def _read_refs(self, started: tuple[GitRunning, GitRunning] | None = None) -> str | None:
+    def discard(self) -> None:
+        """The prepared ``cat-file``, if unused, ended (its input closed)."""
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.completed()
+
+    def _read_for_check(
+        self, rel: str, tree: GitRunning | None
+    ) -> tuple[str | None, segment_check.SegmentState, bytes]:
+        """iteratr's last commit, the closed segments against it, and the log it committed. In the common case (HEAD
+        on the branch, at iteratr's own last commit, no segment closed since) from the ``cat-file`` prepared before
+        the turn and the turn's status ``tree``: no git started here. Else from git commands, one by one.
+
+        Closed segments (iteratr.run.segment_check): the committed ones must be as committed; new ones (closed after
+        the commit: at the staging of one that did not happen, or an old session's first run) are the head of what
+        was appended since, unless the first is the committed events.jsonl itself (not read then)."""
+        ready, self._ready = self._ready, None
+        names = (f"refs/heads/{self.branch}", self.last_ref, f"{self.last_ref}:{rel}")
+        try:
+            objects: GitRunning | None = gitreads.start_objects(self.repo, *names, ready=ready)
+        except GitError:
+            objects = None
+        last = self._read_refs(objects)
+        if not last:
+            return None, segment_check.SegmentState(), b""
+        segs = None
+        own = self._own_commit is not None and self._own_commit == (last, segments.count(self.store.dir))
+        if self._intact and own and tree is not None:
+            with contextlib.suppress(GitError):
+                segs = segment_check.from_status(self.repo, self.store.dir, gitreads.status(self.repo, tree))
+        if segs is None:
+            started = segment_check.start(self.repo, self.store.dir) if self._intact else None
+            segs = segment_check.inspect(self.repo, self.store.dir, last, started)
+        if segs.new and segment_check.is_committed(self.repo, last, rel, segs.new[0]):
+            return last, replace(segs, new=segs.new[1:]), b""
+        if self._intact:
+            return last, segs, self._committed_log
+        return last, segs, gitrepo.blob(self.repo.root, last, rel) or b""
+
+    def _read_refs(self, started: GitRunning | None = None) -> str | None:
         """iteratr's last commit (as ``last``), and whether the branch is as iteratr left it (``_intact``): the
         checkout on it, its tip that commit. Without git started but ``started``'s in that common case, whose
         committed log is kept then (``_committed_log``)."""
         branch = f"refs/heads/{self.branch}"
         self._intact, self._committed_log = False, b""
         try:
-            reading = started[0] if started else gitreads.start_objects(self.repo, branch, self.last_ref)
+            reading = started or gitreads.start_objects(self.repo, branch, self.last_ref)
             found = gitreads.objects(reading)
         except GitError:
             found = []

@@ -123,6 +123,7 @@ class BuildLoop:
                 if self.agent is not None:  # the session started: session_end runs however it ends
                     await self.agent.close()
                     await self._end_session()
+                self.record.history.discard()
                 self.record.orphans.close()  # no longer a subreaper (iteratr.reaper)
 
     async def _iterate(self) -> int:
@@ -280,10 +281,11 @@ class BuildLoop:
         self.screen.headline(before, attempt, retry=bool(self._failure_text))
         started = time.monotonic()
         mark = progress.mark(self.repo, self.s.data_dir)
+        self.record.history.prepare()  # what the check at the turn's end reads through, started while the agent works
         await self._turn(text, attempt)
         attempt.duration = round(time.monotonic() - started, 3)
         status = progress.start_status(self.repo)  # runs while the log is checked (it reads outside the log)
-        self.record.check_turn(attempt)  # the log must extend iteratr's last commit: repaired before use
+        self.record.check_turn(attempt, status)  # the log must extend iteratr's last commit: repaired before use
         turn_end, hooks_ran = progress.changed_since(self.repo, self.s.data_dir, mark, status), self.hooks.ran
 
         def judge(now: State) -> None:  # final before it is recorded (one iteration.ended), from the log as it is

@@ -31,7 +31,7 @@ from iteratr.session.tasks import changes as task_changes
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from iteratr.gitrepo import GitRepo
+    from iteratr.gitrepo import GitRepo, GitRunning
     from iteratr.output import Printer
     from iteratr.remote.sync import Link
     from iteratr.run.settings import Settings
@@ -88,9 +88,10 @@ class Recorder:
 
         return self.store.transact(decide)[0]
 
-    def check_turn(self, attempt: Attempt) -> list[str]:
-        """At the turn's end, before anything else is recorded: the log must extend iteratr's last commit."""
-        return self.history.check_log(attempt.n)
+    def check_turn(self, attempt: Attempt, tree: GitRunning | None = None) -> list[str]:
+        """At the turn's end, before anything else is recorded: the log must extend iteratr's last commit. ``tree``:
+        the work tree's status as the turn left it (``gitreads.start_status``)."""
+        return self.history.check_log(attempt.n, tree=tree)
 
     # -- commits --------------------------------------------------------------------------------
 
@@ -186,7 +187,7 @@ class Recorder:
                 journal.seal(self.store.journal_path)
         sha = self.repo.commit_staged(message, also_ref=self.history.last_ref)
         self.history.unstaged_segments = []
-        self.history.committed()
+        self.history.committed(sha)
         return sha
 
     def _new_segments(self, closed: Path | None) -> list[str]:

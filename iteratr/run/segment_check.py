@@ -24,6 +24,7 @@ from iteratr.errors import GitError
 from iteratr.session import segments
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     from iteratr.gitrepo import GitRepo, GitRunning
@@ -55,11 +56,25 @@ def inspect(repo: GitRepo, session_dir: Path, last: str, started: GitRunning | N
     top = session_dir / segments.SEGMENTS_DIR
     rel = top.relative_to(repo.root).as_posix()
     if started is not None:
-        added = _from_status(started.out(), found.changed)
+        added = _classify(gitreads.entries(started.out()), found.changed)
     else:
         added = _from_diff(repo, last, rel, found.changed)
         if os.path.isdir(top):
             added += [p for p in repo.run("ls-files", "-z", "--others", "--", f"{rel}/").split("\0") if p]
+    return _sorted(repo, rel, added, found)
+
+
+def from_status(repo: GitRepo, session_dir: Path, tree: gitreads.TreeStatus) -> SegmentState:
+    """As ``inspect``, from the whole work tree's ``git status`` (HEAD being the commit), when no segment was closed
+    since it: a file under the segments' directory that a user's .gitignore hides is then no segment the store
+    reads (``segments.count`` would have grown), so what status shows is all that matters."""
+    found = SegmentState()
+    rel = (session_dir / segments.SEGMENTS_DIR).relative_to(repo.root).as_posix()
+    return _sorted(repo, rel, _classify(tree.entries, found.changed, f"{rel}/"), found)
+
+
+def _sorted(repo: GitRepo, rel: str, added: list[str], found: SegmentState) -> SegmentState:
+    """``added`` (paths from the top) told apart: segments iteratr's names allow, in number order, and strays."""
     numbered = []
     for path in dict.fromkeys(added):
         inside = path[len(rel) - len(segments.SEGMENTS_DIR) :]  # events/…
@@ -83,19 +98,21 @@ def _from_diff(repo: GitRepo, last: str, rel: str, changed: list[str]) -> list[s
     return added
 
 
-def _from_status(out: str, changed: list[str]) -> list[str]:
-    """As ``_from_diff``, from ``git status`` against HEAD (which is the commit): a file the index added, or an
-    untracked or ignored one, is new; a committed one modified, deleted or moved (in the index or the work tree) is
-    changed."""
+def _classify(entries: Iterable[tuple[str, str, str, str]], changed: list[str], under: str = "") -> list[str]:
+    """As ``_from_diff``, from ``git status`` against HEAD (which is the commit), for the paths ``under`` a
+    directory: a file the index added, or an untracked or ignored one, is new; a committed one modified, deleted or
+    moved (in the index or the work tree) is changed."""
     added: list[str] = []
-    for kind, xy, path, original in gitreads.entries(out):
-        if kind in ("?", "!"):
+    for kind, xy, path, original in entries:
+        inside = path.startswith(under)
+        if kind in ("?", "!") and inside:
             added.append(path)
         elif kind == "2":  # a rename or copy in the index: the new path is new; a renamed one is gone
-            if xy[0] == "R":
+            if xy[0] == "R" and original.startswith(under):
                 changed.append(original)
-            added.append(path)
-        elif kind in ("1", "u"):
+            if inside:
+                added.append(path)
+        elif kind in ("1", "u") and inside:
             if xy[0] != "A":
                 changed.append(path)
             elif xy[1] != "D":  # added to the index, then deleted: there is nothing
