@@ -39,7 +39,7 @@ def _number(task_id: str) -> int | None:
 
 
 class Tasks:
-    __slots__ = ("_all", "_live", "_load", "done", "recent")
+    __slots__ = ("_all", "_live", "_load", "_order", "done", "recent")
 
     def __init__(
         self,
@@ -48,6 +48,7 @@ class Tasks:
         recent: list[tuple[Any, ...]] | None = None,
     ) -> None:
         self._live: dict[str, Task] = {}  # not done, or changed since the last save
+        self._order: list[Task] | None = None  # ``_live`` in id-number order; None once a task enters or leaves it
         self.done = bytearray(done)  # per task number: 1 completed, 2 cancelled (archived); 0 not archived
         self._load = load  # the archived rows (a later row of an id replaces an earlier one)
         self.recent: list[tuple[Any, ...]] = recent or []  # the last RECENT rows archived, oldest first
@@ -77,9 +78,11 @@ class Tasks:
         return bool(self._live) or any(self.done)
 
     def live(self) -> list[Task]:
-        """The tasks not done, in id-number order."""
-        found = [t for t in self._live.values() if t.status not in DONE_STATUSES]
-        return sorted(found, key=lambda t: id_number(t.id))
+        """The tasks not done, in id-number order (sorted once while the same tasks are in memory: a prompt, the
+        view and the screen each ask)."""
+        if self._order is None:
+            self._order = sorted(self._live.values(), key=lambda t: id_number(t.id))
+        return [t for t in self._order if t.status not in DONE_STATUSES]
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(TASK_STATUSES, 0)
@@ -116,6 +119,7 @@ class Tasks:
             task = task or self._everything().get(task_id)
             if task is not None:
                 self._live[task_id] = task
+                self._order = None
         return task if task is not None else default
 
     def _from_recent(self, task_id: str) -> Task | None:
@@ -155,6 +159,7 @@ class Tasks:
 
     def __setitem__(self, task_id: str, task: Task) -> None:
         self._live[task_id] = task
+        self._order = None
         if self._all is not None and self._all is not self._live:
             self._all[task_id] = task
 
@@ -192,6 +197,7 @@ class Tasks:
                 self.done.extend(bytes(n + 1 - len(self.done) + 1024))
             self.done[n] = _CODES[row[2]]
             del self._live[row[0]]
+            self._order = None
         for tid, task in self._live.items():  # reopened since archived: live again
             n = _number(tid)
             if n is not None and n < len(self.done) and task.status not in DONE_STATUSES:
