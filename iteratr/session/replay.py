@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import zlib
 
+from iteratr.errors import StoreError
 from iteratr.session.events import parse_line
 from iteratr.session.reducer import apply
 
@@ -48,6 +49,19 @@ class Progress:
         return self.offset - self.base
 
 
+def line_number(f: Any, offset: int) -> int:
+    """The number of the line starting at byte ``offset`` of ``f`` (counted from 1): for an error message only."""
+    f.seek(0)
+    count, left = 1, offset
+    while left > 0:
+        chunk = f.read(min(CHUNK, left))
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        left -= len(chunk)
+    return count
+
+
 def stream(
     f: Any,
     state: State,
@@ -69,6 +83,7 @@ def stream(
         chunk = f.read(want) if want > 0 else b""
         if not chunk:
             break
+        buf_start = pos - len(pending)  # where ``buf`` starts in the file
         pos += len(chunk)
         buf = pending + chunk if pending else chunk
         cut = buf.rfind(b"\n") + 1
@@ -86,7 +101,12 @@ def stream(
             line_end = whole.index(b"\n", line_start) + 1
             done.lines += 1
             if raw.strip():
-                apply(state, parse_line(raw, done.lines, path))
+                try:
+                    event = parse_line(raw, done.lines, path)
+                except StoreError:  # named by its line in this file (``done.lines`` counts the whole log's)
+                    parse_line(raw, line_number(f, buf_start + line_start), path)
+                    raise
+                apply(state, event)
                 applied += 1
                 since_spill += 1
             if spill is not None and since_spill >= SPILL_EVERY:  # the history so far, up to this line's end

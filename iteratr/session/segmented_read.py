@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import sys
 
+from iteratr.errors import StoreError
 from iteratr.session import segments
 from iteratr.session.events import parse_line
-from iteratr.session.replay import Progress, stream
+from iteratr.session.replay import Progress, line_number, stream
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,16 +71,23 @@ class Empty:
 
 def events(view: segments.LogView, shown: Path) -> Iterator[Event]:
     """Every event of the whole log ``view`` reads (``Store.view``), in order, one line at a time: memory stays
-    bounded. Errors and warnings name ``shown`` (events.jsonl) and the line's number in the whole log."""
+    bounded. A bad line is named by its file (a closed segment, or events.jsonl: ``shown``) and its line there."""
     with view as f:
-        line_no, pending = 0, b""
+        line_no, pending, start = 0, b"", 0
         while chunk := f.read(1 << 20):
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()
             for raw in lines:
                 line_no += 1
                 if raw.strip():
-                    yield parse_line(raw, line_no, shown)
+                    try:
+                        yield parse_line(raw, line_no, shown)
+                    except StoreError:
+                        path, offset = view.where(start)
+                        with view.open_file(path) as g:
+                            parse_line(raw, line_number(g, offset), shown if path == view.paths[-1] else path)
+                        raise
+                start += len(raw) + 1
         if pending:
             print(
                 f"iteratr: warning: {shown}: ignoring a torn last line ({len(pending)} bytes, "

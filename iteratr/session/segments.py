@@ -220,6 +220,19 @@ class LogView:
             self._close_file()
         return b"".join(out)
 
+    def where(self, pos: int) -> tuple[Path, int]:
+        """The file holding byte ``pos`` of the log (the last one past its end), and the offset there."""
+        start = 0
+        for path, size in zip(self.paths, self.sizes, strict=True):
+            if pos < start + size or path == self.paths[-1]:
+                return path, pos - start
+            start += size
+        raise ValueError("an empty log view")
+
+    def open_file(self, path: Path) -> BinaryIO:
+        """One of its files, opened as the view opens them (the store's opener never follows a link)."""
+        return self._opener(path)
+
     def _opened(self) -> object:
         if self._file is None:
             f = self._opener(self.paths[self._index])  # kept open between reads, closed by _close_file

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from iteratr.errors import StoreError
 from iteratr.session import segments
 from iteratr.session.events import make_event
 from iteratr.session.reducer import replay
@@ -226,3 +227,25 @@ def test_the_tool_s_branch_fallback_and_status_read_every_segment(tmp_path: Path
     git(repo, "commit", "-q", "-m", "s")
     assert tree_log.read(repo, "HEAD", ".iteratr/S") == whole
     assert status_spans.folded(store.events_path, None).its.summary()["ended"] == 6
+
+
+@pytest.mark.parametrize("how", ["load", "iter_events"])
+def test_a_bad_line_in_a_closed_segment_is_named_by_its_file_and_its_line_there(tmp_path: Path, how: str) -> None:
+    store = Store(tmp_path / ".iteratr", "S")
+    for n in range(3):  # three segments of two lines each, then events.jsonl
+        store.append(make_event("note.added", {"id": f"NOT-{2 * n + 1}", "content": "a", "type": "learning"}, 0))
+        store.append(make_event("note.added", {"id": f"NOT-{2 * n + 2}", "content": "b", "type": "learning"}, 0))
+        with store.locked():
+            store.close_segment()
+    segment = store.dir / segments.segment_rel(1)
+    first, _ = segment.read_bytes().splitlines(keepends=True)
+    segment.write_bytes(first + b"{not json\n")  # the second line of the second segment: line 4 of the whole log
+    shutil.rmtree(store.dir / "cache", ignore_errors=True)
+    for cache in (tmp_path / ".iteratr").rglob("state.marshal"):
+        cache.unlink()
+    with pytest.raises(StoreError) as caught:
+        if how == "load":
+            Store(store.data_dir, "S").load()
+        else:
+            list(Store(store.data_dir, "S").iter_events())
+    assert f"{segment}:2: invalid event line" in str(caught.value)
