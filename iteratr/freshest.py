@@ -26,6 +26,7 @@ from pathlib import Path
 
 from iteratr import paths
 from iteratr.errors import IteratrError
+from iteratr.gitreads import GIT_ENV
 from iteratr.session.state import State
 from iteratr.session.store import Store
 
@@ -102,7 +103,7 @@ def mirror_branch(root: Path, common_dir: Path, ref: str, name: str, data_rel: P
 
 
 def _git(root: Path, *args: str) -> bytes | None:
-    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}
+    env = {**os.environ, **GIT_ENV}
     done = subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, stdin=subprocess.DEVNULL, check=False)
     return done.stdout if done.returncode == 0 else None
 
@@ -111,7 +112,7 @@ def _copy_blob(root: Path, oid: str, target: Path) -> None:
     """Stream blob ``oid`` to ``target`` (replaced whole, atomically): a big log is never held in memory."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}
+    env = {**os.environ, **GIT_ENV}
     try:
         with open(temp, "wb") as out:
             done = subprocess.run(

@@ -2,8 +2,9 @@
 
 Every iteration reads the same few things at its end: where HEAD and iteratr's record are, the log iteratr last
 committed, and what changed in the work tree. Each git process costs about a millisecond to start before it does
-anything, so these are read in as few processes as git allows (``git cat-file --batch`` for refs and files at once,
-one ``git status``), started together so they overlap (``GitRepo.start``), and HEAD's branch is read from its file.
+anything, so these are read in as few processes as git allows (``git cat-file --batch-check`` for refs and a file's
+id at once, one ``git status``), started together so they overlap (``GitRepo.start``), and HEAD's branch is read
+from its file.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from iteratr.errors import GitError
-
 if TYPE_CHECKING:
     from iteratr.gitrepo import GitRepo, GitRunning
+
+# Every git iteratr runs: messages in English (the error lines it shows read the same everywhere), and the objects
+# as they are, never as ``git replace`` (an agent's) says they are: a replaced commit would show any log as committed.
+GIT_ENV = {"LANGUAGE": "C", "LC_ALL": "C", "GIT_NO_REPLACE_OBJECTS": "1"}
+
+READY_TIMEOUT = 30.0  # seconds: a prepared ``cat-file`` answers in milliseconds once asked
 
 STATUS = ("--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=all")
 
@@ -93,38 +98,37 @@ def loose_head(repo: GitRepo) -> str | None:
 
 
 def ready_objects(repo: GitRepo) -> GitRunning:
-    """A ``git cat-file --batch`` started ahead, waiting for its names (``start_objects``): git resolves each name as
-    it reads it, so one started before the agent's turn answers for the repository as the turn left it."""
-    return repo.start("cat-file", "--batch", hold=True)
+    """A ``git cat-file --batch-check`` started ahead, waiting for its names (``start_objects``): git resolves each
+    name as it reads it, so one started before the agent's turn answers for the repository as the turn left it."""
+    # It lives through the agent's turn, which could stop it (SIGSTOP): never waited on for long, the check then
+    # reads through a git of its own.
+    return repo.start("cat-file", "--batch-check", hold=True, timeout=READY_TIMEOUT)
 
 
 def start_objects(repo: GitRepo, *names: str, ready: GitRunning | None = None) -> GitRunning:
-    """``git cat-file --batch`` for ``names`` (a ref, or ``rev:path``), given to ``ready`` if it is still there, else
-    to one started now: read it with ``objects``."""
+    """``git cat-file --batch-check`` for ``names`` (a ref, or ``rev:path``), given to ``ready`` if it is still
+    there, else to one started now: read it with ``objects``. Ids and sizes only: a blob is never read whole here
+    (a session's first run finds its whole old log committed as events.jsonl)."""
     data = "".join(f"{name}\n" for name in names).encode()
     if ready is not None:
         if ready.send(data):
             return ready
         ready.completed()  # it ended before it was asked (stopped by someone): reaped, and another started
-    return repo.start("cat-file", "--batch", input=data)
+    return repo.start("cat-file", "--batch-check", input=data)
 
 
-def objects(started: GitRunning) -> list[tuple[str, bytes] | None]:
-    """What ``start_objects`` found, in the order asked: (sha, content) of each, None for a missing one."""
-    done = started.completed()
-    if done.returncode != 0:
-        raise GitError(f"git cat-file --batch failed: {done.err.strip() or done.returncode}")
-    data = done.stdout
-    found: list[tuple[str, bytes] | None] = []
-    at = 0
-    while at < len(data):
-        end = data.index(b"\n", at)
-        header = data[at:end].split(b" ")
-        if len(header) == 3 and header[2].isdigit():
-            size = int(header[2])
-            found.append((header[0].decode(), data[end + 1 : end + 1 + size]))
-            at = end + 1 + size + 1
-        else:  # "<name> missing" (or ambiguous): nothing follows
-            found.append(None)
-            at = end + 1
+def objects(started: GitRunning) -> list[tuple[str, int] | None]:
+    """What ``start_objects`` found, in the order asked: (id, size) of each, None for a missing one."""
+    found: list[tuple[str, int] | None] = []
+    for line in started.out().splitlines():
+        fields = line.split(" ")
+        found.append((fields[0], int(fields[2])) if len(fields) == 3 and fields[2].isdigit() else None)
     return found
+
+
+def blob_id(data: bytes, like: str) -> str:
+    """The id git gives a blob of ``data``, in the object format of the id ``like`` (SHA-1, or SHA-256)."""
+    import hashlib
+
+    digest = hashlib.sha256 if len(like) == 64 else hashlib.sha1
+    return digest(b"blob %d\0" % len(data) + data).hexdigest()

@@ -24,77 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from iteratr import gitreads, procs
 from iteratr.errors import GitError
+from iteratr.gitproc import NO_GIT, GitRunning, cannot_run, git_env, run_git
+
+__all__ = ["NO_GIT", "GitRepo", "GitRunning", "run_git"]
 
 if TYPE_CHECKING:
     import git
 
 FALLBACK_IDENTITY = ("iteratr", "iteratr@localhost")
-NO_GIT = "git is not installed or not on PATH"
-
-
-def run_git(
-    cwd: Path,
-    *args: str,
-    check: bool = True,
-    input: bytes | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-) -> procs.Completed:
-    """``git ARGS`` in ``cwd``; with ``check``, a non-zero exit is a one-line ``GitError``.
-
-    Messages in English (as GitPython ran git), so the error lines iteratr shows read the same everywhere.
-    """
-    try:
-        done = procs.run(["git", *args], cwd=cwd, env=_env(env), input=input, timeout=timeout, finish_on_interrupt=True)
-    except OSError as exc:
-        raise _cannot_run(exc) from None
-    return _checked(done, args) if check else done
-
-
-def _env(env: Mapping[str, str] | None) -> dict[str, str]:
-    return {**(os.environ if env is None else env), "LANGUAGE": "C", "LC_ALL": "C"}
-
-
-def _cannot_run(exc: OSError) -> GitError:
-    if isinstance(exc, FileNotFoundError):
-        return GitError(NO_GIT, hint="install git, then run again")
-    return GitError(f"git cannot run: {exc.strerror or exc}", hint="reinstall git")  # e.g. not executable
-
-
-def _checked(done: procs.Completed, args: tuple[str, ...]) -> procs.Completed:
-    if done.returncode != 0:
-        detail = done.err.strip().replace("\n", " ") or done.out.strip().replace("\n", " ")
-        status = "timed out" if done.timed_out else f"exit status {done.returncode}"
-        raise GitError(f"git {' '.join(args[:3])} failed: {detail or status}")
-    return done
-
-
-class GitRunning:
-    """A git command started (``GitRepo.start``), not waited for yet."""
-
-    def __init__(self, running: procs.Running, args: tuple[str, ...]) -> None:
-        self._running = running
-        self._args = args
-        self._done: procs.Completed | None = None
-
-    def completed(self) -> procs.Completed:
-        """What it did, once it has ended (asked again, the same answer)."""
-        if self._done is None:
-            self._done = self._running.wait(finish_on_interrupt=True)
-        return self._done
-
-    def send(self, data: bytes) -> bool:
-        """Its input, for one started with ``hold``; False if it has ended meanwhile (start another)."""
-        try:
-            self._running.send(data)
-        except OSError:
-            return False
-        return True
-
-    def out(self) -> str:
-        """Its stdout less the final newline, once it has ended. Raises GitError as ``GitRepo.run`` does."""
-        out = _checked(self.completed(), self._args).out
-        return out[:-1] if out.endswith("\n") else out
 
 
 def toplevel(cwd: Path, env: Mapping[str, str] | None = None) -> tuple[Path, Path] | None:
@@ -162,14 +99,16 @@ class GitRepo:
             raise GitError(f"{path} is a bare repository: iteratr needs a work tree")
         return cls(repo)
 
-    def start(self, *args: str, input: bytes | None = None, hold: bool = False) -> GitRunning:
-        """``git ARGS`` started, to overlap with other work: ``.out()`` waits for it; ``hold``: its input is
-        ``send`` later. Raises GitError."""
+    def start(
+        self, *args: str, input: bytes | None = None, hold: bool = False, timeout: float | None = None
+    ) -> GitRunning:
+        """``git ARGS`` started, to overlap with other work: ``.out()`` waits for it (at most ``timeout`` seconds);
+        ``hold``: its input is ``send`` later. Raises GitError."""
         try:
-            running = procs.start(["git", *args], cwd=self.root, env=_env(None), input=input, hold=hold)
-            return GitRunning(running, args)
+            running = procs.start(["git", *args], cwd=self.root, env=git_env(None), input=input, hold=hold)
+            return GitRunning(running, args, timeout)
         except OSError as exc:
-            raise _cannot_run(exc) from None
+            raise cannot_run(exc) from None
 
     def run(self, *args: str, input: bytes | None = None) -> str:
         """``git ARGS`` at the work tree's top: its stdout less the final newline. Raises GitError."""
@@ -348,7 +287,9 @@ class GitRepo:
         done = run_git(self.root, "add", "--all", "--", ".", *forced, check=False)
         if done.returncode == 0:
             return
-        if "ignored by one of your .gitignore files" not in done.err:
+        # Exit 1 with git's advice: named paths were ignored, all else was added. Any other failure (exit 128,
+        # "adding files failed", after that same advice) staged nothing: never a commit of the session's files alone.
+        if done.returncode != 1 or "ignored by one of your .gitignore files" not in done.err:
             raise GitError(f"git add --all failed: {done.err.strip().replace(chr(10), ' ') or done.returncode}")
         self.run("add", "--force", "--", *forced)
 
@@ -370,7 +311,11 @@ class GitRepo:
         if moving is not None and not moving.send(f"update {also_ref} HEAD\n".encode()):
             moving.completed()  # it ended before it was asked (stopped by someone): another one
             moving = self.start("update-ref", str(also_ref), "HEAD")
-        sha = gitreads.loose_head(self) or self.run("rev-parse", "HEAD")
+        try:
+            sha = gitreads.loose_head(self) or self.run("rev-parse", "HEAD")
+        finally:
+            if moving is not None:
+                moving.completed()
         if moving is not None:
             moving.out()  # the ref moved, or a GitError
         return sha

@@ -188,7 +188,7 @@ def test_branch_methods_session_branch_uses(repo: Path, tmp_path: Path) -> None:
     assert git(tmp_path / "wt", "log", "-1", "--format=%s") == "two"
 
 
-def test_objects_reads_refs_and_files_of_a_commit_in_one_git(repo: Path) -> None:
+def test_objects_reads_the_ids_of_refs_and_files_of_a_commit_in_one_git(repo: Path) -> None:
     git_repo = GitRepo.open(repo)
     (repo / "a b.txt").write_bytes(b"two\nlines\n")
     git(repo, "add", "--all")
@@ -202,7 +202,9 @@ def test_objects_reads_refs_and_files_of_a_commit_in_one_git(repo: Path) -> None
     )
     assert found[0] is not None and found[0][0] == tip
     assert found[1] is None  # missing: nothing follows its line
-    assert found[2] == (git(repo, "rev-parse", "HEAD:a b.txt"), b"two\nlines\n")
+    blob = git(repo, "rev-parse", "HEAD:a b.txt")
+    assert found[2] == (blob, len(b"two\nlines\n"))
+    assert gitreads.blob_id(b"two\nlines\n", blob) == blob
 
 
 def test_head_ref_reads_where_head_is_attached(repo: Path) -> None:
@@ -249,3 +251,36 @@ def test_add_all_fails_loudly_when_git_cannot_add(repo: Path) -> None:
     (repo / "work.py").write_text("x = 1\n")
     with pytest.raises(GitError, match="git add --all failed"):
         GitRepo.open(repo).add_all(forced=[])
+
+
+def test_add_all_fails_loudly_when_another_path_fails_after_an_ignored_one(repo: Path) -> None:
+    """git names the ignored session file first, then dies on a path it cannot add, having staged nothing else:
+    that is a failure, never a commit of the session's files alone."""
+    (repo / ".gitignore").write_text(".iteratr/\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-q", "-m", "ignore the data dir")
+    (repo / "work.py").write_text("the agent's work\n")
+    (repo / ".iteratr" / "S").mkdir(parents=True)
+    (repo / ".iteratr" / "S" / "events.jsonl").write_text("{}\n")
+    (repo / "GIT~1").mkdir()  # a path git add refuses (as an unreadable file is, for a user other than root)
+    (repo / "GIT~1" / "x").write_text("x\n")
+    with pytest.raises(GitError, match="git add --all failed"):
+        GitRepo.open(repo).add_all(forced=[".iteratr/S/events.jsonl"])
+
+
+def test_a_replaced_commit_does_not_fool_iteratrs_reads(repo: Path) -> None:
+    """``git replace <commit> <fake>`` makes git show the fake's tree for the commit: an agent could make any log
+    look committed. iteratr's git runs with GIT_NO_REPLACE_OBJECTS."""
+    (repo / "log").write_text("the real log\n")
+    git(repo, "add", "log")
+    git(repo, "commit", "-q", "-m", "real")
+    real = git(repo, "rev-parse", "HEAD")
+    (repo / "log").write_text("a forged log\n")
+    git(repo, "commit", "-q", "-am", "fake")
+    fake = git(repo, "rev-parse", "HEAD")
+    git(repo, "replace", real, fake)
+    assert git(repo, "show", f"{real}:log") == "a forged log"  # what a plain git shows now
+    git_repo = GitRepo.open(repo)
+    assert git_repo.run("show", f"{real}:log") == "the real log"
+    found = gitreads.objects(gitreads.start_objects(git_repo, f"{real}:log"))
+    assert found == [(gitreads.blob_id(b"the real log\n", real), len("the real log\n"))]

@@ -32,7 +32,7 @@ from iteratr.errors import GitError
 from iteratr.run import segment_check
 from iteratr.run.integrity import check_log
 from iteratr.secrets import Masker
-from iteratr.session import journal, segments
+from iteratr.session import journal
 from iteratr.session.events import make_event
 from iteratr.session.store import Store
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from iteratr.gitrepo import GitRepo, GitRunning
     from iteratr.output import Printer
 
+READ_IT = "read it"  # ``_read_for_check``: the committed log is not known by its id here, read it from git
 SET_ASIDE_FILE = "events.set-aside.log"  # *.log: the data dir's .gitignore keeps it out of git
 
 
@@ -65,9 +66,8 @@ class History:
         self.unstaged_segments: list[Path] = []  # closed segments the last commit lacks (staged with the next)
         self.checked = False  # whether check_log listed them since the last commit
         self._intact = False  # as the refs were last read: the checkout on the branch, at iteratr's last commit
-        self._committed_log = b""  # the log that commit holds, read with the refs when they were intact
+        self._committed_id: tuple[str, int] | None = None  # the log that commit holds, as read with the refs
         self._ready: GitRunning | None = None  # a cat-file started before the turn (``prepare``)
-        self._own_commit: tuple[str, int] | None = None  # iteratr's last commit in this run, its closed segments
 
     # -- iteratr's record ---------------------------------------------------------------------------
 
@@ -78,9 +78,8 @@ class History:
         if tip is not None and (not pending or self.repo.rev(self.last_ref) is None):
             self.repo.update_ref(self.last_ref, tip)
 
-    def committed(self, sha: str) -> None:
+    def committed(self) -> None:
         """After each iteratr commit, which moved the record to it (``GitRepo.commit_staged``'s ``also_ref``)."""
-        self._own_commit = (sha, segments.count(self.store.dir))  # every closed segment is in it
         self.checked = False
         self.store.own_lines.clear()
         if self.store.journal_path is not None:  # the staged log is committed: its digests are done with
@@ -95,10 +94,15 @@ class History:
         """Put the log back if the turn did more than append to it; return the problems found ([] if none).
 
         ``trust_loop_lines``: at recovery, the loop lines after the commit were written by the killed run.
-        ``tree``: the whole work tree's ``git status`` (``gitreads.start_status``), taken as the turn ended.
+        ``tree``: the whole work tree's ``git status`` (``gitreads.start_status``), taken as the turn ended (read by
+        ``progress.changed_since``; reaped here if this raises).
         """
         rel = self.store.events_path.relative_to(self.repo.root).as_posix()
-        last, segs, committed = self._read_for_check(rel, tree)
+        try:
+            last, segs, committed_id = self._read_for_check(rel)
+        finally:
+            if tree is not None:
+                tree.completed()  # the turn's status, started with these reads: waited for here whatever happens
         self.unstaged_segments = list(segs.new)
         self.checked = last is not None
         try:
@@ -107,6 +111,7 @@ class History:
             current = None
         if segs.new:
             current = segs.tail() + (current or b"")
+        committed = self._committed(committed_id, current, last, rel)
         if current is None and not committed and not segs.changed and not segs.strays:
             return []
         appended = (current or b"")[len(committed) :] if current and current.startswith(committed) else current or b""
@@ -233,45 +238,58 @@ class History:
         if ready is not None:
             ready.completed()
 
-    def _read_for_check(
-        self, rel: str, tree: GitRunning | None
-    ) -> tuple[str | None, segment_check.SegmentState, bytes]:
+    def _read_for_check(self, rel: str) -> tuple[str | None, segment_check.SegmentState, tuple[str, int] | str | None]:
         """iteratr's last commit, the closed segments against it, and the log it committed. In the common case (HEAD
-        on the branch, at iteratr's own last commit, no segment closed since) from the ``cat-file`` prepared before
-        the turn and the turn's status ``tree``: no git started here. Else from git commands, one by one.
+        on the branch, at iteratr's last commit) from the ``cat-file`` prepared before the turn and one status of the
+        segments' directory started with it; else from git commands, one by one.
 
         Closed segments (iteratr.run.segment_check): the committed ones must be as committed; new ones (closed after
         the commit: at the staging of one that did not happen, or an old session's first run) are the head of what
-        was appended since, unless the first is the committed events.jsonl itself (not read then)."""
+        was appended since, unless the first is the committed events.jsonl itself (not read then).
+
+        The committed log comes back as its blob's (id, size), None if the commit has none, or ``READ_IT``."""
         ready, self._ready = self._ready, None
         names = (f"refs/heads/{self.branch}", self.last_ref, f"{self.last_ref}:{rel}")
+        objects: GitRunning | None = None
+        status: GitRunning | None = None
         try:
-            objects: GitRunning | None = gitreads.start_objects(self.repo, *names, ready=ready)
+            objects = gitreads.start_objects(self.repo, *names, ready=ready)
+            status = segment_check.start(self.repo, self.store.dir)  # meaningful only if HEAD is the record
         except GitError:
-            objects = None
-        last = self._read_refs(objects)
-        if not last:
-            return None, segment_check.SegmentState(), b""
-        segs = None
-        own = self._own_commit is not None and self._own_commit == (last, segments.count(self.store.dir))
-        if self._intact and own and tree is not None:
-            with contextlib.suppress(GitError):
-                segs = segment_check.from_status(self.repo, self.store.dir, gitreads.status(self.repo, tree))
-        if segs is None:
-            started = segment_check.start(self.repo, self.store.dir) if self._intact else None
-            segs = segment_check.inspect(self.repo, self.store.dir, last, started)
+            pass
+        try:
+            last = self._read_refs(objects)
+            if not last:
+                return None, segment_check.SegmentState(), None
+            segs = segment_check.inspect(self.repo, self.store.dir, last, status if self._intact else None)
+        finally:
+            if status is not None:
+                status.completed()  # waited for, used or not
         if segs.new and segment_check.is_committed(self.repo, last, rel, segs.new[0]):
-            return last, replace(segs, new=segs.new[1:]), b""
+            return last, replace(segs, new=segs.new[1:]), None
         if self._intact:
-            return last, segs, self._committed_log
-        return last, segs, gitrepo.blob(self.repo.root, last, rel) or b""
+            return last, segs, self._committed_id
+        return last, segs, READ_IT
+
+    def _committed(
+        self, found: tuple[str, int] | str | None, current: bytes | None, last: str | None, rel: str
+    ) -> bytes:
+        """The log iteratr's last commit holds: the head of the log now when it has that blob's id (the common
+        case: nothing read from git), else the blob itself."""
+        if found is None or last is None:
+            return b""
+        if not isinstance(found, str) and current is not None:
+            blob, size = found
+            if len(current) >= size and gitreads.blob_id(current[:size], blob) == blob:
+                return current[:size]
+        return gitrepo.blob(self.repo.root, last, rel) or b""
 
     def _read_refs(self, started: GitRunning | None = None) -> str | None:
         """iteratr's last commit (as ``last``), and whether the branch is as iteratr left it (``_intact``): the
-        checkout on it, its tip that commit. Without git started but ``started``'s in that common case, whose
-        committed log is kept then (``_committed_log``)."""
+        checkout on it, its tip that commit. Without git started but ``started``'s in that common case, which gives
+        the id and size of the log that commit holds (``_committed_id``) too."""
         branch = f"refs/heads/{self.branch}"
-        self._intact, self._committed_log = False, b""
+        self._intact, self._committed_id = False, None
         try:
             reading = started or gitreads.start_objects(self.repo, branch, self.last_ref)
             found = gitreads.objects(reading)
@@ -281,7 +299,7 @@ class History:
         # A branch tip is always a commit: equal to it, iteratr's record needs no check of its own.
         if gitreads.head_ref(self.repo) == branch and tip is not None and last is not None and tip[0] == last[0]:
             self._intact = True
-            self._committed_log = log[1] if log is not None else b""
+            self._committed_id = log
             return last[0]
         return self.last()
 

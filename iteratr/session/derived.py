@@ -48,6 +48,7 @@ class DerivedFiles:
     _snapshot: Snapshot
     _done: Progress
     _view_bytes: bytes | None
+    _view_at: tuple[int, int] | None
     _checkpoint_lines: int | None
 
     def exists(self) -> bool:
@@ -81,7 +82,7 @@ class DerivedFiles:
         text, new = tasks_view.render(self.name, state, old)
         # Derived data, so not durable; the rename means a reader (or `git add`) never sees half a file.
         data = text.encode("utf-8")
-        self._view_bytes = None  # not known to be there until the write is done
+        self._view_bytes, self._view_at = None, None  # not known to be there until the write is done
         safe_open.atomic_write(self.data_dir, self._tasks_rel, data, 0o644, durable=False)
         self._view_bytes = data
         view = self._snapshot.view

@@ -93,6 +93,7 @@ class Store(DerivedFiles):
         # lines of loop-only types among them are iteratr's, not an agent's forgery (iteratr.run.integrity).
         self.own_lines: list[bytes] = []
         self._view_bytes: bytes | None = None  # tasks.yaml as this store last wrote it
+        self._view_at: tuple[int, int] | None = None  # the log (closed segments, bytes) it was rendered for
         self._last: tuple[State, tuple[int, int, int], int] | None = None  # its last append's state, the log's stat
         self._checkpoint_lines: int | None = None  # the lines of the checkpoint last found sealed, or written
 
@@ -307,8 +308,12 @@ class Store(DerivedFiles):
             for event in new:
                 apply(state, event)
             try:
-                if not (self._view_intact() and all(e.get("type") in VIEW_NEUTRAL for e in new)):
+                # Skipped only if this store rendered the view for the log exactly as it was before this append:
+                # another writer's append since (whose render may not have happened: killed, disk full) renders it.
+                fresh = self._view_at == (self._n_closed, start) and self._view_intact()
+                if not (fresh and all(e.get("type") in VIEW_NEUTRAL for e in new)):
                     self.write_view(state)
+                self._view_at = (self._n_closed, start + len(payload))
             except OSError as exc:
                 # The event is durable: say so, not "unexpected OSError". The view is derived; the next write
                 # (or a run's recovery) renders it again, and a temp file of this one is never left behind.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 
+from iteratr.gitreads import GIT_ENV
 from iteratr.session import segments
 
 TYPE_CHECKING = False
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def _git(root: Path, *args: str, feed: bytes | None = None) -> bytes | None:
-    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}
+    env = {**os.environ, **GIT_ENV}
     done = subprocess.run(["git", *args], cwd=root, env=env, input=feed, capture_output=True, check=False)
     return done.stdout if done.returncode == 0 else None
 

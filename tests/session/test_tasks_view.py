@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from iteratr.errors import UsageError
+from iteratr.errors import StoreError, UsageError
 from iteratr.session import ops as tools
 from iteratr.session import tasks_view
 from iteratr.session.events import make_event
@@ -448,3 +448,22 @@ def test_write_replaces_the_file_whole_and_leaves_no_temporary_file(tmp_path: Pa
     tasks_view.write(path, NAME, State(), None)
     assert path.read_text() == one_shot(State())
     assert [p.name for p in tmp_path.iterdir()] == ["tasks.yaml"]
+
+
+def test_a_view_another_writer_left_stale_is_rendered_by_the_loops_next_append(tmp_path: Path) -> None:
+    """Another writer's append is durable but its render did not happen (killed between the two, or a full disk:
+    "the next write renders it again"): the loop's next append, bookkeeping or not, renders it."""
+    data_dir = tmp_path / ".iteratr"
+    loop = Store(data_dir, NAME)
+    tools.task_add(loop, [{"content": "a task"}])
+    loop.append(make_event("iteration.started", {"n": 1, "kind": "main"}, 1))
+    agent = Store(data_dir, NAME)  # an `iteratr tool` call
+
+    def no_render(state: State) -> None:
+        raise OSError(28, "No space left on device")
+
+    agent.write_view = no_render  # type: ignore[method-assign]
+    with pytest.raises(StoreError, match="the next write renders it again"):
+        tools.task_status(agent, "TAS-1", "completed")
+    loop.append(make_event("iteration.ended", {"n": 1, "outcome": "ok", "duration": 1.0}, 1))
+    check_view(data_dir)
