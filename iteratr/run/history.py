@@ -32,7 +32,7 @@ from iteratr.errors import GitError
 from iteratr.run import segment_check
 from iteratr.run.integrity import check_log
 from iteratr.secrets import Masker
-from iteratr.session import journal
+from iteratr.session import journal, segments
 from iteratr.session.events import make_event
 from iteratr.session.store import Store
 
@@ -68,6 +68,7 @@ class History:
         self._intact = False  # as the refs were last read: the checkout on the branch, at iteratr's last commit
         self._committed_id: tuple[str, int] | None = None  # the log that commit holds, as read with the refs
         self._ready: GitRunning | None = None  # a cat-file started before the turn (``prepare``)
+        self._own_commit: tuple[str, int] | None = None  # iteratr's last commit in this run, its closed segments
 
     # -- iteratr's record ---------------------------------------------------------------------------
 
@@ -78,8 +79,9 @@ class History:
         if tip is not None and (not pending or self.repo.rev(self.last_ref) is None):
             self.repo.update_ref(self.last_ref, tip)
 
-    def committed(self) -> None:
+    def committed(self, sha: str) -> None:
         """After each iteratr commit, which moved the record to it (``GitRepo.commit_staged``'s ``also_ref``)."""
+        self._own_commit = (sha, segments.count(self.store.dir))  # every closed segment is in it
         self.checked = False
         self.store.own_lines.clear()
         if self.store.journal_path is not None:  # the staged log is committed: its digests are done with
@@ -99,7 +101,7 @@ class History:
         """
         rel = self.store.events_path.relative_to(self.repo.root).as_posix()
         try:
-            last, segs, committed_id = self._read_for_check(rel)
+            last, segs, committed_id = self._read_for_check(rel, tree)
         finally:
             if tree is not None:
                 tree.completed()  # the turn's status, started with these reads: waited for here whatever happens
@@ -238,10 +240,13 @@ class History:
         if ready is not None:
             ready.completed()
 
-    def _read_for_check(self, rel: str) -> tuple[str | None, segment_check.SegmentState, tuple[str, int] | str | None]:
+    def _read_for_check(
+        self, rel: str, tree: GitRunning | None
+    ) -> tuple[str | None, segment_check.SegmentState, tuple[str, int] | str | None]:
         """iteratr's last commit, the closed segments against it, and the log it committed. In the common case (HEAD
-        on the branch, at iteratr's last commit) from the ``cat-file`` prepared before the turn and one status of the
-        segments' directory started with it; else from git commands, one by one.
+        on the branch, at iteratr's own last commit, no segment closed since) from the ``cat-file`` prepared before
+        the turn and the turn's status ``tree``: no git started here. Else from git commands (a status of the
+        segments' directory, ignored files included, when HEAD is the record; else a diff and a listing).
 
         Closed segments (iteratr.run.segment_check): the committed ones must be as committed; new ones (closed after
         the commit: at the staging of one that did not happen, or an old session's first run) are the head of what
@@ -250,21 +255,21 @@ class History:
         The committed log comes back as its blob's (id, size), None if the commit has none, or ``READ_IT``."""
         ready, self._ready = self._ready, None
         names = (f"refs/heads/{self.branch}", self.last_ref, f"{self.last_ref}:{rel}")
-        objects: GitRunning | None = None
-        status: GitRunning | None = None
         try:
-            objects = gitreads.start_objects(self.repo, *names, ready=ready)
-            status = segment_check.start(self.repo, self.store.dir)  # meaningful only if HEAD is the record
+            objects: GitRunning | None = gitreads.start_objects(self.repo, *names, ready=ready)
         except GitError:
-            pass
-        try:
-            last = self._read_refs(objects)
-            if not last:
-                return None, segment_check.SegmentState(), None
-            segs = segment_check.inspect(self.repo, self.store.dir, last, status if self._intact else None)
-        finally:
-            if status is not None:
-                status.completed()  # waited for, used or not
+            objects = None
+        last = self._read_refs(objects)
+        if not last:
+            return None, segment_check.SegmentState(), None
+        segs = None
+        own = self._own_commit is not None and self._own_commit == (last, segments.count(self.store.dir))
+        if self._intact and own and tree is not None:
+            with contextlib.suppress(GitError):
+                segs = segment_check.from_status(self.repo, self.store.dir, gitreads.status(self.repo, tree))
+        if segs is None:
+            started = segment_check.start(self.repo, self.store.dir) if self._intact else None
+            segs = segment_check.inspect(self.repo, self.store.dir, last, started)
         if segs.new and segment_check.is_committed(self.repo, last, rel, segs.new[0]):
             return last, replace(segs, new=segs.new[1:]), None
         if self._intact:

@@ -187,7 +187,7 @@ class Recorder:
                 journal.seal(self.store.journal_path)
         sha = self.repo.commit_staged(message, also_ref=self.history.last_ref)
         self.history.unstaged_segments = []
-        self.history.committed()
+        self.history.committed(sha)
         return sha
 
     def _new_segments(self, closed: Path | None) -> list[str]:

@@ -64,6 +64,17 @@ def inspect(repo: GitRepo, session_dir: Path, last: str, started: GitRunning | N
     return _sorted(repo, rel, added, found)
 
 
+def from_status(repo: GitRepo, session_dir: Path, tree: gitreads.TreeStatus) -> SegmentState:
+    """As ``inspect``, from the whole work tree's ``git status`` (HEAD being the commit), when the segments' count
+    is the commit's. That status lists no file a .gitignore hides (a user's, or one the agent planted beside a
+    segment), and needs not: such a file is no segment any reader takes. A reader takes only the names
+    ``segments.segment_rel`` gives, in their own directories: under one of the commit's numbers that is a tracked
+    path, whose change status shows; under a higher one ``segments.count`` would have grown."""
+    found = SegmentState()
+    rel = (session_dir / segments.SEGMENTS_DIR).relative_to(repo.root).as_posix()
+    return _sorted(repo, rel, _classify(tree.entries, found.changed, f"{rel}/"), found)
+
+
 def _sorted(repo: GitRepo, rel: str, added: list[str], found: SegmentState) -> SegmentState:
     """``added`` (paths from the top) told apart: segments iteratr's names allow, in number order, and strays."""
     numbered = []
@@ -89,19 +100,21 @@ def _from_diff(repo: GitRepo, last: str, rel: str, changed: list[str]) -> list[s
     return added
 
 
-def _classify(entries: Iterable[tuple[str, str, str, str]], changed: list[str]) -> list[str]:
-    """As ``_from_diff``, from ``git status`` of the segments' directory against HEAD (which is the commit): a file the
-    index added, or an untracked or ignored one, is new; a committed one modified, deleted or moved (in the index or
-    the work tree) is changed."""
+def _classify(entries: Iterable[tuple[str, str, str, str]], changed: list[str], under: str = "") -> list[str]:
+    """As ``_from_diff``, from ``git status`` against HEAD (which is the commit), for the paths ``under`` a
+    directory: a file the index added, or an untracked or ignored one, is new; a committed one modified, deleted or
+    moved (in the index or the work tree) is changed."""
     added: list[str] = []
     for kind, xy, path, original in entries:
-        if kind in ("?", "!"):
+        inside = path.startswith(under)
+        if kind in ("?", "!") and inside:
             added.append(path)
         elif kind == "2":  # a rename or copy in the index: the new path is new; a renamed one is gone
-            if xy[0] == "R":
+            if xy[0] == "R" and original.startswith(under):
                 changed.append(original)
-            added.append(path)
-        elif kind in ("1", "u"):
+            if inside:
+                added.append(path)
+        elif kind in ("1", "u") and inside:
             if xy[0] != "A":
                 changed.append(path)
             elif xy[1] != "D":  # added to the index, then deleted: there is nothing

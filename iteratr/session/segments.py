@@ -50,7 +50,9 @@ def is_segment_rel(rel: str) -> bool:
 
 
 def _numbered(folder: Path, files: bool) -> list[tuple[int, str]]:
-    """Entries of ``folder`` that are segment files (``files``) or segment directories, by number."""
+    """Entries of ``folder`` that are segment files (``files``) or segment directories, by number: only names
+    ``segment_rel`` gives (``0000012.jsonl``, ``3``), so a file planted as ``012.jsonl`` or ``01/`` is never a
+    segment any reader takes (it would read a number twice)."""
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
@@ -59,8 +61,15 @@ def _numbered(folder: Path, files: bool) -> list[tuple[int, str]]:
     for name in names:
         stem = name[: -len(".jsonl")] if files and name.endswith(".jsonl") else (None if files else name)
         if stem is not None and stem.isdigit() and stem.isascii():
-            found.append((int(stem), name))
+            n = int(stem)
+            if stem == (f"{n:07d}" if files else str(n)):
+                found.append((n, name))
     return sorted(found)
+
+
+def _where(folder: Path, session_dir: Path, n: int) -> bool:
+    """Whether segment ``n`` belongs in ``folder`` (its name alone could be copied into any directory)."""
+    return (folder / f"{n:07d}.jsonl") == session_dir / segment_rel(n)
 
 
 def closed(session_dir: Path) -> list[int]:
@@ -69,7 +78,7 @@ def closed(session_dir: Path) -> list[int]:
 
     def walk(folder: Path, depth: int) -> None:
         if depth == LEVELS + 1:
-            numbers.extend(n for n, _ in _numbered(folder, files=True))
+            numbers.extend(n for n, _ in _numbered(folder, files=True) if _where(folder, session_dir, n))
             return
         for _, name in _numbered(folder, files=False):
             walk(folder / name, depth + 1)
@@ -79,17 +88,21 @@ def closed(session_dir: Path) -> list[int]:
 
 
 def last(session_dir: Path) -> int | None:
-    """The last closed segment's number, reading one directory per level (not every segment)."""
-    folder = session_dir / SEGMENTS_DIR
-    for _ in range(LEVELS + 1):
-        entries = _numbered(folder, files=False)
-        while entries and not (folder / entries[-1][1]).is_dir():
-            entries.pop()
-        if not entries:
-            return None
-        folder = folder / entries[-1][1]
-    files = _numbered(folder, files=True)
-    return files[-1][0] if files else None
+    """The last closed segment's number: down the highest directory of each level (not every segment), back up to
+    the next one where a directory holds none (an empty ``events/9/`` planted there must not hide them all)."""
+
+    def search(folder: Path, depth: int) -> int | None:
+        if depth == LEVELS + 1:
+            files = [n for n, _ in _numbered(folder, files=True) if _where(folder, session_dir, n)]
+            return files[-1] if files else None
+        for _, name in reversed(_numbered(folder, files=False)):
+            if (folder / name).is_dir():
+                found = search(folder / name, depth + 1)
+                if found is not None:
+                    return found
+        return None
+
+    return search(session_dir / SEGMENTS_DIR, 0)
 
 
 def open_is_closed(session_dir: Path) -> bool:

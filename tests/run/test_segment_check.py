@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from iteratr import gitreads
 from iteratr.gitrepo import GitRepo
 from iteratr.run import segment_check
 from iteratr.session import segments
@@ -106,6 +107,11 @@ def test_the_status_of_the_segments_finds_what_the_diff_finds(repo: Path, damage
     by_diff = segment_check.inspect(git_repo, session, last)
     by_status = segment_check.inspect(git_repo, session, last, segment_check.start(git_repo, session))
     assert found(by_status) == found(by_diff)
+    whole = segment_check.from_status(git_repo, session, gitreads.status(git_repo))
+    if damage == "ignored":  # hidden from the whole tree's status, but the store's count of segments grew
+        assert segments.count(session) == 4 and found(whole) == ([], [], [])
+    else:
+        assert found(whole) == found(by_diff)
     # Staged, then deleted, a file is nowhere in the work tree: the commit's `git add --all` drops it from the index.
     harmless = damage in ("nothing", "added then deleted")
     assert (found(by_diff) == ([], [], [])) == harmless
@@ -118,6 +124,8 @@ def test_a_segment_moved_out_of_the_directory_is_changed_and_the_file_outside_is
     by_status = segment_check.inspect(git_repo, session, last, segment_check.start(git_repo, session))
     assert found(by_status) == found(segment_check.inspect(git_repo, session, last))
     assert by_status.changed == [f".iteratr/{SESSION}/{segments.segment_rel(1)}"] and not by_status.strays
+    whole = segment_check.from_status(git_repo, session, gitreads.status(git_repo))
+    assert found(whole) == found(by_status)
 
 
 def test_a_file_a_planted_gitignore_hides_is_still_found(repo: Path) -> None:
@@ -132,6 +140,8 @@ def test_a_file_a_planted_gitignore_hides_is_still_found(repo: Path) -> None:
     by_status = segment_check.inspect(git_repo, session, last, segment_check.start(git_repo, session))
     assert planted in by_status.strays and folder / ".gitignore" in by_status.strays
     assert found(by_status) == found(segment_check.inspect(git_repo, session, last))
+    # The whole tree's status cannot see them, and needs not: no reader takes a name iteratr would not give.
+    assert segments.closed(session) == [0, 1, 2] and segments.count(session) == 3
 
 
 def test_a_symlinked_segment_is_a_stray_either_way(repo: Path) -> None:

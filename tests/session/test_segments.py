@@ -249,3 +249,27 @@ def test_a_bad_line_in_a_closed_segment_is_named_by_its_file_and_its_line_there(
         else:
             list(Store(store.data_dir, "S").iter_events())
     assert f"{segment}:2: invalid event line" in str(caught.value)
+
+
+def test_only_the_names_iteratr_gives_are_segments(tmp_path: Path) -> None:
+    """A file planted as ``012.jsonl``, a real segment's name in another directory, or a directory ``01`` is never
+    read as a segment: each would give a reader a number twice."""
+    session = tmp_path / "S"
+    session.mkdir()
+    (session / segments.OPEN_FILE).write_bytes(b"")
+    for n in range(3):
+        (session / segments.OPEN_FILE).write_bytes(f'{{"n": {n}}}\n'.encode())
+        segments.close(session)
+    leaf = (session / segments.segment_rel(0)).parent
+    (leaf / "00.jsonl").write_text('{"planted": 1}\n')
+    (leaf / "012.jsonl").write_text('{"planted": 2}\n')
+    elsewhere = session / "events" / "0" / "0" / "1" / "5"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "0000002.jsonl").write_text('{"planted": 3}\n')  # segment 2's name, not its directory
+    (session / "events" / "0" / "00").mkdir()
+    (session / "events" / "0" / "00" / "0000009.jsonl").write_text('{"planted": 4}\n')
+    (session / "events" / "9" / "9").mkdir(parents=True)  # a higher directory holding no segment
+    assert segments.closed(session) == [0, 1, 2]
+    assert segments.count(session) == 3
+    with segments.LogView(session) as view:
+        assert b"planted" not in view.read()
