@@ -50,20 +50,29 @@ def is_segment_rel(rel: str) -> bool:
 
 
 def _numbered(folder: Path, files: bool) -> list[tuple[int, str]]:
-    """Entries of ``folder`` that are segment files (``files``) or segment directories, by number: only names
-    ``segment_rel`` gives (``0000012.jsonl``, ``3``), so a file planted as ``012.jsonl`` or ``01/`` is never a
-    segment any reader takes (it would read a number twice)."""
+    """Entries of ``folder`` that are segment files (``files``: regular files) or segment directories, by number:
+    only names ``segment_rel`` gives (``0000012.jsonl``, ``3``), so a file planted as ``012.jsonl`` or ``01/`` is
+    never a segment any reader takes (it would read a number twice). A link is neither (never followed: links to
+    ``.`` made every search of the last segment exponential), nor a file where a directory goes or the reverse."""
     try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
         return []
     found = []
-    for name in names:
+    for entry in entries:
+        name = entry.name
         stem = name[: -len(".jsonl")] if files and name.endswith(".jsonl") else (None if files else name)
-        if stem is not None and stem.isdigit() and stem.isascii():
-            n = int(stem)
-            if stem == (f"{n:07d}" if files else str(n)):
-                found.append((n, name))
+        if stem is None or not (stem.isdigit() and stem.isascii()):
+            continue
+        n = int(stem)
+        if stem != (f"{n:07d}" if files else str(n)):
+            continue
+        try:
+            kind_ok = entry.is_file(follow_symlinks=False) if files else entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        if kind_ok:
+            found.append((n, name))
     return sorted(found)
 
 
@@ -96,10 +105,9 @@ def last(session_dir: Path) -> int | None:
             files = [n for n, _ in _numbered(folder, files=True) if _where(folder, session_dir, n)]
             return files[-1] if files else None
         for _, name in reversed(_numbered(folder, files=False)):
-            if (folder / name).is_dir():
-                found = search(folder / name, depth + 1)
-                if found is not None:
-                    return found
+            found = search(folder / name, depth + 1)
+            if found is not None:
+                return found
         return None
 
     return search(session_dir / SEGMENTS_DIR, 0)

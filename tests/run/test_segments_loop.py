@@ -148,3 +148,15 @@ def test_a_segment_hidden_by_a_planted_gitignore_is_never_read(spec_repo: Path) 
     committed = git(spec_repo, "ls-tree", "-r", "--name-only", "iteratr/SPEC").split()
     assert f"{SESSION}/events/0/0/0/0/00.jsonl" not in committed
     assert_history_is_whole(spec_repo, run)
+
+
+def test_an_ignored_file_where_a_segment_directory_goes_breaks_no_reader(spec_repo: Path) -> None:
+    def plant(agent: FakeAgent) -> None:
+        top = agent.store.dir / "events"
+        (top / ".gitignore").write_text(".gitignore\n9\n")
+        (top / "9").write_text("x\n")
+
+    run = run_loop(spec_repo, Script("follow", follow_then(plant), "follow", "follow"), iterations=4, expect=0)
+    numbers = segments.closed(run.session_dir)
+    assert numbers == list(range(len(numbers)))
+    assert_history_is_whole(spec_repo, run)

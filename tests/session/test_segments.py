@@ -273,3 +273,24 @@ def test_only_the_names_iteratr_gives_are_segments(tmp_path: Path) -> None:
     assert segments.count(session) == 3
     with segments.LogView(session) as view:
         assert b"planted" not in view.read()
+
+
+def test_links_files_and_directories_in_the_wrong_place_are_no_segments(tmp_path: Path) -> None:
+    """A file where a segment directory goes, a directory named like a segment file, and links (twenty of them to
+    the top, which made the search of the last segment exponential) are passed over, quickly."""
+    session = tmp_path / "S"
+    session.mkdir()
+    for n in range(3):
+        (session / segments.OPEN_FILE).write_bytes(f'{{"n": {n}}}\n'.encode())
+        segments.close(session)
+    top = session / "events"
+    (top / "9").write_text("a file where a directory goes\n")
+    (session / segments.segment_rel(3)).mkdir()  # a directory named like the next segment file
+    for k in range(10, 30):
+        (top / str(k)).symlink_to(".")
+    leaf = (session / segments.segment_rel(0)).parent
+    (leaf / "0000004.jsonl").symlink_to(leaf / "0000000.jsonl")
+    assert segments.count(session) == 3
+    assert segments.closed(session) == [0, 1, 2]
+    with segments.LogView(session) as view:
+        assert view.read().count(b"\n") == 3
