@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -137,7 +138,10 @@ def is_committed(repo: GitRepo, last: str, rel: str, segment: Path) -> bool:
 def put_back(repo: GitRepo, found: SegmentState, last: str) -> None:
     """The committed segments as the commit has them; the new segments and the strays removed (the caller writes
     what is kept of their lines to ``events.jsonl``)."""
-    repo.paths_op("checkout", last, paths=found.changed)
     for path in [*found.new, *found.strays]:
         with contextlib.suppress(OSError):
-            path.unlink()
+            if path.is_dir() and not path.is_symlink():  # git lists a nested repository as one directory
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    repo.paths_op("checkout", last, paths=found.changed)  # last: nothing removed above takes a committed one

@@ -151,3 +151,19 @@ def test_a_symlinked_segment_is_a_stray_either_way(repo: Path) -> None:
     by_status = segment_check.inspect(git_repo, session, last, segment_check.start(git_repo, session))
     assert by_status.strays == [session / segments.segment_rel(2)]
     assert found(by_status) == found(segment_check.inspect(git_repo, session, last))
+
+
+def test_a_nested_repository_planted_where_segments_go_is_removed(repo: Path) -> None:
+    """``git init`` where the next segments go: git lists the directory as one untracked path and never looks
+    inside, while the store would read the segment planted there. The check's put_back removes the directory."""
+    session, last = committed_segments(repo, 10)  # 0..9: the next one starts events/0/0/0/1/
+    forged = session / segments.segment_rel(10)
+    forged.parent.mkdir(parents=True)
+    git(forged.parent, "init", "-q")
+    forged.write_text('{"forged": 1}\n')
+    assert segments.count(session) == 11  # every reader would take it
+    git_repo = GitRepo.open(repo)
+    found_now = segment_check.inspect(git_repo, session, last, segment_check.start(git_repo, session))
+    assert forged.parent in found_now.strays
+    segment_check.put_back(git_repo, found_now, last)
+    assert not forged.parent.exists() and segments.count(session) == 10
