@@ -14,8 +14,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ KILL_WAIT = 5.0  # seconds, after SIGKILL, for the group to be gone
 # it finds but did not start (orphans re-parented to it), never stops one of iteratr's own: a lease renewal's
 # ``git push`` from a background thread runs during the agent's turn. The start time tells a reused pid apart.
 _started: dict[int, str] = {}
+# Held from before a child exists until it is in ``_started``, and by the reaper while it picks: a child a background
+# thread is starting is never seen unremembered (the reaper stopped a lease renewal's push in that moment).
+_spawning = threading.Lock()
 
 
 def _read_small(path: str) -> str | None:
@@ -100,17 +104,26 @@ def popen(
     stderr: int | IO[Any] | None = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session (its own process group). Raises OSError if it cannot start."""
-    proc = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        stdin=stdin,
-        stdout=stdout,
-        stderr=stderr,
-        start_new_session=True,
-    )
-    _remember(proc.pid)
+    with _spawning:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        _remember(proc.pid)
     return proc
+
+
+@contextlib.contextmanager
+def no_starts() -> Iterator[None]:
+    """No child starts through this module meanwhile: every child of this process it started is remembered
+    (``started_here``) for as long as this is held."""
+    with _spawning:
+        yield
 
 
 def run(

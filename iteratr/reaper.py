@@ -75,14 +75,15 @@ def descendants(root: int, table: dict[int, int] | None = None) -> list[int]:
 
 def orphans(keep: Iterable[int]) -> list[int]:
     """Processes below this one that it did not start (re-parented to it as subreaper), and theirs."""
-    table = _parents()
     me = os.getpid()
     kept = set(keep)
     escaped: list[int] = []
-    for pid, ppid in table.items():
-        if ppid == me and pid not in kept and not procs.started_here(pid):
-            escaped.append(pid)
-            escaped.extend(descendants(pid, table))
+    with procs.no_starts():  # a child another thread is starting right now is remembered before it is judged
+        table = _parents()
+        for pid, ppid in table.items():
+            if ppid == me and pid not in kept and not procs.started_here(pid):
+                escaped.append(pid)
+                escaped.extend(descendants(pid, table))
     return escaped
 
 
