@@ -18,7 +18,7 @@ from iteratr.session import replay as replay_module
 from iteratr.session.events import make_event
 from iteratr.session.reducer import replay
 from iteratr.session.store import Store
-from tests.session.test_store_equivalence import Session, cache_dir, check
+from tests.session.test_store_equivalence import Session, cache_dir, check, small_windows
 
 
 def starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -38,9 +38,7 @@ def starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_a_cold_read_from_the_checkpoint_equals_a_full_replay(
     tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(replay_module, "SPILL_EVERY", 7)
-    for module in ("iteratr.session.state", "iteratr.session.windowed"):
-        monkeypatch.setattr(f"{module}.WINDOW", 3)
+    small_windows(monkeypatch)
     rng = random.Random(seed)
     session = Session(rng)
     store = Store(tmp_path / ".iteratr", "S")

@@ -97,12 +97,9 @@ def test_the_store_on_a_segmented_log_equals_a_full_replay(
 ) -> None:
     """Appends through the store and behind its back, closes at random (as the recorder's), lost caches (cold reads
     through the checkpoint), touches, a close cut short: every read equals a full replay of the whole log."""
-    from iteratr.session import replay as replay_module
-    from tests.session.test_store_equivalence import Session, cache_dir, check
+    from tests.session.test_store_equivalence import Session, cache_dir, check, small_windows
 
-    monkeypatch.setattr(replay_module, "SPILL_EVERY", 7)
-    for module in ("iteratr.session.state", "iteratr.session.windowed"):
-        monkeypatch.setattr(f"{module}.WINDOW", 3)
+    small_windows(monkeypatch)
     rng = random.Random(seed)
     session = Session(rng)
     store = Store(tmp_path / ".iteratr", "S")

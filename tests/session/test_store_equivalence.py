@@ -115,11 +115,17 @@ def cache_dir(store: Store) -> Path:
     return store.dir / "cache"
 
 
+def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """History moves often: cold replays spill to the archive every 7 events, and iterations leave a live window
+    of 3 (their sums move)."""
+    monkeypatch.setattr(replay_module, "SPILL_EVERY", 7)
+    for module in ("iteratr.session.state", "iteratr.session.windowed"):
+        monkeypatch.setattr(f"{module}.WINDOW", 3)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_every_read_path_equals_a_full_replay(tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(replay_module, "SPILL_EVERY", 7)  # cold replays spill history to the archive often
-    for module in ("iteratr.session.state", "iteratr.session.windowed"):
-        monkeypatch.setattr(f"{module}.WINDOW", 3)  # iterations leave the live window (and their sums move) often
+    small_windows(monkeypatch)
     rng = random.Random(seed)
     session = Session(rng)
     store = Store(tmp_path / ".iteratr", "S")
