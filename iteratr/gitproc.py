@@ -30,7 +30,7 @@ def run_git(
         done = procs.run(argv, cwd=cwd, env=git_env(env), input=input, timeout=timeout, finish_on_interrupt=True)
     except OSError as exc:
         raise cannot_run(exc) from None
-    return _checked(done, args) if check else done
+    return checked(done, args) if check else done
 
 
 def git_env(env: Mapping[str, str] | None) -> dict[str, str]:
@@ -43,7 +43,7 @@ def cannot_run(exc: OSError) -> GitError:
     return GitError(f"git cannot run: {exc.strerror or exc}", hint="reinstall git")  # e.g. not executable
 
 
-def _checked(done: procs.Completed, args: tuple[str, ...]) -> procs.Completed:
+def checked(done: procs.Completed, args: tuple[str, ...]) -> procs.Completed:
     if done.returncode != 0:
         detail = done.err.strip().replace("\n", " ") or done.out.strip().replace("\n", " ")
         status = "timed out" if done.timed_out else f"exit status {done.returncode}"
@@ -76,5 +76,5 @@ class GitRunning:
 
     def out(self) -> str:
         """Its stdout less the final newline, once it has ended. Raises GitError as ``GitRepo.run`` does."""
-        out = _checked(self.completed(), self._args).out
+        out = checked(self.completed(), self._args).out
         return out[:-1] if out.endswith("\n") else out

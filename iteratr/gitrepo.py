@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from iteratr import gitreads, procs
 from iteratr.errors import GitError
-from iteratr.gitproc import NO_GIT, GitRunning, cannot_run, git_env, run_git
+from iteratr.gitproc import NO_GIT, GitRunning, cannot_run, checked, git_env, run_git
 
 __all__ = ["NO_GIT", "GitRepo", "GitRunning", "run_git"]
 
@@ -285,13 +285,12 @@ class GitRepo:
         """``git add --all``, and ``forced`` staged even if a .gitignore covers them: in one git when none is ignored
         (they are named, so git says if one is), else a second one with ``--force``. Raises GitError."""
         done = run_git(self.root, "add", "--all", "--", ".", *forced, check=False)
-        if done.returncode == 0:
-            return
         # Exit 1 with git's advice: named paths were ignored, all else was added. Any other failure (exit 128,
         # "adding files failed", after that same advice) staged nothing: never a commit of the session's files alone.
-        if done.returncode != 1 or "ignored by one of your .gitignore files" not in done.err:
-            raise GitError(f"git add --all failed: {done.err.strip().replace(chr(10), ' ') or done.returncode}")
-        self.run("add", "--force", "--", *forced)
+        if done.returncode == 1 and "ignored by one of your .gitignore files" in done.err:
+            self.run("add", "--force", "--", *forced)
+        else:
+            checked(done, ("add", "--all"))
 
     def commit_staged(self, message: str, *, also_ref: str | None = None) -> str:
         """Commit the index as it is; return the new commit's full sha. ``also_ref``: a ref moved to it too.

@@ -20,14 +20,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from iteratr import procs
 
 PR_SET_CHILD_SUBREAPER = 36
-PROC = Path("/proc")
-
-
 PR_GET_CHILD_SUBREAPER = 37
 
 
@@ -122,11 +118,8 @@ def _reap(pids: list[int]) -> None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return False
-    return state[state.rfind(")") + 2 :][:1] not in ("Z", "X", "")
+    state = procs.proc_stat(pid)
+    return state is not None and state[state.rfind(")") + 2 :][:1] not in ("Z", "X", "")
 
 
 def escaped_below(root: int) -> list[int]:
