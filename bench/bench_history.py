@@ -32,10 +32,8 @@ Exit status: 0 if both budgets are met, 1 if one is missed.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,6 +46,7 @@ from bench.bench_loop import (
     git,
     make_repo,
     run_build,
+    scratch,
 )
 
 COST_BUDGET = 3.0
@@ -126,8 +125,7 @@ def main() -> int:
     parser.add_argument("--git-runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="iteratr-bench-history-"))
-    try:
+    with scratch("iteratr-bench-history-", keep=args.keep) as base:
         home = base / "home"
         home.mkdir()
         (home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@example.com\n")
@@ -181,11 +179,6 @@ def main() -> int:
         )
         print("budgets: met" if ok else "budgets: MISSED")
         return 0 if ok else 1
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ machine: rerun before believing it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -52,6 +54,19 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "bench@example.com",
     "GIT_CONFIG_NOSYSTEM": "1",
 }
+
+
+@contextlib.contextmanager
+def scratch(prefix: str, *, keep: bool) -> Iterator[Path]:
+    """A temporary directory for one benchmark's run: removed after, or kept and its path printed (``--keep``)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield base
+    finally:
+        if keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def iteratr_command() -> list[str]:
@@ -216,8 +231,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
     args = parser.parse_args()
 
-    base = Path(tempfile.mkdtemp(prefix="iteratr-bench-loop-"))
-    try:
+    with scratch("iteratr-bench-loop-", keep=args.keep) as base:
         repo, env, _, wall, peak_short = one_run(base, "short", args.files, args.iterations)
         overheads = overhead_per_iteration(repo)
         per_iteration = statistics.median(overheads)
@@ -242,11 +256,6 @@ def main() -> int:
         ok = ratio <= COST_BUDGET and memory_ratio <= MEMORY_BUDGET
         print("budgets: met" if ok else "budgets: MISSED")
         return 0 if ok else 1
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
